@@ -1,0 +1,263 @@
+//! The admin listener: `/metrics` (Prometheus text) and `/status` (JSON).
+//!
+//! Served only on `--admin-listen`, never on the public port, so operators can keep it on
+//! loopback or an internal network. Health gauges are refreshed at scrape time because passive
+//! marks expire by the clock, without an event to update them.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::backend::{Backend, Pool};
+use crate::discovery::{Discovery, UpstreamStatus};
+use crate::health::{now_ms, LastError};
+use crate::metrics::Metrics;
+
+pub struct Admin {
+    pub pool: Arc<Pool>,
+    pub discovery: Arc<Discovery>,
+    pub metrics: Arc<Metrics>,
+    pub started: std::time::Instant,
+}
+
+#[derive(Serialize)]
+struct BackendStatus {
+    address: String,
+    upstream: String,
+    /// "active" while in the rotation, "draining" after its address vanished from DNS.
+    state: &'static str,
+    healthy: bool,
+    reason: Option<String>,
+    in_flight: i64,
+    requests_total: u64,
+    failures_total: u64,
+    responses: ResponseClasses,
+    last_error: Option<LastError>,
+}
+
+#[derive(Serialize)]
+struct ResponseClasses {
+    #[serde(rename = "1xx")]
+    c1: u64,
+    #[serde(rename = "2xx")]
+    c2: u64,
+    #[serde(rename = "3xx")]
+    c3: u64,
+    #[serde(rename = "4xx")]
+    c4: u64,
+    #[serde(rename = "5xx")]
+    c5: u64,
+}
+
+#[derive(Serialize)]
+struct Status {
+    backends: Vec<BackendStatus>,
+    upstreams: Vec<UpstreamStatus>,
+    healthy_backends: usize,
+    requests_total: u64,
+    retries_total: u64,
+    uptime_seconds: u64,
+}
+
+fn backend_status(b: &Backend, state: &'static str, now: u64) -> BackendStatus {
+    let c = &b.metrics.by_class;
+    BackendStatus {
+        address: b.label.clone(),
+        upstream: b.upstream.clone(),
+        state,
+        healthy: state == "active" && b.health.is_healthy_at(now),
+        reason: if state == "draining" {
+            Some("address no longer resolves; finishing in-flight requests".into())
+        } else {
+            b.health.reason()
+        },
+        in_flight: b.in_flight(),
+        requests_total: b.requests_total.load(Ordering::Relaxed),
+        failures_total: b.failures_total.load(Ordering::Relaxed),
+        responses: ResponseClasses {
+            c1: c[0].get(),
+            c2: c[1].get(),
+            c3: c[2].get(),
+            c4: c[3].get(),
+            c5: c[4].get(),
+        },
+        last_error: b.health.last_error(),
+    }
+}
+
+impl Admin {
+    fn status(&self) -> Status {
+        let now = now_ms();
+        let mut backends: Vec<BackendStatus> = self
+            .pool
+            .snapshot()
+            .iter()
+            .map(|b| backend_status(b, "active", now))
+            .collect();
+        backends.extend(
+            self.pool
+                .draining()
+                .iter()
+                .map(|b| backend_status(b, "draining", now)),
+        );
+        let local: u64 = self.metrics.local.iter().map(|c| c.get()).sum();
+        Status {
+            healthy_backends: backends.iter().filter(|b| b.healthy).count(),
+            requests_total: local + backends.iter().map(|b| b.requests_total).sum::<u64>(),
+            retries_total: self.metrics.retries.get(),
+            backends,
+            upstreams: self.discovery.status(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+        }
+    }
+
+    fn refresh_gauges(&self) {
+        let now = now_ms();
+        for b in self.pool.snapshot().iter() {
+            b.metrics
+                .healthy
+                .set(i64::from(b.health.is_healthy_at(now)));
+        }
+        let _ = self.pool.draining();
+    }
+
+    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 Method Not Allowed\n".into(),
+            );
+        }
+        match req.uri().path() {
+            "/metrics" => {
+                self.refresh_gauges();
+                match self.metrics.encode() {
+                    Ok(body) => with_type(
+                        StatusCode::OK,
+                        body,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                    Err(_) => text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "encoding failed\n".into(),
+                    ),
+                }
+            }
+            "/status" => match serde_json::to_string_pretty(&self.status()) {
+                Ok(body) => with_type(StatusCode::OK, body, "application/json"),
+                Err(_) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "encoding failed\n".into(),
+                ),
+            },
+            "/" => crate::dashboard::response(),
+            _ => text(StatusCode::NOT_FOUND, "404 Not Found\n".into()),
+        }
+    }
+}
+
+fn with_type(
+    status: StatusCode,
+    body: String,
+    content_type: &'static str,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    with_type(status, body, "text/plain; charset=utf-8")
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    admin: Arc<Admin>,
+    graceful: &GracefulShutdown,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let admin = admin.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let resp = admin.respond(&req);
+            async move { Ok::<_, Infallible>(resp) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(10))
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+/// `balancer healthcheck`: exit 0 only if the admin listener answers `/status` with 200.
+pub fn healthcheck(admin_listen: std::net::SocketAddr) -> i32 {
+    use std::io::{Read, Write};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    let ip = match admin_listen.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let addr = SocketAddr::new(ip, admin_listen.port());
+    let timeout = Duration::from_secs(3);
+    let check = || -> Result<(), String> {
+        let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        s.write_all(b"GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).map_err(|e| e.to_string())?;
+        if &head == b"HTTP/1.1 200" {
+            Ok(())
+        } else {
+            Err(format!(
+                "unexpected answer: {}",
+                String::from_utf8_lossy(&head)
+            ))
+        }
+    };
+    match check() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("balancer healthcheck: admin listener {addr} did not answer: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Backends and the pool that holds them.
+//!
+//! A [`Backend`] is one resolved address with its health, in-flight count, totals and metric
+//! handles. The [`Pool`] holds the current rotation as an immutable snapshot (swapped whole when
+//! discovery changes it, read with one uncontended lock and an `Arc` clone per request) plus the
+//! backends that left the rotation but still have requests in flight.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use http::HeaderValue;
+
+use crate::health::{Health, HealthPolicy};
+use crate::metrics::{BackendMetrics, Metrics};
+use crate::upstream_pool::IdleConnections;
+
+pub struct Backend {
+    pub addr: SocketAddr,
+    /// `addr` as text, used as the metrics label and in logs/status.
+    pub label: String,
+    /// Host header for health probes: the upstream name the address came from.
+    pub host_header: HeaderValue,
+    /// Upstream name that resolved to this address.
+    pub upstream: String,
+    pub health: Health,
+    pub requests_total: AtomicU64,
+    pub failures_total: AtomicU64,
+    pub metrics: BackendMetrics,
+    /// Keep-alive connections to this backend waiting for their next request.
+    pub idle: IdleConnections,
+}
+
+impl Backend {
+    pub fn new(addr: SocketAddr, upstream: &str, metrics: &Metrics) -> Result<Self, String> {
+        let label = addr.to_string();
+        let host_header = HeaderValue::from_str(upstream).map_err(|e| e.to_string())?;
+        Ok(Backend {
+            addr,
+            host_header,
+            upstream: upstream.to_owned(),
+            health: Health::default(),
+            requests_total: AtomicU64::new(0),
+            failures_total: AtomicU64::new(0),
+            metrics: metrics.for_backend(&label),
+            idle: IdleConnections::default(),
+            label,
+        })
+    }
+
+    pub fn in_flight(&self) -> i64 {
+        self.metrics.in_flight.get()
+    }
+
+    pub fn record_failure(&self, policy: &HealthPolicy, what: &str) {
+        self.failures_total.fetch_add(1, Ordering::Relaxed);
+        if self.health.record_failure(policy, what) {
+            tracing::warn!(backend = %self.addr, error = what, "backend taken out by passive health check");
+        }
+    }
+}
+
+/// Marks a request as in flight on a backend for as long as the guard lives (through the end of
+/// the streamed response body).
+pub struct InFlight(pub Arc<Backend>);
+
+impl InFlight {
+    pub fn start(backend: Arc<Backend>) -> Self {
+        backend.metrics.in_flight.inc();
+        InFlight(backend)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.dec();
+    }
+}
+
+pub struct Pool {
+    rotation: RwLock<Arc<[Arc<Backend>]>>,
+    /// Backends whose address vanished from DNS, kept visible until their in-flight requests end.
+    draining: Mutex<Vec<Arc<Backend>>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Pool {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Pool {
+            rotation: RwLock::new(Arc::from(Vec::new())),
+            draining: Mutex::new(Vec::new()),
+            metrics,
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<[Arc<Backend>]> {
+        self.rotation
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn draining(&self) -> Vec<Arc<Backend>> {
+        let mut d = self.draining.lock().unwrap_or_else(|p| p.into_inner());
+        d.retain(|b| {
+            let busy = b.in_flight() > 0;
+            if !busy {
+                self.metrics.forget_backend(&b.label);
+            }
+            busy
+        });
+        d.clone()
+    }
+
+    /// Replaces the rotation with exactly `wanted` (address, upstream name), keeping the state of
+    /// backends that stay. Returns (added, removed) addresses.
+    pub fn set_addresses(
+        &self,
+        wanted: &[(SocketAddr, String)],
+    ) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        let current = self.snapshot();
+        let mut next: Vec<Arc<Backend>> = Vec::with_capacity(wanted.len());
+        let mut added = Vec::new();
+        for (addr, upstream) in wanted {
+            if next.iter().any(|b| b.addr == *addr) {
+                continue;
+            }
+            if let Some(existing) = current.iter().find(|b| b.addr == *addr) {
+                next.push(existing.clone());
+                continue;
+            }
+            // A backend coming back while it still drains keeps its history.
+            let revived = {
+                let mut d = self.draining.lock().unwrap_or_else(|p| p.into_inner());
+                d.iter()
+                    .position(|b| b.addr == *addr)
+                    .map(|i| d.swap_remove(i))
+            };
+            match revived {
+                Some(b) => next.push(b),
+                None => match Backend::new(*addr, upstream, &self.metrics) {
+                    Ok(b) => next.push(Arc::new(b)),
+                    Err(e) => {
+                        tracing::warn!(%addr, error = %e, "address cannot be used as a backend");
+                        continue;
+                    }
+                },
+            }
+            added.push(*addr);
+        }
+        let mut removed = Vec::new();
+        for b in current.iter() {
+            if !next.iter().any(|n| n.addr == b.addr) {
+                removed.push(b.addr);
+                self.draining
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(b.clone());
+            }
+        }
+        // Stable order makes the rotation predictable: sorted by address.
+        next.sort_by_key(|b| b.addr);
+        self.metrics
+            .backends
+            .set(i64::try_from(next.len()).unwrap_or(i64::MAX));
+        *self.rotation.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(next);
+        let _ = self.draining();
+        (added, removed)
+    }
+}

@@ -1,0 +1,334 @@
+//! Header rules for both directions, in one place.
+//!
+//! Hop-by-hop headers describe one connection, not the message, so a proxy must never pass them on
+//! (RFC 9110 §7.6.1): the fixed list below plus every header named in `Connection`. Requests also
+//! gain the `X-Forwarded-*` and `X-Real-IP` headers that tell the backend who the client is. These
+//! are pure functions on a `HeaderMap` so property tests can hammer them.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Headers that are always connection-scoped.
+pub fn fixed_hop_by_hop() -> [&'static HeaderName; 9] {
+    [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+        &header::PROXY_AUTHORIZATION,
+        &header::PROXY_AUTHENTICATE,
+    ]
+}
+
+/// Removes every hop-by-hop header, including the ones the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        // Collected first because removing while iterating the same map is impossible; this path
+        // runs only when a Connection header is present.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in fixed_hop_by_hop() {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+/// True if `name` must not cross the proxy, given the `Connection` header of the same message.
+pub fn is_hop_by_hop(name: &HeaderName, connection_values: &[&str]) -> bool {
+    fixed_hop_by_hop().contains(&name)
+        || connection_values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(name.as_str()))
+}
+
+/// Adds the client-identifying headers to a request bound for a backend.
+///
+/// `client_ip` is the peer address rendered once per connection. Any `X-Forwarded-For` the client
+/// sent is kept and the peer appended (the NGINX `$proxy_add_x_forwarded_for` rule); the others are
+/// overwritten because this proxy is the edge and the client's own claims about them are not
+/// trustworthy.
+pub fn add_forwarding(headers: &mut HeaderMap, client_ip: &HeaderValue, proto: &HeaderValue) {
+    let forwarded_host = headers.get(header::HOST).cloned();
+    append_forwarded_for(headers, client_ip);
+    headers.insert(X_REAL_IP.clone(), client_ip.clone());
+    headers.insert(X_FORWARDED_PROTO.clone(), proto.clone());
+    match forwarded_host {
+        Some(host) => {
+            headers.insert(X_FORWARDED_HOST.clone(), host);
+        }
+        None => {
+            headers.remove(&X_FORWARDED_HOST);
+        }
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+    let mut existing = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
+    if existing.peek().is_none() {
+        headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
+        return;
+    }
+    let mut joined: Vec<u8> = Vec::with_capacity(64);
+    for value in existing {
+        let v = trim_ascii(value.as_bytes());
+        if v.is_empty() {
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(v);
+    }
+    if !joined.is_empty() {
+        joined.extend_from_slice(b", ");
+    }
+    joined.extend_from_slice(client_ip.as_bytes());
+    // The parts were valid header values joined by ", ", so this cannot fail; fall back to the peer
+    // alone rather than panic if it ever did.
+    let value = HeaderValue::from_bytes(&joined).unwrap_or_else(|_| client_ip.clone());
+    headers.insert(X_FORWARDED_FOR.clone(), value);
+}
+
+fn trim_ascii(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if first.is_ascii_whitespace() {
+            b = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = b {
+        if last.is_ascii_whitespace() {
+            b = rest;
+        } else {
+            break;
+        }
+    }
+    b
+}
+
+/// True if `value` is a valid `Host` (RFC 9110 §7.2: `uri-host [ ":" port ]`): it parses as a URI
+/// authority and carries no userinfo (`user@`), which a Host header may never contain.
+pub fn is_valid_host(value: &[u8]) -> bool {
+    if value.contains(&b'@') {
+        return false;
+    }
+    let Ok(authority) = http::uri::Authority::try_from(value) else {
+        return false;
+    };
+    let host = authority.host();
+    if host.is_empty() {
+        return false;
+    }
+    // `Authority` does not check the port, so `host:junk` would pass without this.
+    match &value[host.len()..] {
+        [] => true,
+        [b':', port @ ..] => {
+            port.is_empty()
+                || (port.len() <= 5
+                    && port.iter().all(u8::is_ascii_digit)
+                    && std::str::from_utf8(port).is_ok_and(|p| p.parse::<u16>().is_ok()))
+        }
+        _ => false,
+    }
+}
+
+/// The protocol named by an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade: x`).
+pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let wants_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if !wants_upgrade {
+        return None;
+    }
+    headers.get(header::UPGRADE).cloned()
+}
+
+/// Restores the two headers an upgrade needs after `strip_hop_by_hop` removed them.
+pub fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hv(s: &str) -> HeaderValue {
+        HeaderValue::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn strips_fixed_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, hv("close, X-Secret, keep-alive"));
+        h.insert("x-secret", hv("1"));
+        h.insert("keep-alive", hv("timeout=5"));
+        h.insert(header::TRANSFER_ENCODING, hv("chunked"));
+        h.insert(header::PROXY_AUTHORIZATION, hv("Basic abc"));
+        h.insert(header::HOST, hv("example"));
+        h.insert("x-kept", hv("yes"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h["host"], "example");
+        assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, hv("shop.example:8080"));
+        h.append(&X_FORWARDED_FOR, hv("10.0.0.1"));
+        h.append(&X_FORWARDED_FOR, hv(" 10.0.0.2 "));
+        h.insert(&X_REAL_IP, hv("6.6.6.6"));
+        add_forwarding(&mut h, &hv("127.0.0.1"), &hv("http"));
+        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 10.0.0.2, 127.0.0.1");
+        assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().count(), 1);
+        assert_eq!(h[&X_REAL_IP], "127.0.0.1");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert_eq!(h[&X_FORWARDED_HOST], "shop.example:8080");
+        assert_eq!(h[header::HOST], "shop.example:8080");
+    }
+
+    #[test]
+    fn host_validation() {
+        for good in [
+            "example",
+            "shop.example:8080",
+            "127.0.0.1:5000",
+            "[::1]:80",
+            "a-b.example",
+        ] {
+            assert!(is_valid_host(good.as_bytes()), "{good} rejected");
+        }
+        for bad in [
+            "",
+            "a b.example",
+            "user@example",
+            "user:pw@example",
+            "a/b",
+            "ex:port",
+            "[::1",
+            ":80",
+            "a:99999",
+            "a:1:2",
+        ] {
+            assert!(!is_valid_host(bad.as_bytes()), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn upgrade_detection() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, hv("websocket"));
+        assert!(upgrade_protocol(&h).is_none());
+        h.insert(header::CONNECTION, hv("keep-alive, Upgrade"));
+        assert_eq!(upgrade_protocol(&h).unwrap(), "websocket");
+    }
+
+    fn header_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("connection".to_string()),
+            Just("keep-alive".to_string()),
+            Just("proxy-connection".to_string()),
+            Just("te".to_string()),
+            Just("trailer".to_string()),
+            Just("transfer-encoding".to_string()),
+            Just("upgrade".to_string()),
+            Just("proxy-authorization".to_string()),
+            Just("proxy-authenticate".to_string()),
+            Just("x-forwarded-for".to_string()),
+            Just("host".to_string()),
+            "x-[a-z]{1,8}",
+            "[a-z][a-z0-9-]{0,12}",
+        ]
+    }
+
+    fn header_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ -~]{0,24}",
+            "(x-[a-z]{1,8}|close|keep-alive|upgrade)(, ?(x-[a-z]{1,8}|te|trailer))*",
+            "([0-9]{1,3}\\.){3}[0-9]{1,3}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn no_hop_by_hop_header_survives(
+            pairs in proptest::collection::vec((header_name(), header_value()), 0..16)
+        ) {
+            let mut h = HeaderMap::new();
+            for (n, v) in &pairs {
+                if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(v)) {
+                    h.append(n, v);
+                }
+            }
+            let before = h.clone();
+            let connection: Vec<&str> = before
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            strip_hop_by_hop(&mut h);
+            for name in h.keys() {
+                prop_assert!(!is_hop_by_hop(name, &connection), "{name} leaked");
+            }
+            // Nothing else is touched: every end-to-end header keeps all of its values, in order.
+            for name in before.keys() {
+                if !is_hop_by_hop(name, &connection) {
+                    let a: Vec<_> = before.get_all(name).iter().collect();
+                    let b: Vec<_> = h.get_all(name).iter().collect();
+                    prop_assert_eq!(a, b);
+                }
+            }
+        }
+
+        #[test]
+        fn forwarded_for_ends_with_the_peer(
+            earlier in proptest::collection::vec("([0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9a-f:]{2,20}|unknown", 0..4),
+            peer in "([0-9]{1,3}\\.){3}[0-9]{1,3}|::1|2001:db8::[0-9a-f]{1,4}",
+            host in proptest::option::of("[a-z0-9.-]{1,20}(:[0-9]{1,5})?"),
+        ) {
+            let mut h = HeaderMap::new();
+            for e in &earlier {
+                h.append(&X_FORWARDED_FOR, hv(e));
+            }
+            if let Some(host) = &host {
+                h.insert(header::HOST, hv(host));
+            }
+            add_forwarding(&mut h, &hv(&peer), &hv("http"));
+            let xff: Vec<_> = h.get_all(&X_FORWARDED_FOR).iter().collect();
+            prop_assert_eq!(xff.len(), 1);
+            let parts: Vec<String> = xff[0].to_str().unwrap().split(", ").map(str::to_owned).collect();
+            let mut expected = earlier.clone();
+            expected.push(peer.clone());
+            prop_assert_eq!(parts, expected);
+            prop_assert_eq!(h[&X_REAL_IP].to_str().unwrap(), peer.as_str());
+            prop_assert_eq!(h.get(&X_FORWARDED_HOST).map(|v| v.to_str().unwrap().to_owned()), host.clone());
+            prop_assert_eq!(h.get(header::HOST).map(|v| v.to_str().unwrap().to_owned()), host);
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! `balancer`: a round-robin HTTP reverse proxy in front of the app replicas, replacing NGINX.
+//!
+//! Wiring only: parse configuration, start logging and the runtime, resolve the upstreams, start
+//! the discovery and health loops, serve the public and admin listeners, and drain on SIGTERM.
+
+mod admin;
+mod backend;
+mod body;
+mod config;
+mod dashboard;
+mod discovery;
+mod headers;
+mod health;
+mod metrics;
+mod proxy;
+mod selection;
+mod server;
+mod shutdown;
+mod upgrade;
+mod upstream_pool;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::config::{Command, Config, LogFormat};
+
+fn main() {
+    let cli = config::parse_or_exit();
+    if let Some(Command::Healthcheck) = cli.command {
+        std::process::exit(admin::healthcheck(cli.config.admin_listen));
+    }
+    let config = cli.config;
+    let log_guard = init_logging(config.log_format);
+    let runtime = match build_runtime(config.workers()) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!(
+                "balancer: cannot start the runtime with --workers {}: {e}",
+                config.workers()
+            );
+            std::process::exit(2);
+        }
+    };
+    let code = runtime.block_on(run(config));
+    // Upgraded tunnels and probes may still be running; do not wait for them.
+    runtime.shutdown_background();
+    // Flushes the log lines still queued (exit() would skip the destructor).
+    drop(log_guard);
+    std::process::exit(code);
+}
+
+/// `--workers 1` gets tokio's current-thread scheduler: the same single worker as a one-thread
+/// multi-thread runtime, minus the work-stealing queues and cross-thread wake-ups that cannot help
+/// with one thread (this is the setting compared with NGINX's `worker_processes 1`). More workers
+/// get the multi-thread scheduler with exactly that many worker threads.
+///
+/// The blocking pool only runs getaddrinfo for discovery (one lookup per upstream name per
+/// `--resolve-interval`), so it is capped well below tokio's 512: a hung resolver must not be able
+/// to pile up threads, each with its own stack and malloc arena.
+fn build_runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    builder
+        .thread_name("balancer-worker")
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .enable_all()
+        .build()
+}
+
+/// Threads for DNS lookups; more names than this resolve in turn.
+const MAX_BLOCKING_THREADS: usize = 8;
+
+/// Log lines waiting for the writer thread. tracing-appender's default (128,000) preallocates and
+/// touches 4 MiB for the queue alone; this still absorbs bursts of thousands of requests while
+/// the writer catches up (callers wait when it is full; nothing is dropped).
+const LOG_QUEUE_LINES: usize = 8192;
+
+/// Log lines are formatted on the worker threads but written by a dedicated thread through a
+/// buffer (tracing-appender), so the per-request access line costs a channel send instead of a
+/// `write(2)` on the request path. Nothing is dropped: when the queue is full, callers wait.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::EnvFilter;
+    let stdout = std::io::stdout();
+    let ansi = stdout.is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("balancer-log")
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, stdout));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    if let Err(e) = result {
+        eprintln!("balancer: logging not initialised: {e}");
+    }
+    guard
+}
+
+async fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<TcpListener, i32> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        eprintln!("balancer: cannot listen on {flag} {addr}: {e}");
+        2
+    })
+}
+
+async fn run(config: Config) -> i32 {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let policy = health::HealthPolicy {
+        max_fails: config.max_fails,
+        fail_timeout: config.fail_timeout,
+    };
+    let pool = Arc::new(backend::Pool::new(metrics.clone()));
+    let discovery = Arc::new(discovery::Discovery::new(
+        config.upstreams.0.clone(),
+        pool.clone(),
+        config.resolve_interval,
+    ));
+
+    let public = match bind(config.listen, "--listen").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let admin_listener = match bind(config.admin_listen, "--admin-listen").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+
+    // Resolve once before serving so the first requests already have backends; a name that does
+    // not resolve yet only means 503 until a later round finds it.
+    discovery.resolve_all().await;
+    tokio::spawn(discovery.clone().run(config.resolve_interval));
+    tokio::spawn(health::run_active_checks(
+        pool.clone(),
+        Arc::from(config.health_path.as_str()),
+        config.health_interval,
+        config.connect_timeout,
+    ));
+
+    let proxy = Arc::new(proxy::Proxy::new(
+        pool.clone(),
+        metrics.clone(),
+        proxy::ProxySettings {
+            connect_timeout: config.connect_timeout,
+            upstream_timeout: config.upstream_timeout,
+            max_body: config.max_body,
+            max_idle_per_backend: config.max_idle_per_backend,
+            policy,
+        },
+    ));
+    let admin = Arc::new(admin::Admin {
+        pool,
+        discovery,
+        metrics,
+        started: Instant::now(),
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown::signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    tracing::info!(
+        listen = %config.listen,
+        admin = %config.admin_listen,
+        workers = config.workers(),
+        upstreams = ?config.upstreams.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "balancer started"
+    );
+
+    let builder = Arc::new(server::http_builder(config.header_read_timeout));
+    let public_graceful = GracefulShutdown::new();
+    let admin_graceful = GracefulShutdown::new();
+    tokio::join!(
+        server::serve(
+            public,
+            proxy,
+            builder,
+            &public_graceful,
+            config.header_read_timeout,
+            stopped(),
+        ),
+        admin::serve(admin_listener, admin, &admin_graceful, stopped()),
+    );
+
+    let in_flight = public_graceful.count();
+    tracing::info!(connections = in_flight, timeout = ?config.shutdown_timeout, "stopped accepting; draining");
+    let drained = tokio::time::timeout(config.shutdown_timeout, async {
+        tokio::join!(public_graceful.shutdown(), admin_graceful.shutdown());
+    })
+    .await;
+    match drained {
+        Ok(()) => tracing::info!("drained; exiting"),
+        Err(_) => tracing::warn!(
+            timeout = ?config.shutdown_timeout,
+            "shutdown timeout reached with requests still in flight; exiting anyway"
+        ),
+    }
+    0
+}

@@ -1,0 +1,156 @@
+//! Prometheus metrics owned by the balancer (prometheus-client registry).
+//!
+//! Per-backend series are looked up once, when a backend joins, and the handles are kept on the
+//! backend itself, so the request path only bumps atomics: no label hashing or allocation per
+//! request.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub backend: String,
+    pub class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    pub backend: String,
+}
+
+#[derive(Clone, Copy)]
+pub struct LatencyBuckets;
+
+impl MetricConstructor<Histogram> for LatencyBuckets {
+    fn new_metric(&self) -> Histogram {
+        // 0.5 ms .. ~16 s: a static file is sub-millisecond, a hung backend hits the timeout.
+        Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+    }
+}
+
+/// Status classes used as label values; `index` maps a status code to a slot.
+pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+pub fn class_index(status: u16) -> usize {
+    usize::from((status / 100).clamp(1, 5) - 1)
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<BackendLabels, Histogram, LatencyBuckets>,
+    pub healthy: Family<BackendLabels, Gauge>,
+    pub in_flight: Family<BackendLabels, Gauge>,
+    pub retries: Counter,
+    pub backends: Gauge,
+    /// Requests answered by the balancer itself with no backend involved (503, 405, 413, ...).
+    pub local: [Counter; 5],
+}
+
+/// Handles for one backend's series.
+pub struct BackendMetrics {
+    pub by_class: [Counter; 5],
+    pub latency: Histogram,
+    pub healthy: Gauge,
+    pub in_flight: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("balancer");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::new_with_constructor(LatencyBuckets);
+        let healthy = Family::<BackendLabels, Gauge>::default();
+        let in_flight = Family::<BackendLabels, Gauge>::default();
+        let retries = Counter::default();
+        let backends = Gauge::default();
+        registry.register(
+            "requests",
+            "Requests answered, by backend (\"none\" when the balancer answered itself) and status class",
+            requests.clone(),
+        );
+        registry.register(
+            "upstream_latency_seconds",
+            "Time from sending a request to a backend until its response head arrived",
+            latency.clone(),
+        );
+        registry.register(
+            "retries",
+            "Requests retried on another backend because the first could not be connected",
+            retries.clone(),
+        );
+        registry.register(
+            "backend_healthy",
+            "1 if the backend is in the rotation, 0 if health checks took it out",
+            healthy.clone(),
+        );
+        registry.register(
+            "backend_in_flight",
+            "Requests currently being served by the backend",
+            in_flight.clone(),
+        );
+        registry.register("backends", "Backends currently known", backends.clone());
+        let local = CLASSES.map(|class| {
+            requests
+                .get_or_create(&RequestLabels {
+                    backend: "none".into(),
+                    class,
+                })
+                .clone()
+        });
+        Metrics {
+            registry,
+            requests,
+            latency,
+            healthy,
+            in_flight,
+            retries,
+            backends,
+            local,
+        }
+    }
+
+    pub fn for_backend(&self, backend: &str) -> BackendMetrics {
+        let labels = BackendLabels {
+            backend: backend.to_owned(),
+        };
+        BackendMetrics {
+            by_class: CLASSES.map(|class| {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        backend: backend.to_owned(),
+                        class,
+                    })
+                    .clone()
+            }),
+            latency: self.latency.get_or_create(&labels).clone(),
+            healthy: self.healthy.get_or_create(&labels).clone(),
+            in_flight: self.in_flight.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// Drops the gauges of a backend that left; its counters stay so totals never go backwards.
+    pub fn forget_backend(&self, backend: &str) {
+        let labels = BackendLabels {
+            backend: backend.to_owned(),
+        };
+        self.healthy.remove(&labels);
+        self.in_flight.remove(&labels);
+    }
+
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::with_capacity(8192);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

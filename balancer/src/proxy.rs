@@ -1,0 +1,369 @@
+//! The proxy itself: one client request in, one response out.
+//!
+//! Picks backends in round-robin order, forwards over the per-backend keep-alive pools of
+//! [`crate::upstream_pool`] (bounded idle connections per backend), streams bodies both ways, retries on the
+//! next backend only when the request provably never left (connect refused or timed out), and
+//! turns failures into short plain 502/503/504 answers that leak nothing internal.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+
+use crate::backend::{Backend, InFlight, Pool};
+use crate::body::{RequestBody, RequestBodyOutcome, ResponseBody};
+use crate::headers;
+use crate::health::{now_ms, HealthPolicy};
+use crate::metrics::{class_index, Metrics};
+use crate::selection::RoundRobin;
+use crate::upgrade;
+use crate::upstream_pool::{Lease, SendError, UpstreamPool};
+
+pub struct ProxySettings {
+    pub connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub max_body: u64,
+    pub max_idle_per_backend: usize,
+    pub policy: HealthPolicy,
+}
+
+pub struct Proxy {
+    upstream: UpstreamPool,
+    pool: Arc<Pool>,
+    selection: RoundRobin,
+    settings: ProxySettings,
+    metrics: Arc<Metrics>,
+}
+
+/// What the proxy knows about a client connection, computed once per connection.
+pub struct ClientInfo {
+    pub ip: HeaderValue,
+}
+
+impl ClientInfo {
+    pub fn new(peer: std::net::SocketAddr) -> Self {
+        let ip = HeaderValue::from_str(&peer.ip().to_canonical().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ClientInfo { ip }
+    }
+}
+
+static PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+
+fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::fixed(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Full chain of an error's messages, for `last_error` and logs (error path only).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl Proxy {
+    pub fn new(pool: Arc<Pool>, metrics: Arc<Metrics>, settings: ProxySettings) -> Self {
+        Proxy {
+            upstream: UpstreamPool::new(settings.connect_timeout, settings.max_idle_per_backend),
+            pool,
+            selection: RoundRobin::default(),
+            settings,
+            metrics,
+        }
+    }
+
+    fn local(&self, status: StatusCode, text: &'static str) -> Response<ResponseBody> {
+        self.metrics.local[class_index(status.as_u16())].inc();
+        plain(status, text)
+    }
+
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        client: Arc<ClientInfo>,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        // With the access log off (as in the benchmark), skip the clock reads and the copies of
+        // method and path that only the log line needs.
+        if !tracing::enabled!(target: "balancer::access", tracing::Level::INFO) {
+            return Ok(self.forward(req, &client).await.0);
+        }
+        let start = Instant::now();
+        let method = req.method().clone();
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let (resp, backend) = self.forward(req, &client).await;
+        tracing::info!(
+            target: "balancer::access",
+            method = %method,
+            path = %path,
+            status = resp.status().as_u16(),
+            backend = backend.as_ref().map_or("-", |b| b.label.as_str()),
+            duration_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        );
+        Ok(resp)
+    }
+
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        client: &ClientInfo,
+    ) -> (Response<ResponseBody>, Option<Arc<Backend>>) {
+        if req.method() == Method::CONNECT {
+            let mut resp = self.local(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
+            resp.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+            return (resp, None);
+        }
+        let version = req.version();
+        let hosts = req.headers().get_all(header::HOST).iter().count();
+        if hosts > 1 || (hosts == 0 && version == Version::HTTP_11) {
+            return (
+                self.local(
+                    StatusCode::BAD_REQUEST,
+                    "400 Bad Request: exactly one Host header is required\n",
+                ),
+                None,
+            );
+        }
+        if let Some(host) = req.headers().get(header::HOST) {
+            // Forwarded verbatim and copied into X-Forwarded-Host, so it must be a plain
+            // `host[:port]`: anything else would hand the backend a value it may trust blindly.
+            if !headers::is_valid_host(host.as_bytes()) {
+                return (
+                    self.local(
+                        StatusCode::BAD_REQUEST,
+                        "400 Bad Request: invalid Host header\n",
+                    ),
+                    None,
+                );
+            }
+        } else if let Some(authority) = req.uri().authority() {
+            // HTTP/2 carries the host in :authority; HTTP/1.0 may have none at all.
+            if !headers::is_valid_host(authority.as_str().as_bytes()) {
+                return (
+                    self.local(
+                        StatusCode::BAD_REQUEST,
+                        "400 Bad Request: invalid :authority\n",
+                    ),
+                    None,
+                );
+            }
+            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+                req.headers_mut().insert(header::HOST, v);
+            }
+        }
+        if req.uri().path_and_query().is_none() && req.uri().authority().is_some() {
+            return (
+                self.local(StatusCode::BAD_REQUEST, "400 Bad Request\n"),
+                None,
+            );
+        }
+        if hyper::body::Body::size_hint(req.body())
+            .exact()
+            .is_some_and(|n| n > self.settings.max_body)
+        {
+            return (
+                self.local(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n"),
+                None,
+            );
+        }
+        let upgrade_to = if version == Version::HTTP_11 {
+            headers::upgrade_protocol(req.headers())
+        } else {
+            None
+        };
+        let client_upgrade = upgrade_to.as_ref().map(|_| hyper::upgrade::on(&mut req));
+
+        let (mut parts, body) = req.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers);
+        headers::add_forwarding(&mut parts.headers, &client.ip, &PROTO_HTTP);
+        if let Some(proto) = &upgrade_to {
+            headers::set_upgrade(&mut parts.headers, proto.clone());
+        }
+        // HTTP/1.0 without Host (or HTTP/2 without :authority): name the upstream instead.
+        let host_missing = !parts.headers.contains_key(header::HOST);
+        // Backends get origin-form; an absolute-form or HTTP/2 URI names no host they should see.
+        if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+            let path = parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            parts.uri = Uri::from(path);
+        }
+        parts.version = Version::HTTP_11;
+        let (body, handle) = RequestBody::new(body, self.settings.max_body);
+        let mut request = Request::from_parts(parts, body);
+
+        let attempts = self.selection.attempts(self.pool.snapshot(), now_ms());
+        if attempts.is_empty() {
+            return (
+                self.local(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "503 Service Unavailable: no backend is known yet\n",
+                ),
+                None,
+            );
+        }
+        for (tried, backend) in attempts.enumerate() {
+            if host_missing {
+                request
+                    .headers_mut()
+                    .insert(header::HOST, backend.host_header.clone());
+            }
+            if tried > 0 {
+                self.metrics.retries.inc();
+            }
+
+            let in_flight = InFlight::start(backend.clone());
+            backend
+                .requests_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let sent = Instant::now();
+            let result = tokio::time::timeout(
+                self.settings.upstream_timeout,
+                self.upstream.send(&backend, request, sent),
+            )
+            .await;
+            match result {
+                Ok(Ok((resp, lease))) => {
+                    backend
+                        .metrics
+                        .latency
+                        .observe(sent.elapsed().as_secs_f64());
+                    let status = resp.status();
+                    backend.metrics.by_class[class_index(status.as_u16())].inc();
+                    let resp =
+                        self.relay(resp, in_flight, lease, client_upgrade, upgrade_to.is_some());
+                    return (resp, Some(backend));
+                }
+                Ok(Err(SendError::NotSent {
+                    request: unsent,
+                    error,
+                })) => {
+                    // Never reached the backend: safe to try the next one.
+                    backend.record_failure(&self.settings.policy, &error);
+                    tracing::warn!(backend = %backend.addr, %error, retry = true, "upstream request failed");
+                    drop(in_flight);
+                    request = *unsent;
+                }
+                Ok(Err(SendError::Failed(e))) => {
+                    match handle.outcome() {
+                        RequestBodyOutcome::TooLarge => {
+                            return (
+                                self.local(
+                                    StatusCode::PAYLOAD_TOO_LARGE,
+                                    "413 Payload Too Large\n",
+                                ),
+                                Some(backend),
+                            );
+                        }
+                        RequestBodyOutcome::ClientError => {
+                            return (
+                                self.local(
+                                    StatusCode::BAD_REQUEST,
+                                    "400 Bad Request: request body broken\n",
+                                ),
+                                Some(backend),
+                            );
+                        }
+                        RequestBodyOutcome::Untouched | RequestBodyOutcome::Started => {}
+                    }
+                    let what = describe(&e);
+                    backend.record_failure(&self.settings.policy, &what);
+                    tracing::warn!(backend = %backend.addr, error = %what, retry = false, "upstream request failed");
+                    drop(in_flight);
+                    backend.metrics.by_class[4].inc();
+                    return (
+                        plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
+                        Some(backend),
+                    );
+                }
+                Err(_elapsed) => {
+                    backend.record_failure(
+                        &self.settings.policy,
+                        "no response head within --upstream-timeout",
+                    );
+                    backend.metrics.by_class[4].inc();
+                    return (
+                        plain(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n"),
+                        Some(backend),
+                    );
+                }
+            }
+        }
+        (
+            self.local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
+            None,
+        )
+    }
+
+    fn relay(
+        &self,
+        mut resp: Response<Incoming>,
+        in_flight: InFlight,
+        lease: Lease,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        upgrade_requested: bool,
+    ) -> Response<ResponseBody> {
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let upstream_upgrade = switching.then(|| hyper::upgrade::on(&mut resp));
+        let (mut parts, body) = resp.into_parts();
+        let upgrade_to = parts.headers.get(header::UPGRADE).cloned();
+        headers::strip_hop_by_hop(&mut parts.headers);
+        if switching {
+            match (
+                upgrade_requested,
+                client_upgrade,
+                upstream_upgrade,
+                upgrade_to,
+            ) {
+                (true, Some(client_side), Some(upstream_side), Some(proto)) => {
+                    headers::set_upgrade(&mut parts.headers, proto);
+                    // The socket now belongs to the tunnel, never back to the pool.
+                    drop(lease);
+                    drop(body);
+                    upgrade::tunnel(client_side, upstream_side, in_flight);
+                    return Response::from_parts(parts, ResponseBody::empty());
+                }
+                _ => {
+                    // A 101 nobody asked for cannot be relayed meaningfully.
+                    in_flight
+                        .0
+                        .record_failure(&self.settings.policy, "unexpected 101 response");
+                    return plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
+                }
+            }
+        }
+        Response::from_parts(
+            parts,
+            ResponseBody::Upstream {
+                inner: body,
+                in_flight,
+                policy: self.settings.policy,
+                lease: Some(lease),
+                finished: false,
+            },
+        )
+    }
+}

@@ -1,0 +1,216 @@
+//! Keep-alive HTTP/1.1 connections to the backends, pooled per backend.
+//!
+//! Replaces hyper-util's general-purpose legacy `Client`, whose checkout machinery (pool keys
+//! hashed per request, boxed connector futures, a task spawned per request to wait for the
+//! connection to become idle again) cost more user-space CPU per proxied request than the rest of
+//! the proxy together. This pool knows it talks to a fixed address over plain HTTP/1.1:
+//!
+//! - Each [`Backend`] owns an [`IdleConnections`] stack, bounded by `--max-idle-per-backend`,
+//!   reused LIFO (the most recently used connection is the one least likely to have been closed
+//!   by the backend's keep-alive timer); connections idle longer than [`IDLE_TIMEOUT`] are dropped.
+//! - A connection goes back on the stack only once its response body was read to the end and
+//!   hyper reports it ready for the next request ([`Lease::release`]); a connection that erred,
+//!   was closed, was upgraded or whose body was abandoned is discarded.
+//! - New connections get `--connect-timeout` and TCP_NODELAY; their hyper task is spawned once
+//!   per connection, not per request.
+//! - [`SendError::NotSent`] hands the request back when it provably never reached the backend:
+//!   the connect failed, or hyper returned the unwritten request from `try_send_request`. Only
+//!   that case is safe to retry elsewhere. A pooled connection that turns out to be stale (the
+//!   backend closed it while it sat idle) is retried transparently on the next idle or a fresh
+//!   connection to the same backend, because the request was not written to it either.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::backend::Backend;
+use crate::body::RequestBody;
+
+/// Idle connections older than this are closed rather than reused (the legacy client's default).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+type Sender = http1::SendRequest<RequestBody>;
+
+struct IdleConnection {
+    sender: Sender,
+    since: Instant,
+}
+
+/// One backend's idle keep-alive connections, most recently used last.
+#[derive(Default)]
+pub struct IdleConnections {
+    stack: Mutex<Vec<IdleConnection>>,
+}
+
+impl IdleConnections {
+    fn pop(&self, now: Instant) -> Option<Sender> {
+        let mut stack = self.stack.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(idle) = stack.pop() {
+            if idle.sender.is_closed() || now.saturating_duration_since(idle.since) > IDLE_TIMEOUT {
+                continue;
+            }
+            return Some(idle.sender);
+        }
+        None
+    }
+
+    fn push(&self, sender: Sender, max_idle: usize) {
+        if max_idle == 0 {
+            return;
+        }
+        let mut stack = self.stack.lock().unwrap_or_else(|p| p.into_inner());
+        if stack.len() >= max_idle {
+            // The bottom of the stack is the least recently used connection.
+            stack.remove(0);
+        }
+        stack.push(IdleConnection {
+            sender,
+            since: Instant::now(),
+        });
+    }
+}
+
+/// Why a request failed.
+pub enum SendError {
+    /// The request never reached the backend; here it is back, ready to be sent elsewhere.
+    NotSent {
+        /// Boxed: this is the rare path, and it keeps every `Result` small.
+        request: Box<Request<RequestBody>>,
+        error: String,
+    },
+    /// The request may have been (partly) written: it must not be retried.
+    Failed(hyper::Error),
+}
+
+/// A connection checked out for one request; see [`Lease::release`].
+pub struct Lease {
+    sender: Sender,
+    backend: Arc<Backend>,
+    max_idle: usize,
+}
+
+impl Lease {
+    /// Puts the connection back into its backend's idle stack. Call only after the response
+    /// body was read to the end; dropping a `Lease` instead discards the connection.
+    pub fn release(self) {
+        let Lease {
+            mut sender,
+            backend,
+            max_idle,
+        } = self;
+        if sender.is_closed() {
+            return;
+        }
+        if sender.is_ready() {
+            backend.idle.push(sender, max_idle);
+            return;
+        }
+        // hyper marks the connection ready from its own task, usually before the last body
+        // frame reaches us; when it has not yet, wait for it off the request path.
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                backend.idle.push(sender, max_idle);
+            }
+        });
+    }
+}
+
+pub struct UpstreamPool {
+    connect_timeout: Duration,
+    max_idle: usize,
+}
+
+impl UpstreamPool {
+    pub fn new(connect_timeout: Duration, max_idle: usize) -> Self {
+        UpstreamPool {
+            connect_timeout,
+            max_idle,
+        }
+    }
+
+    /// Sends `request` (origin-form URI, Host set) to `backend` and returns the response head
+    /// with the lease on its connection. `now` is the caller's clock reading, for idle expiry.
+    pub async fn send(
+        &self,
+        backend: &Arc<Backend>,
+        mut request: Request<RequestBody>,
+        now: Instant,
+    ) -> Result<(Response<Incoming>, Lease), SendError> {
+        while let Some(sender) = backend.idle.pop(now) {
+            match self.try_send(backend, sender, request).await {
+                Ok(done) => return Ok(done),
+                // Stale keep-alive connection: the request was not written, try the next one.
+                Err(SendError::NotSent { request: r, .. }) => request = *r,
+                Err(failed) => return Err(failed),
+            }
+        }
+        let sender = match self.connect(backend).await {
+            Ok(sender) => sender,
+            Err(error) => {
+                return Err(SendError::NotSent {
+                    request: Box::new(request),
+                    error,
+                })
+            }
+        };
+        self.try_send(backend, sender, request).await
+    }
+
+    async fn try_send(
+        &self,
+        backend: &Arc<Backend>,
+        mut sender: Sender,
+        request: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Lease), SendError> {
+        match sender.try_send_request(request).await {
+            Ok(response) => Ok((
+                response,
+                Lease {
+                    sender,
+                    backend: backend.clone(),
+                    max_idle: self.max_idle,
+                },
+            )),
+            Err(mut e) => match e.take_message() {
+                Some(request) => Err(SendError::NotSent {
+                    request: Box::new(request),
+                    error: format!(
+                        "connection closed before the request was sent: {}",
+                        e.error()
+                    ),
+                }),
+                None => Err(SendError::Failed(e.into_error())),
+            },
+        }
+    }
+
+    async fn connect(&self, backend: &Backend) -> Result<Sender, String> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(backend.addr))
+            .await
+            .map_err(|_| {
+                format!(
+                    "connect to {} timed out after {:?}",
+                    backend.addr, self.connect_timeout
+                )
+            })?
+            .map_err(|e| format!("connect to {}: {e}", backend.addr))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake with {}: {e}", backend.addr))?;
+        let addr = backend.addr;
+        tokio::spawn(async move {
+            // Upgrades (WebSocket) take the socket over from here; the task then ends.
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(backend = %addr, error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}

@@ -1,0 +1,288 @@
+//! The project's own binaries as test processes: `app` replicas and the `balancer`.
+//!
+//! Each is started on free loopback ports with its configuration passed through the environment (the same
+//! variables users set), and `start()` returns only once the process answers HTTP, so a test can use it at once.
+//! Both dereference to their [`Process`], for `pid()`, `sigterm()`, `kill()`, `wait_exit()` and `log()`.
+
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::Process;
+use crate::redis_server::RedisServer;
+use crate::{bin_path, free_port, wait_until_async};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Variables a developer's shell may carry that would change what a test process does.
+const SCRUBBED_ENV: &[&str] = &[
+    "REDIS_URL",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_TIMEOUT",
+    "DRAIN_TIMEOUT",
+    "GITHUB_URL",
+    "LINKEDIN_URL",
+    "APP_LISTEN",
+    "APP_NAME",
+    "REPLICA_NAME",
+    "COUNTER_KEY",
+    "TEMPLATES_DIR",
+    "BALANCER_LISTEN",
+    "BALANCER_UPSTREAMS",
+    "BALANCER_ADMIN_LISTEN",
+];
+
+fn command(bin: &str) -> Command {
+    let mut cmd = Command::new(bin_path(bin));
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()),
+    );
+    cmd
+}
+
+/// True once something at `addr` answers an HTTP request with any status.
+async fn answers_http(addr: SocketAddr, path: &str) -> bool {
+    crate::http::get(&format!("http://{addr}{path}"))
+        .await
+        .is_ok()
+}
+
+async fn wait_ready(process: &mut Process, addr: SocketAddr, path: &str) {
+    let ready = wait_until_async(READY_TIMEOUT, || answers_http(addr, path)).await;
+    process.assert_running();
+    if !ready {
+        panic!(
+            "{} did not answer on {addr} within {READY_TIMEOUT:?}; log:\n{}",
+            process.name(),
+            process.log()
+        );
+    }
+}
+
+/// How to start an `app` replica.
+pub struct AppBuilder {
+    redis_port: u16,
+    port: Option<u16>,
+    name: Option<String>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+}
+
+impl AppBuilder {
+    /// Listen on this port instead of a fresh free one (e.g. to restart a replica where it was).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// The replica's `REPLICA_NAME` (default `app-<port>`).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    pub async fn start(self) -> App {
+        let port = self.port.unwrap_or_else(free_port);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let name = self.name.unwrap_or_else(|| format!("app-{port}"));
+        let mut cmd = command("app");
+        cmd.env("REDIS_HOST", "127.0.0.1")
+            .env("REDIS_PORT", self.redis_port.to_string())
+            .env("APP_LISTEN", addr.to_string())
+            .env("REPLICA_NAME", &name)
+            .envs(self.env)
+            .args(self.args);
+        let mut process = match Process::spawn(name.clone(), cmd) {
+            Ok(p) => p,
+            Err(e) => panic!("cannot start app: {e}"),
+        };
+        wait_ready(&mut process, addr, "/about").await;
+        App {
+            process,
+            addr,
+            name,
+        }
+    }
+}
+
+/// A running `app` replica.
+pub struct App {
+    process: Process,
+    addr: SocketAddr,
+    name: String,
+}
+
+impl App {
+    pub async fn start(redis: &RedisServer) -> App {
+        App::builder(redis).start().await
+    }
+
+    pub fn builder(redis: &RedisServer) -> AppBuilder {
+        AppBuilder::for_redis_port(redis.port())
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Its `REPLICA_NAME`, which it reports in `X-Served-By`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+impl AppBuilder {
+    /// An app pointed at a Redis on `port` (which need not be running: the app starts without Redis).
+    pub fn for_redis_port(port: u16) -> AppBuilder {
+        AppBuilder {
+            redis_port: port,
+            port: None,
+            name: None,
+            env: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+}
+
+/// How to start the `balancer`.
+#[derive(Default)]
+pub struct BalancerBuilder {
+    upstreams: Option<String>,
+    port: Option<u16>,
+    admin_port: Option<u16>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+}
+
+impl BalancerBuilder {
+    /// `BALANCER_UPSTREAMS`: comma-separated `host:port` entries.
+    pub fn upstreams(mut self, upstreams: &str) -> Self {
+        self.upstreams = Some(upstreams.to_string());
+        self
+    }
+
+    /// Upstreams from running replicas.
+    pub fn apps(self, apps: &[&App]) -> Self {
+        let list: Vec<String> = apps.iter().map(|a| a.addr().to_string()).collect();
+        self.upstreams(&list.join(","))
+    }
+
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    pub fn admin_port(mut self, port: u16) -> Self {
+        self.admin_port = Some(port);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    pub async fn start(self) -> Balancer {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port.unwrap_or_else(free_port)));
+        let admin = SocketAddr::from(([127, 0, 0, 1], self.admin_port.unwrap_or_else(free_port)));
+        let mut cmd = command("balancer");
+        cmd.env("BALANCER_LISTEN", addr.to_string())
+            .env("BALANCER_ADMIN_LISTEN", admin.to_string());
+        if let Some(upstreams) = &self.upstreams {
+            cmd.env("BALANCER_UPSTREAMS", upstreams);
+        }
+        cmd.envs(self.env).args(self.args);
+        let mut process = match Process::spawn(format!("balancer-{}", addr.port()), cmd) {
+            Ok(p) => p,
+            Err(e) => panic!("cannot start balancer: {e}"),
+        };
+        wait_ready(&mut process, admin, "/status").await;
+        Balancer {
+            process,
+            addr,
+            admin,
+        }
+    }
+}
+
+/// A running `balancer`.
+pub struct Balancer {
+    process: Process,
+    addr: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Balancer {
+    pub fn builder() -> BalancerBuilder {
+        BalancerBuilder::default()
+    }
+
+    /// The public listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+macro_rules! derefs_to_process {
+    ($($service:ty),*) => {$(
+        impl Deref for $service {
+            type Target = Process;
+            fn deref(&self) -> &Process {
+                &self.process
+            }
+        }
+
+        impl DerefMut for $service {
+            fn deref_mut(&mut self) -> &mut Process {
+                &mut self.process
+            }
+        }
+    )*};
+}
+
+derefs_to_process!(App, Balancer);

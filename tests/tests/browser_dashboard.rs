@@ -1,0 +1,253 @@
+//! The balancer's dashboard (admin listener `/`) in real headless Chromium: it lists the backends
+//! with their health, follows traffic and a replica's death live (no reload), stays readable with
+//! 50 backends, logs no console error and loads nothing but its own admin endpoints.
+
+mod browser_support;
+
+use std::time::Duration;
+
+use browser_support::{bounded, step, Browser, Stack};
+use e2e::{free_port, wait_until_async, Balancer};
+use fantoccini::Locator;
+use serde_json::Value;
+
+/// `[(address, health)]` as the page currently shows them.
+async fn rows(browser: &Browser) -> Vec<(String, String)> {
+    let v = browser
+        .eval(
+            "return [...document.querySelectorAll('#backends tbody tr[data-backend]')]
+                .map(r => [r.dataset.backend, r.dataset.health]);",
+        )
+        .await;
+    v.as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r[0].as_str().unwrap_or_default().to_string(),
+                        r[1].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_for_rows(
+    browser: &Browser,
+    within: Duration,
+    want: impl Fn(&[(String, String)]) -> bool,
+) -> bool {
+    wait_until_async(within, || async { want(&rows(browser).await) }).await
+}
+
+async fn cell(browser: &Browser, address: &str, column: usize) -> String {
+    let css = format!("#backends tr[data-backend='{address}'] td:nth-child({column})");
+    browser.text(&css).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_backends_live_and_a_dead_replica_without_reload() {
+    bounded("dashboard walk", async {
+        let mut stack = Stack::start().await;
+        let browser = Browser::start().await;
+        let origin = stack.admin_origin();
+        let resp = e2e::http::get(&format!("{origin}/"))
+            .await
+            .expect("GET admin /");
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            resp.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(resp.header("cache-control"), Some("no-cache"));
+
+        browser.goto(&format!("{origin}/")).await;
+        let addrs: Vec<String> = stack.apps.iter().map(|a| a.addr().to_string()).collect();
+        let all_healthy = wait_for_rows(&browser, Duration::from_secs(10), |rows| {
+            rows.len() == 3
+                && addrs
+                    .iter()
+                    .all(|a| rows.iter().any(|(r, h)| r == a && h == "healthy"))
+        })
+        .await;
+        assert!(
+            all_healthy,
+            "dashboard should list 3 healthy backends: {:?}",
+            rows(&browser).await
+        );
+        assert_eq!(browser.text("#t-healthy").await, "3 / 3");
+
+        // Traffic through the balancer shows up in totals, shares and latency without a reload.
+        browser
+            .eval("window.__sameDocument = true; return null;")
+            .await;
+        let client = e2e::http::Client::new();
+        for _ in 0..30 {
+            let r = client
+                .get(&stack.balancer.url("/count"))
+                .await
+                .expect("GET /count");
+            assert_eq!(r.status, 200);
+        }
+        let counted = wait_until_async(Duration::from_secs(10), || async {
+            browser
+                .text("#t-requests")
+                .await
+                .replace(',', "")
+                .parse::<u64>()
+                .unwrap_or(0)
+                >= 30
+        })
+        .await;
+        assert!(
+            counted,
+            "requests total did not reach 30: {}",
+            browser.text("#t-requests").await
+        );
+        for a in &addrs {
+            assert_eq!(cell(&browser, a, 4).await, "10", "requests of {a}");
+            assert!(cell(&browser, a, 6).await.contains("33.3%"), "share of {a}");
+            for col in [9, 10] {
+                let lat = cell(&browser, a, col).await;
+                assert!(
+                    lat.ends_with(" ms") || lat.ends_with(" s"),
+                    "latency of {a}: {lat:?}"
+                );
+            }
+        }
+        let upstreams = browser.text("#upstreams tbody").await;
+        for a in &addrs {
+            assert!(
+                upstreams.contains(a.as_str()),
+                "upstream {a} missing: {upstreams}"
+            );
+        }
+        assert!(
+            !upstreams.contains("never"),
+            "every upstream resolved: {upstreams}"
+        );
+        assert!(browser.text("#live-text").await.starts_with("Live"));
+        browser.screenshot("dashboard").await;
+
+        // Kill one replica: the page turns its row unhealthy by itself, within a few seconds.
+        let victim = addrs[1].clone();
+        stack.apps[1].kill();
+        let marked = wait_for_rows(&browser, Duration::from_secs(5), |rows| {
+            rows.iter().any(|(r, h)| *r == victim && h == "unhealthy")
+                && rows.iter().filter(|(_, h)| h == "healthy").count() == 2
+        })
+        .await;
+        assert!(
+            marked,
+            "{victim} not shown unhealthy: {:?}",
+            rows(&browser).await
+        );
+        assert_eq!(
+            browser.eval("return window.__sameDocument === true").await,
+            Value::Bool(true),
+            "the page must update without a reload"
+        );
+        let reason = browser
+            .text(&format!("#backends tr[data-backend='{victim}'] .reason"))
+            .await;
+        assert!(!reason.is_empty(), "an unhealthy backend says why");
+        assert_eq!(browser.text("#t-healthy").await, "2 / 3");
+        browser.screenshot("dashboard-unhealthy").await;
+
+        browser.assert_no_console_errors("dashboard", &[]).await;
+        browser.assert_only_origin("dashboard", &origin).await;
+        browser.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_stays_readable_with_fifty_backends() {
+    bounded("dashboard with 50 backends", async {
+        // Nothing listens on these ports: 50 backends, all failing their health checks.
+        // free_port() may hand out the same unbound port twice: keep distinct ones.
+        let mut ports = std::collections::BTreeSet::new();
+        while ports.len() < 50 {
+            ports.insert(free_port());
+        }
+        let upstreams: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let mut balancer = Balancer::builder()
+            .upstreams(&upstreams.join(","))
+            .arg("--health-interval")
+            .arg("200ms")
+            .start()
+            .await;
+        let browser = Browser::start().await;
+        let origin = format!("http://{}", balancer.admin_addr());
+        browser.goto(&format!("{origin}/")).await;
+        let listed = wait_for_rows(&browser, Duration::from_secs(10), |rows| {
+            rows.len() == 50 && rows.iter().all(|(_, h)| h == "unhealthy")
+        })
+        .await;
+        assert!(
+            listed,
+            "50 unhealthy rows expected: {} rows",
+            rows(&browser).await.len()
+        );
+        // Readable: no sideways scrolling of the page itself, and the table scrolls inside its card
+        // with the header row kept in view.
+        let fits = browser
+            .eval("return document.documentElement.scrollWidth <= window.innerWidth")
+            .await;
+        assert_eq!(fits, Value::Bool(true), "the page is wider than the window");
+        let header_sticky = browser
+            .eval("return getComputedStyle(document.querySelector('#backends th')).position")
+            .await;
+        assert_eq!(header_sticky, Value::from("sticky"));
+        let head = step(
+            "finding the backends header",
+            browser.client.find(Locator::Css("#backends thead")),
+        )
+        .await;
+        assert!(step("header displayed", head.is_displayed()).await);
+        browser.screenshot("dashboard-50").await;
+
+        // And on a phone-sized window.
+        step("resizing", browser.client.set_window_size(390, 844)).await;
+        let fits = browser
+            .eval("return document.documentElement.scrollWidth <= window.innerWidth")
+            .await;
+        assert_eq!(
+            fits,
+            Value::Bool(true),
+            "the page overflows a phone-sized window"
+        );
+        browser.screenshot("dashboard-phone").await;
+
+        browser
+            .assert_no_console_errors("dashboard (50)", &[])
+            .await;
+        browser.assert_only_origin("dashboard (50)", &origin).await;
+
+        // The balancer goes away: the page says so instead of showing stale numbers as live.
+        balancer.kill();
+        let down = wait_until_async(Duration::from_secs(10), || async {
+            browser
+                .eval(
+                    "return document.getElementById('live').dataset.state === 'down'
+                        && document.getElementById('banner').offsetHeight > 0",
+                )
+                .await
+                == Value::Bool(true)
+        })
+        .await;
+        assert!(
+            down,
+            "the dashboard should show that the admin listener is unreachable"
+        );
+        assert_eq!(browser.text("#live-text").await, "Disconnected");
+        assert_eq!(
+            rows(&browser).await.len(),
+            50,
+            "the last data stays on screen"
+        );
+        browser.close().await;
+    })
+    .await;
+}

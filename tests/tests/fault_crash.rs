@@ -1,0 +1,148 @@
+//! Fault: a replica crashes (SIGKILL) under load, and comes back.
+//!
+//! What was in flight on the killed replica may fail (the proxy cannot know whether the app counted it, so
+//! it must not retry it); everything else must succeed, because a refused connect is retried on the next
+//! replica. The counter may rise by the in-flight requests the replica finished before dying, never by more
+//! than successes plus failures (a retry that counted a visit twice would break that). Restarted on a new
+//! port the balancer knows of (a spare upstream, refused until then), the replica rejoins within
+//! `--health-interval` plus one `--resolve-interval`.
+
+mod common_fault;
+
+use std::time::{Duration, Instant};
+
+use common_fault::{backend_status, Load, Outcome, Stack, COUNTER_KEY, TEST_BOUND};
+
+const WORKERS: usize = 8;
+const PACE: Duration = Duration::from_millis(2);
+const HEALTH_INTERVAL: Duration = Duration::from_millis(300);
+const RESOLVE_INTERVAL: Duration = Duration::from_millis(300);
+/// Allowance for scheduling on a loaded 2-core machine; the bound is about order, not speed.
+const SLACK: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_replica_fails_only_its_in_flight_requests_and_rejoins() {
+    if tokio::time::timeout(TEST_BOUND, crash()).await.is_err() {
+        panic!("crash test did not finish within {TEST_BOUND:?}");
+    }
+}
+
+async fn crash() {
+    // A fourth upstream the balancer knows of from the start, where nothing listens until the crashed
+    // replica is started again there (as a scheduler would place it on a new port).
+    let spare = e2e::free_port();
+    let mut stack = Stack::start_with_spares(
+        3,
+        &[spare],
+        &[
+            "--health-interval",
+            "300ms",
+            "--resolve-interval",
+            "300ms",
+            // Long enough that only an active health check pass can bring the replica back in time.
+            "--fail-timeout",
+            "10s",
+            "--connect-timeout",
+            "500ms",
+        ],
+    )
+    .await;
+    let before = stack.redis.get_i64(COUNTER_KEY).await;
+    let load = Load::start(
+        &stack.balancer.url("/count"),
+        WORKERS,
+        PACE,
+        Duration::from_secs(60),
+    );
+    for app in &stack.apps {
+        let warm = load
+            .wait_served_by(app.name(), load.started, Duration::from_secs(10))
+            .await;
+        assert!(warm.is_some(), "{} served nothing under load", app.name());
+    }
+
+    let victim = 1;
+    let port = stack.apps[victim].addr().port();
+    let name = stack.apps[victim].name().to_string();
+    let balancer_in_flight = backend_status(&stack.balancer, stack.apps[victim].addr())
+        .await
+        .and_then(|b| b.get("in_flight").and_then(|v| v.as_i64()));
+    let client_in_flight = load.in_flight();
+    let kill_at = Instant::now();
+    stack.apps[victim].kill();
+
+    // Traffic must move to the survivors: wait until both answered after the kill.
+    for survivor in [0, 2] {
+        let moved = load
+            .wait_served_by(stack.apps[survivor].name(), kill_at, Duration::from_secs(5))
+            .await;
+        assert!(
+            moved.is_some(),
+            "no traffic reached {} after the crash",
+            stack.apps[survivor].name()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    stack.apps[victim] = e2e::App::builder(&stack.redis)
+        .port(spare)
+        .name(&name)
+        .start()
+        .await;
+    let ready_at = Instant::now();
+    let rejoined = load
+        .wait_served_by(&name, ready_at, Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let report = load.stop().await;
+    let delta = stack.redis.get_i64(COUNTER_KEY).await - before;
+
+    let Some(rejoined) = rejoined else {
+        panic!("{name} restarted on port {spare} (was {port}) but got no traffic within 10 s");
+    };
+    let rejoin = rejoined.saturating_duration_since(ready_at);
+    let failed_after_kill = report
+        .failures()
+        .iter()
+        .filter(|s| s.started > kill_at)
+        .count();
+    eprintln!(
+        "crash: sent {} in {:?}, ok {}, failed {} ({failed_after_kill} of them sent after the kill), \
+         in flight at the kill: {client_in_flight} (client side, all replicas), {balancer_in_flight:?} \
+         (balancer /status, victim), counter delta {delta}, rejoin on a new port {rejoin:?} after ready, \
+         outcomes {}",
+        report.sent(),
+        report.elapsed,
+        report.ok(),
+        report.failed(),
+        report.outcomes()
+    );
+    assert!(
+        report.failed() <= client_in_flight,
+        "{} requests failed, more than the {client_in_flight} in flight when the replica died: {:?}",
+        report.failed(),
+        report.failures().iter().take(10).collect::<Vec<_>>()
+    );
+    for failure in report.failures() {
+        assert_eq!(
+            failure.outcome,
+            Outcome::Status(502),
+            "a request to the crashed replica must get a clean 502 from the balancer, not {:?}",
+            failure.outcome
+        );
+    }
+    assert!(
+        delta >= report.ok() as i64,
+        "counter delta {delta} is below the {} successful responses: a visit was lost",
+        report.ok()
+    );
+    assert!(
+        delta <= (report.ok() + report.failed()) as i64,
+        "counter delta {delta} exceeds successes + failures ({}): a visit was counted twice",
+        report.ok() + report.failed()
+    );
+    assert!(
+        rejoin <= HEALTH_INTERVAL + RESOLVE_INTERVAL + SLACK,
+        "{name} rejoined {rejoin:?} after it was ready; expected within health interval + one resolve"
+    );
+}

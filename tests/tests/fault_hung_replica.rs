@@ -1,0 +1,145 @@
+//! Fault: a replica that accepts connections and never answers.
+//!
+//! Two real replicas and one hung backend behind the balancer (`--upstream-timeout 2s`). What goes to the
+//! hung one must come back as 504 once the timeout passes, never as a hang or a retry (the request was sent,
+//! so the balancer cannot know it was not counted); the balancer takes the backend out; the other replicas'
+//! latency stays bounded meanwhile; and after it is out, nothing fails. A 504 never reached Redis, so the
+//! counter rises by exactly the successes.
+
+mod common_fault;
+
+use std::time::{Duration, Instant};
+
+use common_fault::{
+    balancer_for, quantile, wait_health, HungBackend, Load, Outcome, COUNTER_KEY, TEST_BOUND,
+};
+
+const WORKERS: usize = 8;
+const PACE: Duration = Duration::from_millis(2);
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_replica_gets_504_is_taken_out_and_others_keep_serving() {
+    if tokio::time::timeout(TEST_BOUND, hung()).await.is_err() {
+        panic!("hung replica test did not finish within {TEST_BOUND:?}");
+    }
+}
+
+async fn hung() {
+    let redis = e2e::RedisServer::start().await;
+    let app1 = e2e::App::builder(&redis).name("replica-1").start().await;
+    let app2 = e2e::App::builder(&redis).name("replica-2").start().await;
+    let hung = HungBackend::start().await;
+    let balancer = balancer_for(
+        &format!("{},{},{}", app1.addr(), app2.addr(), hung.addr),
+        &[
+            "--upstream-timeout",
+            "2s",
+            "--health-interval",
+            "300ms",
+            "--resolve-interval",
+            "300ms",
+            "--fail-timeout",
+            "10s",
+            "--connect-timeout",
+            "500ms",
+        ],
+    )
+    .start()
+    .await;
+    let before = redis.get_i64(COUNTER_KEY).await;
+
+    let load = Load::start(
+        &balancer.url("/count"),
+        WORKERS,
+        PACE,
+        Duration::from_secs(30),
+    );
+    let out_after = wait_health(&balancer, hung.addr, false, Duration::from_secs(10)).await;
+    let out_at = Instant::now();
+    // Run on past the point where anything sent to the hung backend has timed out, then check that the
+    // rotation without it serves cleanly.
+    tokio::time::sleep(UPSTREAM_TIMEOUT + Duration::from_secs(2)).await;
+    let report = load.stop().await;
+    let delta = redis.get_i64(COUNTER_KEY).await - before;
+
+    let ok_latencies: Vec<Duration> = report
+        .samples
+        .iter()
+        .filter(|s| s.ok())
+        .map(|s| s.latency())
+        .collect();
+    let p50 = quantile(ok_latencies.clone(), 0.50);
+    let p99 = quantile(ok_latencies, 0.99);
+    let timeouts: Vec<_> = report
+        .samples
+        .iter()
+        .filter(|s| s.outcome == Outcome::Status(504))
+        .collect();
+    let slowest_504 = timeouts
+        .iter()
+        .map(|s| s.latency())
+        .max()
+        .unwrap_or_default();
+    let fastest_504 = timeouts
+        .iter()
+        .map(|s| s.latency())
+        .min()
+        .unwrap_or_default();
+    eprintln!(
+        "hung replica: sent {} in {:?}, ok {}, 504 {} (latency {fastest_504:?}..{slowest_504:?}), other \
+         failures {}, counter delta {delta}, taken out after {out_after:?}, ok p50 {p50:?} p99 {p99:?}, \
+         connections accepted by the hung backend {}, outcomes {}",
+        report.sent(),
+        report.elapsed,
+        report.ok(),
+        timeouts.len(),
+        report.failed() - timeouts.len(),
+        hung.accepted(),
+        report.outcomes()
+    );
+
+    let Some(out_after) = out_after else {
+        panic!("the balancer's /status never marked the hung backend unhealthy");
+    };
+    assert!(
+        out_after <= UPSTREAM_TIMEOUT + Duration::from_secs(2),
+        "the hung backend was taken out only after {out_after:?}"
+    );
+    assert!(
+        !timeouts.is_empty(),
+        "nothing was answered 504: the hung backend got no request, so the test proved nothing"
+    );
+    for s in &report.failures() {
+        assert_eq!(
+            s.outcome,
+            Outcome::Status(504),
+            "a request failed other than with 504: {s:?}"
+        );
+        assert!(
+            s.latency() >= UPSTREAM_TIMEOUT - Duration::from_millis(50),
+            "a 504 came before --upstream-timeout: {s:?}"
+        );
+    }
+    // Anything started after the backend was out must not have gone there.
+    let late: Vec<_> = report
+        .failures()
+        .into_iter()
+        .filter(|s| s.started > out_at)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "requests failed after the hung backend was taken out: {late:?}"
+    );
+    assert!(
+        p99 < UPSTREAM_TIMEOUT,
+        "p99 of the healthy replicas' responses ({p99:?}) reached the upstream timeout: the hung backend \
+         held the others up"
+    );
+    assert_eq!(
+        delta,
+        report.ok() as i64,
+        "a 504 must not have counted a visit"
+    );
+    drop((app1, app2));
+}

@@ -1,0 +1,211 @@
+//! Fault: Redis goes away and comes back, under load through the balancer and three replicas.
+//!
+//! While Redis is away `/count` must answer 503 fast (under a second), never hang; within 2 s of Redis
+//! returning it must answer 200 again with no app restart. After a clean stop (SIGTERM: Redis flushes its
+//! AOF) no acknowledged visit may be lost; after SIGKILL, Redis restarted from its AOF (`appendfsync
+//! everysec`) may lose only visits acknowledged in the last second before the kill.
+
+mod common_fault;
+
+use std::time::{Duration, Instant};
+
+use common_fault::{Load, LoadReport, Outcome, Stack, COUNTER_KEY, TEST_BOUND};
+
+const WORKERS: usize = 4;
+const PACE: Duration = Duration::from_millis(5);
+const FAST_503: Duration = Duration::from_secs(1);
+const RECOVERY: Duration = Duration::from_secs(2);
+const BALANCER_ARGS: &[&str] = &[
+    "--health-interval",
+    "300ms",
+    "--resolve-interval",
+    "300ms",
+    "--fail-timeout",
+    "1s",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_clean_restart_answers_503_fast_recovers_and_loses_nothing() {
+    if tokio::time::timeout(TEST_BOUND, clean_restart())
+        .await
+        .is_err()
+    {
+        panic!("Redis clean restart test did not finish within {TEST_BOUND:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sigkill_restart_from_aof_loses_at_most_the_last_second() {
+    if tokio::time::timeout(TEST_BOUND, killed_restart())
+        .await
+        .is_err()
+    {
+        panic!("Redis SIGKILL restart test did not finish within {TEST_BOUND:?}");
+    }
+}
+
+/// Checks what happened while Redis was away (between `away` and `back`) and after: 503 fast while away,
+/// all 200 from `back + RECOVERY` on. Returns (503s seen, slowest 503, recovery time).
+fn check_outage(report: &LoadReport, away: Instant, back: Instant) -> (usize, Duration, Duration) {
+    let mut unavailable = 0;
+    let mut slowest = Duration::ZERO;
+    for s in &report.samples {
+        match &s.outcome {
+            Outcome::Status(200) => {}
+            Outcome::Status(503) => {
+                unavailable += 1;
+                slowest = slowest.max(s.latency());
+                assert!(
+                    s.latency() < FAST_503,
+                    "a 503 took {:?} while Redis was away (must be under {FAST_503:?})",
+                    s.latency()
+                );
+            }
+            other => {
+                panic!("while Redis restarted, a request ended with {other:?}, not 200 or 503")
+            }
+        }
+        if s.finished < away {
+            assert!(s.ok(), "a request failed before Redis went away: {s:?}");
+        }
+    }
+    let recovery = report
+        .samples
+        .iter()
+        .filter(|s| !s.ok())
+        .map(|s| s.finished.saturating_duration_since(back))
+        .max()
+        .unwrap_or_default();
+    assert!(
+        unavailable > 0,
+        "no request saw Redis away: the test proved nothing"
+    );
+    assert!(
+        recovery <= RECOVERY,
+        "/count still failed {recovery:?} after Redis was back (must recover within {RECOVERY:?})"
+    );
+    (unavailable, slowest, recovery)
+}
+
+async fn clean_restart() {
+    let mut stack = Stack::start(3, BALANCER_ARGS).await;
+    let before = stack.redis.get_i64(COUNTER_KEY).await;
+    let load = Load::start(
+        &stack.balancer.url("/count"),
+        WORKERS,
+        PACE,
+        Duration::from_secs(30),
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let in_flight_at_stop = load.in_flight();
+    let away = Instant::now();
+    stack.redis.stop().await;
+    let stopped_in = away.elapsed();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // "Back" from the moment redis-server is started again: Redis's own start-up counts against recovery.
+    let back = Instant::now();
+    stack.redis.start_again().await;
+    tokio::time::sleep(RECOVERY + Duration::from_secs(1)).await;
+    let report = load.stop().await;
+    let delta = stack.redis.get_i64(COUNTER_KEY).await - before;
+    let (unavailable, slowest, recovery) = check_outage(&report, away, back);
+    eprintln!(
+        "redis clean restart: sent {} in {:?}, ok {}, 503 {unavailable} (slowest {slowest:?}), Redis stopped \
+         in {stopped_in:?} and away {:?}, all 200 again {recovery:?} after redis-server was started again, counter delta {delta}",
+        report.sent(),
+        report.elapsed,
+        report.ok(),
+        back - away,
+    );
+    assert!(
+        delta >= report.ok() as i64,
+        "after a clean stop, the counter ({delta}) lost acknowledged visits ({} ok)",
+        report.ok()
+    );
+    assert!(
+        delta <= (report.ok() + in_flight_at_stop) as i64,
+        "counter delta {delta} exceeds successes {} plus the {in_flight_at_stop} in flight at the stop",
+        report.ok()
+    );
+}
+
+async fn killed_restart() {
+    let mut stack = Stack::start(3, BALANCER_ARGS).await;
+    let load = Load::start(
+        &stack.balancer.url("/count"),
+        WORKERS,
+        PACE,
+        Duration::from_secs(30),
+    );
+    // Long enough for several AOF fsyncs to have happened under load before the crash.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let kill_at = Instant::now();
+    stack.redis.kill();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Stop the load before Redis is back, so the value it restarts with is read before any new visit.
+    let report = load.stop().await;
+    let back = Instant::now();
+    stack.redis.start_again().await;
+    let restored = stack.redis.get_i64(COUNTER_KEY).await;
+
+    let acknowledged: Vec<(i64, Instant)> = report
+        .samples
+        .iter()
+        .filter(|s| s.ok())
+        .filter_map(|s| s.visits.map(|v| (v, s.finished)))
+        .collect();
+    let highest = acknowledged.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    let lost: Vec<&(i64, Instant)> = acknowledged.iter().filter(|(v, _)| *v > restored).collect();
+    let oldest_lost = lost
+        .iter()
+        .map(|(_, at)| kill_at.saturating_duration_since(*at))
+        .max()
+        .unwrap_or_default();
+    let unavailable = report
+        .samples
+        .iter()
+        .filter(|s| s.outcome == Outcome::Status(503))
+        .count();
+    eprintln!(
+        "redis SIGKILL: sent {}, ok {}, 503 {unavailable}, highest acknowledged count {highest}, restored \
+         from AOF {restored}, lost {} (oldest acknowledged {oldest_lost:?} before the kill)",
+        report.sent(),
+        report.ok(),
+        lost.len()
+    );
+    assert!(highest > 0, "no visit was acknowledged before the kill");
+    assert!(
+        oldest_lost <= Duration::from_secs(1),
+        "Redis lost a visit acknowledged {oldest_lost:?} before the kill (appendfsync everysec allows 1 s)"
+    );
+    assert!(
+        restored <= highest + WORKERS as i64,
+        "Redis came back with {restored}, above the {highest} acknowledged plus what was in flight"
+    );
+    for s in &report.samples {
+        match &s.outcome {
+            Outcome::Status(200) | Outcome::Status(503) => {}
+            other => {
+                panic!("while Redis was killed, a request ended with {other:?}, not 200 or 503")
+            }
+        }
+        if s.outcome == Outcome::Status(503) {
+            assert!(s.latency() < FAST_503, "a 503 took {:?}", s.latency());
+        }
+    }
+
+    // And the stack serves again on its own.
+    let url = stack.balancer.url("/count");
+    let recovered = e2e::wait_until_async(RECOVERY + Duration::from_secs(1), || async {
+        e2e::http::get(&url).await.is_ok_and(|r| r.status == 200)
+    })
+    .await;
+    assert!(
+        recovered,
+        "/count did not answer 200 after Redis came back from SIGKILL"
+    );
+    eprintln!(
+        "redis SIGKILL: /count answered 200 {:?} after redis-server was started again",
+        back.elapsed()
+    );
+}

@@ -1,0 +1,156 @@
+//! Locating and building the executables a stack runs: the workspace's own `app` and
+//! `balancer`, built in release (the benchmark must never measure a debug build), and the
+//! system tools `redis-server`, `nginx` and `oha`, each with a one-line install hint when missing.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Paths of the two workspace binaries a stack runs.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub app: PathBuf,
+    pub balancer: PathBuf,
+}
+
+/// How to obtain [`Binaries`]: flags shared by `up` and `bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BinaryArgs {
+    /// Use this `app` executable instead of building the workspace's (needs --balancer-bin too).
+    #[arg(long, value_name = "PATH", requires = "balancer_bin")]
+    pub app_bin: Option<PathBuf>,
+    /// Use this `balancer` executable instead of building the workspace's (needs --app-bin too).
+    #[arg(long, value_name = "PATH", requires = "app_bin")]
+    pub balancer_bin: Option<PathBuf>,
+    /// Skip `cargo build --release` and use the release binaries already in the target directory.
+    #[arg(long, conflicts_with = "app_bin")]
+    pub no_build: bool,
+}
+
+/// The workspace root (the parent of this crate's manifest directory).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The cargo target directory, honouring `CARGO_TARGET_DIR`.
+pub fn target_dir() -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            }
+        }
+        None => workspace_root().join("target"),
+    }
+}
+
+impl BinaryArgs {
+    /// Builds (unless told otherwise) and returns the `app` and `balancer` executables.
+    pub fn resolve(&self) -> Result<Binaries> {
+        if let (Some(app), Some(balancer)) = (&self.app_bin, &self.balancer_bin) {
+            return Ok(Binaries {
+                app: existing(app)?,
+                balancer: existing(balancer)?,
+            });
+        }
+        if !self.no_build {
+            build_release()?;
+        }
+        let release = target_dir().join("release");
+        Ok(Binaries {
+            app: existing(&release.join("app"))?,
+            balancer: existing(&release.join("balancer"))?,
+        })
+    }
+}
+
+fn existing(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        Ok(path.to_path_buf())
+    } else {
+        bail!(
+            "{} does not exist (build it, or drop --no-build)",
+            path.display()
+        )
+    }
+}
+
+/// `cargo build --release -p app -p balancer` in the workspace root, output shown to the user.
+fn build_release() -> Result<()> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("xtask: building app and balancer in release (fat LTO: slow the first time)...");
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "app", "-p", "balancer"])
+        .current_dir(workspace_root())
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release -p app -p balancer failed ({status})");
+    }
+    Ok(())
+}
+
+/// Finds `name` on `PATH` (plus the sbin directories, where Debian puts nginx, and
+/// `~/.cargo/bin`, where `cargo install` puts oha).
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = env::var_os("PATH")
+        .map(|p| env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from));
+    if let Some(home) = env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(home).join("bin"));
+    }
+    if let Some(home) = env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// `redis-server`, or one line naming the Debian package.
+pub fn redis_server() -> Result<PathBuf> {
+    find_on_path("redis-server").context(
+        "redis-server not found: install the Debian package with `apt-get install -y redis-server`",
+    )
+}
+
+/// `nginx`, or one line naming the Debian package.
+pub fn nginx() -> Result<PathBuf> {
+    find_on_path("nginx")
+        .context("nginx not found: install the Debian package with `apt-get install -y nginx`")
+}
+
+/// `oha`, or one line with the documented install step.
+pub fn oha() -> Result<PathBuf> {
+    find_on_path("oha").context("oha not found: install it with `cargo install oha --locked`")
+}
+
+/// First line of `<tool> <flag>` output, for the report's machine description.
+pub fn tool_version(tool: &Path, flag: &str) -> String {
+    Command::new(tool)
+        .arg(flag)
+        .output()
+        .ok()
+        .map(|o| {
+            // nginx prints its version on stderr.
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_else(|| "unknown".into())
+}

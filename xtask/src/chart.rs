@@ -1,0 +1,382 @@
+//! `report.svg`: a hand-drawn SVG (no plotting dependency) with requests/s and p99 per front door
+//! across the concurrency sweep, for `/count` and the static path, plus the replica sweep.
+//!
+//! Colour says the front door (balancer orange, NGINX green, direct replica grey); solid lines are
+//! the 1-worker setting, dashed lines all cores.
+
+use std::fmt::Write as _;
+
+use crate::bench::{Door, PathKind, Phase, Setting};
+use crate::report::{CellSummary, Report};
+
+const PANEL_W: f64 = 440.0;
+const PANEL_H: f64 = 250.0;
+const MARGIN_L: f64 = 64.0;
+const MARGIN_R: f64 = 16.0;
+const MARGIN_T: f64 = 30.0;
+const MARGIN_B: f64 = 40.0;
+const GAP: f64 = 20.0;
+const HEADER: f64 = 74.0;
+const LEGEND: f64 = 40.0;
+
+struct Series {
+    name: String,
+    color: &'static str,
+    dash: &'static str,
+    values: Vec<Option<f64>>,
+}
+
+struct Panel {
+    title: String,
+    x_title: &'static str,
+    x_labels: Vec<String>,
+    series: Vec<Series>,
+}
+
+fn style(door: Door, setting: Option<Setting>) -> (&'static str, &'static str) {
+    let color = match door {
+        Door::Balancer => "#e8710a",
+        Door::Nginx => "#1e8e3e",
+        Door::Direct => "#80868b",
+    };
+    let dash = match (door, setting) {
+        (Door::Direct, _) => "2 4",
+        (_, Some(Setting::AllCores)) => "7 4",
+        _ => "",
+    };
+    (color, dash)
+}
+
+/// A "nice" axis maximum and tick step covering `max`.
+fn nice_scale(max: f64) -> (f64, f64) {
+    if max.is_nan() || max <= 0.0 {
+        return (1.0, 0.2);
+    }
+    let raw = max / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| s * 5.0 >= max)
+        .unwrap_or(10.0 * magnitude);
+    ((max / step).ceil() * step, step)
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if v >= 1000.0 {
+        format!("{:.1}k", v / 1000.0)
+    } else if v >= 10.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn draw_panel(svg: &mut String, panel: &Panel, x0: f64, y0: f64) {
+    let plot_w = PANEL_W - MARGIN_L - MARGIN_R;
+    let plot_h = PANEL_H - MARGIN_T - MARGIN_B;
+    let (left, top) = (x0 + MARGIN_L, y0 + MARGIN_T);
+    let max = panel
+        .series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten())
+        .fold(0.0f64, |a, &b| a.max(b));
+    let (y_max, step) = nice_scale(max);
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{x0}" y="{y0}" width="{PANEL_W}" height="{PANEL_H}" fill="#fff" stroke="#dadce0"/>"##
+    );
+    let _ = writeln!(
+        svg,
+        r##"<text x="{}" y="{}" font-size="14" font-weight="bold" text-anchor="middle">{}</text>"##,
+        x0 + PANEL_W / 2.0,
+        y0 + 20.0,
+        escape(&panel.title)
+    );
+    let mut tick = 0.0;
+    while tick <= y_max + step / 2.0 {
+        let y = top + plot_h - tick / y_max * plot_h;
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#555">{}</text>"##,
+            left + plot_w,
+            left - 6.0,
+            y + 4.0,
+            fmt_tick(tick)
+        );
+        tick += step;
+    }
+    let n = panel.x_labels.len().max(1);
+    let x_at = |i: usize| {
+        if n == 1 {
+            left + plot_w / 2.0
+        } else {
+            left + 20.0 + (plot_w - 40.0) * i as f64 / (n - 1) as f64
+        }
+    };
+    for (i, label) in panel.x_labels.iter().enumerate() {
+        let _ = writeln!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#555">{}</text>"##,
+            x_at(i),
+            top + plot_h + 16.0,
+            escape(label)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#555">{}</text>"##,
+        left + plot_w / 2.0,
+        top + plot_h + 32.0,
+        panel.x_title
+    );
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{left}" y1="{top}" x2="{left}" y2="{:.1}" stroke="#999"/><line x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#999"/>"##,
+        top + plot_h,
+        top + plot_h,
+        left + plot_w,
+        top + plot_h
+    );
+    for series in &panel.series {
+        let points: Vec<(f64, f64)> = series
+            .values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (x_at(i), top + plot_h - v / y_max * plot_h)))
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        let path: Vec<String> = points
+            .iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect();
+        let _ = writeln!(
+            svg,
+            r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="2.2" stroke-dasharray="{}"><title>{}</title></polyline>"##,
+            path.join(" "),
+            series.color,
+            series.dash,
+            escape(&series.name)
+        );
+        for (x, y) in points {
+            let _ = writeln!(
+                svg,
+                r##"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{}"/>"##,
+                series.color
+            );
+        }
+    }
+}
+
+fn matrix_panels(report: &Report, path: PathKind, path_label: &str) -> [Panel; 2] {
+    let conc = &report.plan.concurrency;
+    let lines: Vec<(Door, Option<Setting>)> = vec![
+        (Door::Balancer, Some(Setting::OneWorker)),
+        (Door::Nginx, Some(Setting::OneWorker)),
+        (Door::Balancer, Some(Setting::AllCores)),
+        (Door::Nginx, Some(Setting::AllCores)),
+        (Door::Direct, None),
+    ];
+    let find = |door: Door, setting: Option<Setting>, c: usize| -> Option<&CellSummary> {
+        report.cells.iter().find(|cell| {
+            cell.phase == Phase::Matrix
+                && cell.path == path
+                && cell.door == door
+                && cell.setting == setting
+                && cell.concurrency == c
+        })
+    };
+    let series = |metric: fn(&CellSummary) -> f64| -> Vec<Series> {
+        lines
+            .iter()
+            .map(|&(door, setting)| {
+                let (color, dash) = style(door, setting);
+                Series {
+                    name: match setting {
+                        Some(s) => format!("{} ({})", door.label(), s.label()),
+                        None => door.label().to_string(),
+                    },
+                    color,
+                    dash,
+                    values: conc
+                        .iter()
+                        .map(|&c| find(door, setting, c).map(metric))
+                        .collect(),
+                }
+            })
+            .collect()
+    };
+    let labels: Vec<String> = conc.iter().map(|c| c.to_string()).collect();
+    [
+        Panel {
+            title: format!("{path_label}: requests/s (higher is better)"),
+            x_title: "concurrent connections",
+            x_labels: labels.clone(),
+            series: series(|c| c.requests_per_sec),
+        },
+        Panel {
+            title: format!("{path_label}: p99 latency, ms (lower is better)"),
+            x_title: "concurrent connections",
+            x_labels: labels,
+            series: series(|c| c.p99_ms),
+        },
+    ]
+}
+
+fn sweep_panels(report: &Report) -> Option<[Panel; 2]> {
+    let replicas = &report.plan.replica_sweep;
+    let cells: Vec<&CellSummary> = report
+        .cells
+        .iter()
+        .filter(|c| c.phase == Phase::ReplicaSweep)
+        .collect();
+    if cells.is_empty() {
+        return None;
+    }
+    let series = |metric: fn(&CellSummary) -> f64| -> Vec<Series> {
+        [Door::Balancer, Door::Nginx]
+            .iter()
+            .map(|&door| {
+                let (color, dash) = style(door, Some(Setting::AllCores));
+                Series {
+                    name: format!("{} (all cores)", door.label()),
+                    color,
+                    dash,
+                    values: replicas
+                        .iter()
+                        .map(|&n| {
+                            cells
+                                .iter()
+                                .find(|c| c.door == door && c.replicas == n)
+                                .map(|c| metric(c))
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    };
+    let labels: Vec<String> = replicas.iter().map(|r| r.to_string()).collect();
+    let c = report.plan.sweep_concurrency;
+    Some([
+        Panel {
+            title: format!("/count, {c} conns: requests/s by replicas"),
+            x_title: "app replicas",
+            x_labels: labels.clone(),
+            series: series(|c| c.requests_per_sec),
+        },
+        Panel {
+            title: format!("/count, {c} conns: p99 ms by replicas"),
+            x_title: "app replicas",
+            x_labels: labels,
+            series: series(|c| c.p99_ms),
+        },
+    ])
+}
+
+/// The whole chart as an SVG document.
+pub fn render(report: &Report) -> String {
+    let mut rows = vec![
+        matrix_panels(report, PathKind::Count, "/count"),
+        matrix_panels(report, PathKind::Static, &report.plan.static_path),
+    ];
+    if let Some(sweep) = sweep_panels(report) {
+        rows.push(sweep);
+    }
+    let width = 2.0 * PANEL_W + 3.0 * GAP;
+    let height = HEADER + LEGEND + rows.len() as f64 * (PANEL_H + GAP) + GAP;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif">"##
+    );
+    let _ = writeln!(
+        svg,
+        r##"<rect width="100%" height="100%" fill="#f8f9fa"/>"##
+    );
+    let _ = writeln!(
+        svg,
+        r##"<text x="{GAP}" y="26" font-size="17" font-weight="bold">Balancer vs NGINX vs one replica (oha, medians of {} round(s))</text>"##,
+        report.plan.rounds
+    );
+    let m = &report.machine;
+    let subtitle = [
+        format!(
+            "{} · {} ({} cores, shared by oha, proxies, replicas and Redis), {} GiB, Linux {}",
+            report.generated_utc, m.cpu_model, m.cores, m.memory_gib, m.kernel
+        ),
+        format!("{} · {} · {}", m.nginx, m.oha, m.rustc),
+    ];
+    for (i, line) in subtitle.iter().enumerate() {
+        let _ = writeln!(
+            svg,
+            r##"<text x="{GAP}" y="{}" font-size="12" fill="#555">{}</text>"##,
+            46 + 16 * i,
+            escape(line)
+        );
+    }
+    let legend = [
+        (
+            Door::Balancer,
+            Some(Setting::OneWorker),
+            "balancer, 1 worker",
+        ),
+        (Door::Nginx, Some(Setting::OneWorker), "NGINX, 1 worker"),
+        (
+            Door::Balancer,
+            Some(Setting::AllCores),
+            "balancer, all cores",
+        ),
+        (Door::Nginx, Some(Setting::AllCores), "NGINX, all cores"),
+        (Door::Direct, None, "one replica directly"),
+    ];
+    for (i, (door, setting, label)) in legend.iter().enumerate() {
+        let (color, dash) = style(*door, *setting);
+        let x = GAP + i as f64 * 180.0;
+        let y = HEADER + 16.0;
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="2.5" stroke-dasharray="{dash}"/><text x="{}" y="{}" font-size="12">{label}</text>"##,
+            x + 30.0,
+            x + 36.0,
+            y + 4.0
+        );
+    }
+    for (row, panels) in rows.iter().enumerate() {
+        let y = HEADER + LEGEND + row as f64 * (PANEL_H + GAP);
+        for (col, panel) in panels.iter().enumerate() {
+            draw_panel(&mut svg, panel, GAP + col as f64 * (PANEL_W + GAP), y);
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_scales_cover_the_maximum() {
+        for max in [0.7, 3.2, 9.9, 10.0, 42.0, 1234.0, 56_789.0] {
+            let (top, step) = nice_scale(max);
+            assert!(top >= max && top <= max * 2.5 + step, "{max}: {top} {step}");
+            assert!(top / step <= 10.0);
+        }
+        assert_eq!(nice_scale(0.0), (1.0, 0.2));
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(escape("a<b>&c"), "a&lt;b&gt;&amp;c");
+    }
+}

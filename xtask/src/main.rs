@@ -1,0 +1,74 @@
+//! `cargo xtask`: developer commands for this workspace (the cargo-xtask convention; the alias
+//! lives in `.cargo/config.toml`).
+//!
+//! * `cargo xtask up`: Redis, N app replicas, the balancer (and optionally NGINX) on loopback,
+//!   in the foreground, until Ctrl-C.
+//! * `cargo xtask bench [--quick]`: the balancer against NGINX and a direct replica with oha;
+//!   writes `target/bench/report.{json,md,svg}`.
+
+mod bench;
+mod binaries;
+mod chart;
+mod nginx;
+mod oha;
+mod probe;
+mod procstats;
+mod report;
+mod stack;
+mod up;
+
+use std::fmt;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Local stack and benchmarks for the visit counter"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Redis, the app replicas, the balancer (and with --nginx, NGINX) on loopback.
+    Up(up::UpArgs),
+    /// Benchmark the balancer against NGINX and a direct replica with oha.
+    Bench(bench::BenchArgs),
+}
+
+/// A bad flag value or an unusable setting: reported on one line, exit code 2 (like clap's own).
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Up(args) => up::run(args).map(|()| true),
+        Command::Bench(args) => bench::run(args),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) if err.downcast_ref::<ConfigError>().is_some() => {
+            eprintln!("xtask: error: {err}");
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            // One line for the cause chain; multi-line log tails stay readable after it.
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

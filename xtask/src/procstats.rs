@@ -1,0 +1,158 @@
+//! Per-process resource figures read straight from `/proc`: CPU time (`utime + stime` from
+//! `/proc/PID/stat`, all threads included) and peak resident memory (`VmHWM` from
+//! `/proc/PID/status`).
+//!
+//! The benchmark charges a front door with the CPU and memory of every process it consists of
+//! (the balancer is one process; NGINX is a master plus its workers), so these helpers work on a
+//! set of PIDs. `/proc` is Linux-only, which is fine for a benchmark that also needs `oha`,
+//! `nginx` and `redis-server`.
+
+use std::fs;
+
+use anyhow::{bail, Context, Result};
+
+/// CPU and memory of a group of processes at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GroupSample {
+    /// Sum of user + system CPU seconds over the processes since they started.
+    pub cpu_seconds: f64,
+    /// Sum of the processes' peak resident set sizes (`VmHWM`), KiB.
+    pub peak_rss_sum_kib: u64,
+    /// Largest single `VmHWM` among the processes, KiB.
+    pub peak_rss_max_kib: u64,
+}
+
+/// Clock ticks per second, the unit of `utime`/`stime` in `/proc/PID/stat`.
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a process-wide constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        // Every Linux ABI uses USER_HZ = 100.
+        100.0
+    }
+}
+
+/// The fields of `/proc/PID/stat` that follow the `(comm)` field, which may itself contain
+/// spaces and parentheses: split after the *last* `)`.
+fn fields_after_comm(stat: &str) -> Result<Vec<&str>> {
+    let close = stat.rfind(')').context("no ')' after the command name")?;
+    Ok(stat[close + 1..].split_whitespace().collect())
+}
+
+/// `(ppid, utime + stime in ticks)` parsed from the text of `/proc/PID/stat`.
+fn parse_stat(stat: &str) -> Result<(u32, u64)> {
+    let fields = fields_after_comm(stat)?;
+    // After the comm: state(3) ppid(4) ... utime(14) stime(15), so indexes 1, 11 and 12.
+    if fields.len() < 13 {
+        bail!("/proc stat line has only {} fields", fields.len());
+    }
+    let ppid = fields[1].parse().context("ppid")?;
+    let utime: u64 = fields[11].parse().context("utime")?;
+    let stime: u64 = fields[12].parse().context("stime")?;
+    Ok((ppid, utime + stime))
+}
+
+/// `VmHWM` in KiB from the text of `/proc/PID/status`.
+fn parse_vm_hwm_kib(status: &str) -> Result<u64> {
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("no VmHWM line")?;
+    let value = line
+        .trim_start_matches("VmHWM:")
+        .split_whitespace()
+        .next()
+        .context("empty VmHWM line")?;
+    value.parse().context("VmHWM value")
+}
+
+/// CPU seconds (user + system, all threads) that `pid` has used so far.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let (_, ticks) = parse_stat(&stat).with_context(|| format!("parsing /proc/{pid}/stat"))?;
+    Ok(ticks as f64 / clock_ticks_per_second())
+}
+
+/// Peak resident set size of `pid` in KiB (since start or since the last [`reset_peak_rss`]).
+pub fn peak_rss_kib(pid: u32) -> Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    parse_vm_hwm_kib(&status).with_context(|| format!("parsing /proc/{pid}/status"))
+}
+
+/// Resets `VmHWM` to the current RSS (Linux ≥ 4.0, `echo 5 > /proc/PID/clear_refs`), so the next
+/// reading is the peak of one run rather than of the process's whole life. Returns whether the
+/// kernel accepted it; when it did not, readings are lifetime peaks and the report says so.
+pub fn reset_peak_rss(pid: u32) -> bool {
+    fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// Direct children of `pid` (e.g. NGINX workers of their master), found by scanning `/proc`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut children: Vec<u32> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|&candidate| {
+            fs::read_to_string(format!("/proc/{candidate}/stat"))
+                .ok()
+                .and_then(|s| parse_stat(&s).ok())
+                .is_some_and(|(ppid, _)| ppid == pid)
+        })
+        .collect();
+    children.sort_unstable();
+    children
+}
+
+/// Reads CPU and peak RSS of every process in `pids`.
+pub fn sample(pids: &[u32]) -> Result<GroupSample> {
+    let mut out = GroupSample {
+        cpu_seconds: 0.0,
+        peak_rss_sum_kib: 0,
+        peak_rss_max_kib: 0,
+    };
+    for &pid in pids {
+        out.cpu_seconds += cpu_seconds(pid)?;
+        let rss = peak_rss_kib(pid)?;
+        out.peak_rss_sum_kib += rss;
+        out.peak_rss_max_kib = out.peak_rss_max_kib.max(rss);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_comm() {
+        let line = "4242 (nginx: (worker) x) S 4241 4241 4241 0 -1 4194624 120 0 0 0 37 12 0 0 20 0 1 0 1000 10000 300";
+        assert_eq!(parse_stat(line).unwrap(), (4241, 49));
+    }
+
+    #[test]
+    fn short_stat_is_an_error() {
+        assert!(parse_stat("1 (x) S 0").is_err());
+    }
+
+    #[test]
+    fn vm_hwm_is_read_in_kib() {
+        let status = "Name:\tbalancer\nVmPeak:\t  100 kB\nVmHWM:\t    8123 kB\nVmRSS:\t 7000 kB\n";
+        assert_eq!(parse_vm_hwm_kib(status).unwrap(), 8123);
+        assert!(parse_vm_hwm_kib("Name:\tx\n").is_err());
+    }
+
+    #[test]
+    fn own_process_is_readable() {
+        let me = std::process::id();
+        let s = sample(&[me]).unwrap();
+        assert!(s.peak_rss_sum_kib > 0);
+        assert_eq!(s.peak_rss_sum_kib, s.peak_rss_max_kib);
+        assert!(s.cpu_seconds >= 0.0);
+    }
+}

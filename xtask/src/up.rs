@@ -1,0 +1,201 @@
+//! `cargo xtask up`: the whole stack on loopback in the foreground, for users without Docker.
+//!
+//! Redis (AOF on, data in a named directory that survives restarts), N app replicas on free
+//! ports, the balancer in front of them and optionally NGINX, generated from the project's
+//! `nginx.conf`. Ctrl-C or SIGTERM stops everything, front to back; so does any of the processes
+//! dying on its own (its log tail is printed), because a half-stack silently serving is worse.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::binaries::{self, BinaryArgs};
+use crate::nginx::Nginx;
+use crate::stack::{self, Balancer, ManagedProcess, Redis, Replica, RequestLog};
+
+/// Flags of `cargo xtask up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Number of app replicas.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub replicas: u16,
+    /// Balancer public port on 127.0.0.1 (0: pick a free one).
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+    /// Balancer admin port (/metrics, /status) on 127.0.0.1 (0: pick a free one).
+    #[arg(long, default_value_t = 9000)]
+    pub admin_port: u16,
+    /// Also start NGINX, configured from the project's nginx.conf.
+    #[arg(long)]
+    pub nginx: bool,
+    /// NGINX port on 127.0.0.1 (0: pick a free one).
+    #[arg(long, default_value_t = 5002)]
+    pub nginx_port: u16,
+    /// Redis port on 127.0.0.1 (0: pick a free one).
+    #[arg(long, default_value_t = 0)]
+    pub redis_port: u16,
+    /// Directory of the stack's state: redis/ (AOF data, kept across runs), logs/, nginx/.
+    /// Default: <target>/stack.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Balancer worker threads (default: the balancer's own, all cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Balancer per-request log lines (into its log file).
+    #[arg(long, value_enum, default_value = "default")]
+    pub balancer_request_log: RequestLog,
+    #[command(flatten)]
+    pub binaries: BinaryArgs,
+}
+
+/// The running stack; fields drop (stop) in declaration order: front doors first, Redis last.
+struct Stack {
+    nginx: Option<Nginx>,
+    balancer: Balancer,
+    replicas: Vec<Replica>,
+    redis: Redis,
+}
+
+impl Stack {
+    fn processes(&mut self) -> Vec<&mut ManagedProcess> {
+        let mut all: Vec<&mut ManagedProcess> = Vec::new();
+        if let Some(nginx) = self.nginx.as_mut() {
+            all.push(&mut nginx.process);
+        }
+        all.push(&mut self.balancer.process);
+        all.extend(self.replicas.iter_mut().map(|r| &mut r.process));
+        all.push(&mut self.redis.process);
+        all
+    }
+}
+
+pub fn run(args: &UpArgs) -> Result<()> {
+    // Tool and port problems are reported before the slow build.
+    let redis_bin = binaries::redis_server()?;
+    let nginx_bin = if args.nginx {
+        Some(binaries::nginx()?)
+    } else {
+        None
+    };
+    let port = stack::pick_port(args.port, "--port")?;
+    let admin_port = stack::pick_port(args.admin_port, "--admin-port")?;
+    let nginx_port = if args.nginx {
+        stack::pick_port(args.nginx_port, "--nginx-port")?
+    } else {
+        0
+    };
+    let redis_port = stack::pick_port(args.redis_port, "--redis-port")?;
+    let bins = args.binaries.resolve()?;
+
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| binaries::target_dir().join("stack"));
+    let logs_dir = state_dir.join("logs");
+    fs::create_dir_all(&logs_dir).with_context(|| format!("creating {}", logs_dir.display()))?;
+
+    // Signals first: a Ctrl-C during start-up still stops what has started (by unwinding drops).
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    })
+    .context("installing the Ctrl-C/SIGTERM handler")?;
+
+    eprintln!(
+        "xtask: starting redis-server, {} app replica(s) and the balancer",
+        args.replicas
+    );
+    let redis = Redis::start(&redis_bin, redis_port, &state_dir.join("redis"), &logs_dir)?;
+    let replicas = stack::start_replicas(
+        &bins.app,
+        &redis,
+        usize::from(args.replicas),
+        "visits",
+        &logs_dir,
+    )?;
+    let upstreams: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
+    let balancer = Balancer::start(
+        &bins.balancer,
+        port,
+        admin_port,
+        &upstreams,
+        args.workers,
+        args.balancer_request_log,
+        &logs_dir.join("balancer.log"),
+    )?;
+    let nginx = match &nginx_bin {
+        Some(bin) => Some(Nginx::start(
+            bin,
+            &state_dir.join("nginx"),
+            &upstreams,
+            SocketAddr::from(([127, 0, 0, 1], nginx_port)),
+            None,
+        )?),
+        None => None,
+    };
+    let mut stack = Stack {
+        nginx,
+        balancer,
+        replicas,
+        redis,
+    };
+
+    print_urls(&stack, &state_dir);
+
+    loop {
+        match stop_rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(()) => {
+                eprintln!("\nxtask: stopping the stack...");
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(err) = stack
+                    .processes()
+                    .into_iter()
+                    .find_map(|p| p.ensure_running().err())
+                {
+                    eprintln!("xtask: stopping the stack: {err:#}");
+                    drop(stack);
+                    anyhow::bail!("a stack process exited on its own");
+                }
+            }
+        }
+    }
+    drop(stack);
+    eprintln!("xtask: stopped");
+    Ok(())
+}
+
+fn print_urls(stack: &Stack, state_dir: &std::path::Path) {
+    let b = &stack.balancer;
+    println!("Stack is up (Ctrl-C stops everything):");
+    println!(
+        "  balancer   http://{}/   count: http://{}/count",
+        b.addr, b.addr
+    );
+    println!(
+        "  admin      http://{}/status   http://{}/metrics",
+        b.admin_addr, b.admin_addr
+    );
+    if let Some(nginx) = &stack.nginx {
+        println!(
+            "  nginx      http://{}/   (config: {})",
+            nginx.addr,
+            nginx.prefix.join("nginx.conf").display()
+        );
+    }
+    for r in &stack.replicas {
+        println!("  {:<10} http://{}/", r.name, r.addr);
+    }
+    println!(
+        "  redis      {}   (AOF in {})",
+        stack.redis.url(),
+        stack.redis.data_dir.display()
+    );
+    println!("  logs       {}", state_dir.join("logs").display());
+}
