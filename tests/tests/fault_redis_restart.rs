@@ -97,7 +97,6 @@ async fn clean_restart() {
         Duration::from_secs(30),
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let in_flight_at_stop = load.in_flight();
     let away = Instant::now();
     stack.redis.stop().await;
     let stopped_in = away.elapsed();
@@ -109,9 +108,19 @@ async fn clean_restart() {
     let report = load.stop().await;
     let delta = stack.redis.get_i64(COUNTER_KEY).await - before;
     let (unavailable, slowest, recovery) = check_outage(&report, away, back);
+    // A visit is ambiguous when its request was under way while Redis shut down: Redis may have executed
+    // the INCR and flushed it to the AOF, then exited before the reply reached the app, which can only
+    // answer 503. Those failures may have counted; no other failure may have.
+    let gone = away + stopped_in;
+    let ambiguous = report
+        .samples
+        .iter()
+        .filter(|s| !s.ok() && s.started <= gone)
+        .count();
     eprintln!(
         "redis clean restart: sent {} in {:?}, ok {}, 503 {unavailable} (slowest {slowest:?}), Redis stopped \
-         in {stopped_in:?} and away {:?}, all 200 again {recovery:?} after redis-server was started again, counter delta {delta}",
+         in {stopped_in:?} and away {:?}, all 200 again {recovery:?} after redis-server was started again, counter delta {delta}, \
+         {ambiguous} failures under way during the stop",
         report.sent(),
         report.elapsed,
         report.ok(),
@@ -123,8 +132,8 @@ async fn clean_restart() {
         report.ok()
     );
     assert!(
-        delta <= (report.ok() + in_flight_at_stop) as i64,
-        "counter delta {delta} exceeds successes {} plus the {in_flight_at_stop} in flight at the stop",
+        delta <= (report.ok() + ambiguous) as i64,
+        "counter delta {delta} exceeds successes {} plus the {ambiguous} failures under way during the stop",
         report.ok()
     );
 }
