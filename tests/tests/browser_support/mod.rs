@@ -333,45 +333,6 @@ pub fn screenshots_dir() -> PathBuf {
     target.join("screenshots")
 }
 
-/// Renders the NGINX configuration from the project's top-level `nginx.conf`, swapping only the
-/// `server app:5000 …;` line(s) inside `upstream` for the loopback replicas and `listen 5002;` for
-/// `listen <addr>;`.
-///
-/// Deliberately a small twin of `xtask/src/nginx.rs::render_config`: the xtask is a binary crate,
-/// so this test crate cannot call it.
-pub fn render_nginx_conf(template: &str, replicas: &[SocketAddr], listen: SocketAddr) -> String {
-    let mut out = String::new();
-    let (mut servers, mut listens) = (0, 0);
-    for line in template.lines() {
-        let code = line.split('#').next().unwrap_or_default().trim();
-        let indent = &line[..line.len() - line.trim_start().len()];
-        if code.starts_with("server app:5000") {
-            for r in replicas {
-                out.push_str(&format!(
-                    "{indent}{}\n",
-                    code.replacen("app:5000", &r.to_string(), 1)
-                ));
-            }
-            servers += 1;
-        } else if code == "listen 5002;" {
-            out.push_str(&format!("{indent}listen {listen};\n"));
-            listens += 1;
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    assert!(
-        servers > 0,
-        "nginx.conf has no `server app:5000` line to swap"
-    );
-    assert_eq!(
-        listens, 1,
-        "nginx.conf must have exactly one `listen 5002;`"
-    );
-    out
-}
-
 /// A real NGINX in the foreground under its own prefix directory, killed on drop.
 pub struct Nginx {
     process: Process,
@@ -394,7 +355,9 @@ impl Nginx {
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create an nginx prefix: {e}"));
         let conf = prefix.path().join("nginx.conf");
-        std::fs::write(&conf, render_nginx_conf(&template, replicas, addr))
+        let rendered = xtask::nginx_config::render_config(&template, replicas, addr, None)
+            .unwrap_or_else(|e| panic!("cannot render nginx.conf: {e:#}"));
+        std::fs::write(&conf, rendered)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
         let mut cmd = Command::new(bin);
         cmd.arg("-p")
