@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::shutdown::Drain;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -15,7 +16,6 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -188,7 +188,7 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 pub async fn serve(
     listener: TcpListener,
     admin: Arc<Admin>,
-    graceful: &GracefulShutdown,
+    drain: &Drain,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -214,9 +214,9 @@ pub async fn serve(
             .timer(TokioTimer::new())
             .header_read_timeout(std::time::Duration::from_secs(10))
             .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let watch = drain.watcher();
         tokio::spawn(async move {
-            let _ = conn.await;
+            let _ = watch.serve(conn, |c| c.graceful_shutdown()).await;
         });
     }
 }

@@ -23,7 +23,6 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::config::{Command, Config, LogFormat};
@@ -189,25 +188,18 @@ async fn run(config: Config) -> i32 {
         "balancer started"
     );
 
-    let builder = Arc::new(server::http_builder(config.header_read_timeout));
-    let public_graceful = GracefulShutdown::new();
-    let admin_graceful = GracefulShutdown::new();
+    let http = Arc::new(server::Http::new(config.header_read_timeout));
+    let public_drain = shutdown::Drain::new();
+    let admin_drain = shutdown::Drain::new();
     tokio::join!(
-        server::serve(
-            public,
-            proxy,
-            builder,
-            &public_graceful,
-            config.header_read_timeout,
-            stopped(),
-        ),
-        admin::serve(admin_listener, admin, &admin_graceful, stopped()),
+        server::serve(public, proxy, http, &public_drain, stopped()),
+        admin::serve(admin_listener, admin, &admin_drain, stopped()),
     );
 
-    let in_flight = public_graceful.count();
+    let in_flight = public_drain.connections();
     tracing::info!(connections = in_flight, timeout = ?config.shutdown_timeout, "stopped accepting; draining");
     let drained = tokio::time::timeout(config.shutdown_timeout, async {
-        tokio::join!(public_graceful.shutdown(), admin_graceful.shutdown());
+        tokio::join!(public_drain.drain(), admin_drain.drain());
     })
     .await;
     match drained {

@@ -1,48 +1,112 @@
 //! The public listener: accept loop and per-connection HTTP serving.
 //!
-//! HTTP/1.1 and HTTP/2 with prior knowledge (hyper-util's auto builder), `--header-read-timeout`
-//! for clients that trickle headers, 431 for oversized headers (hyper answers it when the header
-//! block outgrows the read buffer), TCP_NODELAY on every accepted socket. Every connection is
-//! watched by the graceful-shutdown tracker so SIGTERM can drain it.
+//! HTTP/1.1, and HTTP/2 with prior knowledge, told apart by peeking at the client's first bytes
+//! (see [`sniff`]); `--header-read-timeout` for clients that are slow to start or trickle headers;
+//! 431 for oversized headers (hyper answers it);
+//! TCP_NODELAY on every accepted socket. Every connection is registered with the listener's
+//! [`Drain`] so SIGTERM can let it finish.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 
 use crate::proxy::{ClientInfo, Proxy};
+use crate::shutdown::Drain;
 
 /// Largest request head (request line + headers) accepted; beyond it clients get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-pub fn http_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .max_buf_size(MAX_HEADER_BYTES)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256);
-    builder
+/// How HTTP/2 clients with prior knowledge open a connection (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How often a client whose first bytes are only the start of [`H2_PREFACE`] is looked at again.
+const SNIFF_RETRY: Duration = Duration::from_millis(5);
+
+/// The connection settings of both protocols, built once.
+pub struct Http {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
+}
+
+impl Http {
+    pub fn new(header_read_timeout: Duration) -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            // The hard limit. max_buf_size alone is not one: a head that arrives in one large
+            // read is parsed before the buffer size is checked.
+            .max_header_size(MAX_HEADER_BYTES)
+            .max_buf_size(MAX_HEADER_BYTES)
+            .keep_alive(true);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256);
+        Http {
+            http1,
+            http2,
+            header_read_timeout,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// Waits for the client's first bytes and tells HTTP/1 from HTTP/2 by looking at them without
+/// consuming them; `None` when the client closed or sent nothing within `timeout`.
+///
+/// hyper-util's automatic builder does this by reading the bytes and handing them back through a
+/// wrapper, which makes hyper's first read start at an offset and double every HTTP/1 read
+/// buffer to 16 KiB: 2 MiB more at 256 connections. Peeking leaves the socket as it was, so the
+/// chosen protocol reads it from the start. It also bounds the time before the first byte, which
+/// hyper's header timer (it starts with the first byte) does not.
+async fn sniff(stream: &TcpStream, timeout: Duration) -> Option<Protocol> {
+    let deadline = Instant::now() + timeout;
+    let mut first = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut first))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if first[..n] != H2_PREFACE[..n] {
+            return Some(Protocol::Http1);
+        }
+        if n == H2_PREFACE.len() {
+            return Some(Protocol::Http2);
+        }
+        // Only the start of the preface so far. The socket stays readable with those bytes in
+        // it, so waiting for readiness would spin: look again shortly (HTTP/2 clients send the
+        // preface in one write, so this is rare).
+        // (The bytes stay there even after the client closed: only the deadline ends this.)
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep_until(deadline.min(Instant::now() + SNIFF_RETRY)).await;
+    }
 }
 
 /// Accepts until `shutdown` resolves; returns without waiting for the connections (the caller
-/// drains them through `graceful`).
+/// drains them through `drain`).
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    graceful: &GracefulShutdown,
-    header_read_timeout: Duration,
+    http: Arc<Http>,
+    drain: &Drain,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -63,25 +127,88 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let client = Arc::new(ClientInfo::new(peer));
         let proxy = proxy.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let http = http.clone();
+        let watch = drain.watcher();
         tokio::spawn(async move {
-            // hyper's header timer starts with the first byte, and the HTTP/1-or-2 detection
-            // before it has no timer at all: a connection that never sends anything would be
-            // kept forever. Give it --header-read-timeout to start talking.
-            // (`peek`, unlike `readable`, cannot report a spurious readiness.)
-            let mut first = [0u8; 1];
-            match tokio::time::timeout(header_read_timeout, stream.peek(&mut first)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return,
-            }
+            let Some(protocol) = sniff(&stream, http.header_read_timeout).await else {
+                return;
+            };
             let service = service_fn(move |req| proxy.clone().handle(req, client.clone()));
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
+            let io = TokioIo::new(stream);
+            let result = match protocol {
+                Protocol::Http1 => {
+                    let conn = http.http1.serve_connection(io, service).with_upgrades();
+                    watch.serve(conn, |c| c.graceful_shutdown()).await
+                }
+                Protocol::Http2 => {
+                    let conn = http.http2.serve_connection(io, service);
+                    watch.serve(conn, |c| c.graceful_shutdown()).await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "client connection ended with an error");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sniffed(chunks: &[&[u8]], timeout: Duration) -> Option<Protocol> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let chunks: Vec<Vec<u8>> = chunks.iter().map(|c| c.to_vec()).collect();
+        let client = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            for chunk in chunks {
+                s.write_all(&chunk).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Keep the connection open until the server has decided.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        });
+        let (server, _) = listener.accept().await.unwrap();
+        let protocol = sniff(&server, timeout).await;
+        client.abort();
+        protocol
+    }
+
+    #[tokio::test]
+    async fn http1_is_recognised_from_its_first_byte() {
+        let got = sniffed(&[b"GET / HTTP/1.1\r\n"], Duration::from_secs(1)).await;
+        assert_eq!(got, Some(Protocol::Http1));
+    }
+
+    #[tokio::test]
+    async fn a_post_is_http1_even_though_it_starts_like_the_preface() {
+        let got = sniffed(&[b"P", b"OST / HTTP/1.1\r\n"], Duration::from_secs(1)).await;
+        assert_eq!(got, Some(Protocol::Http1));
+    }
+
+    #[tokio::test]
+    async fn the_h2_preface_is_recognised_even_when_split() {
+        let got = sniffed(
+            &[&H2_PREFACE[..5], &H2_PREFACE[5..]],
+            Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(got, Some(Protocol::Http2));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_inside_the_preface_is_dropped_at_the_timeout() {
+        let started = std::time::Instant::now();
+        let got = sniffed(&[&H2_PREFACE[..5]], Duration::from_millis(150)).await;
+        assert_eq!(got, None);
+        assert!(started.elapsed() < Duration::from_millis(290));
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_dropped_at_the_timeout() {
+        let got = sniffed(&[], Duration::from_millis(100)).await;
+        assert_eq!(got, None);
     }
 }
