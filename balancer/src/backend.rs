@@ -27,12 +27,19 @@ pub struct Backend {
     pub requests_total: AtomicU64,
     pub failures_total: AtomicU64,
     pub metrics: BackendMetrics,
-    /// Keep-alive connections to this backend waiting for their next request.
-    pub idle: IdleConnections,
+    /// Keep-alive connections to this backend waiting for their next request, one stack per
+    /// worker: a connection is driven by the worker that opened it, so handing it to another
+    /// worker would put two threads on every request it carries.
+    idle: Box<[IdleConnections]>,
 }
 
 impl Backend {
-    pub fn new(addr: SocketAddr, upstream: &str, metrics: &Metrics) -> Result<Self, String> {
+    pub fn new(
+        addr: SocketAddr,
+        upstream: &str,
+        metrics: &Metrics,
+        workers: usize,
+    ) -> Result<Self, String> {
         let label = addr.to_string();
         let host_header = HeaderValue::from_str(upstream).map_err(|e| e.to_string())?;
         Ok(Backend {
@@ -43,9 +50,16 @@ impl Backend {
             requests_total: AtomicU64::new(0),
             failures_total: AtomicU64::new(0),
             metrics: metrics.for_backend(&label),
-            idle: IdleConnections::default(),
+            idle: (0..workers.max(1))
+                .map(|_| IdleConnections::default())
+                .collect(),
             label,
         })
+    }
+
+    /// Worker `worker`'s idle connections to this backend.
+    pub fn idle(&self, worker: usize) -> &IdleConnections {
+        &self.idle[worker % self.idle.len()]
     }
 
     pub fn in_flight(&self) -> i64 {
@@ -82,11 +96,14 @@ pub struct Pool {
     /// Backends whose address vanished from DNS, kept visible until their in-flight requests end.
     draining: Mutex<Vec<Arc<Backend>>>,
     pub metrics: Arc<Metrics>,
+    /// Event-loop threads serving clients (`--workers`); each backend keeps idle connections per worker.
+    workers: usize,
 }
 
 impl Pool {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, workers: usize) -> Self {
         Pool {
+            workers,
             rotation: RwLock::new(Arc::from(Vec::new())),
             draining: Mutex::new(Vec::new()),
             metrics,
@@ -138,7 +155,7 @@ impl Pool {
             };
             match revived {
                 Some(b) => next.push(b),
-                None => match Backend::new(*addr, upstream, &self.metrics) {
+                None => match Backend::new(*addr, upstream, &self.metrics, self.workers) {
                     Ok(b) => next.push(Arc::new(b)),
                     Err(e) => {
                         tracing::warn!(%addr, error = %e, "address cannot be used as a backend");

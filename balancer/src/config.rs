@@ -82,7 +82,8 @@ pub struct Config {
     #[arg(long, env = "BALANCER_MAX_BODY", default_value = "16MiB", value_parser = parse_size)]
     pub max_body: u64,
 
-    /// Runtime worker threads (default: available cores).
+    /// Worker threads, each with its own event loop (default: available cores). Accepted
+    /// connections are handed to them in turn, like NGINX's worker processes.
     #[arg(long, env = "BALANCER_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
 
@@ -94,7 +95,8 @@ pub struct Config {
     #[arg(long, env = "BALANCER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Idle keep-alive connections kept per backend.
+    /// Idle keep-alive connections kept per backend by each worker (like NGINX's `keepalive`,
+    /// which counts per worker process).
     #[arg(long, env = "BALANCER_MAX_IDLE_PER_BACKEND", default_value_t = 256)]
     pub max_idle_per_backend: usize,
 }

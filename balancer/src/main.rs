@@ -34,13 +34,10 @@ fn main() {
     }
     let config = cli.config;
     let log_guard = init_logging(config.log_format);
-    let runtime = match build_runtime(config.workers()) {
+    let runtime = match build_runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!(
-                "balancer: cannot start the runtime with --workers {}: {e}",
-                config.workers()
-            );
+            eprintln!("balancer: cannot start the event loop: {e}");
             std::process::exit(2);
         }
     };
@@ -52,24 +49,15 @@ fn main() {
     std::process::exit(code);
 }
 
-/// `--workers 1` gets tokio's current-thread scheduler: the same single worker as a one-thread
-/// multi-thread runtime, minus the work-stealing queues and cross-thread wake-ups that cannot help
-/// with one thread (this is the setting compared with NGINX's `worker_processes 1`). More workers
-/// get the multi-thread scheduler with exactly that many worker threads.
+/// The main thread's event loop: it accepts connections (serving its share of them as worker 0),
+/// and runs discovery, the health checks and the admin listener. Every worker, this one included,
+/// is a single-threaded runtime (see [`server::Workers`]).
 ///
 /// The blocking pool only runs getaddrinfo for discovery (one lookup per upstream name per
 /// `--resolve-interval`), so it is capped well below tokio's 512: a hung resolver must not be able
 /// to pile up threads, each with its own stack and malloc arena.
-fn build_runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = if workers <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(workers);
-        b
-    };
-    builder
-        .thread_name("balancer-worker")
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
@@ -123,7 +111,8 @@ async fn run(config: Config) -> i32 {
         max_fails: config.max_fails,
         fail_timeout: config.fail_timeout,
     };
-    let pool = Arc::new(backend::Pool::new(metrics.clone()));
+    let workers = config.workers();
+    let pool = Arc::new(backend::Pool::new(metrics.clone(), workers));
     let discovery = Arc::new(discovery::Discovery::new(
         config.upstreams.0.clone(),
         pool.clone(),
@@ -150,17 +139,45 @@ async fn run(config: Config) -> i32 {
         config.connect_timeout,
     ));
 
-    let proxy = Arc::new(proxy::Proxy::new(
-        pool.clone(),
-        metrics.clone(),
-        proxy::ProxySettings {
-            connect_timeout: config.connect_timeout,
-            upstream_timeout: config.upstream_timeout,
-            max_body: config.max_body,
-            max_idle_per_backend: config.max_idle_per_backend,
-            policy,
-        },
-    ));
+    let settings = proxy::ProxySettings {
+        connect_timeout: config.connect_timeout,
+        upstream_timeout: config.upstream_timeout,
+        max_body: config.max_body,
+        max_idle_per_backend: config.max_idle_per_backend,
+        policy,
+    };
+    // One rotation cursor for all workers, so the shares stay exact whichever worker serves.
+    let selection = Arc::new(selection::RoundRobin::default());
+    let proxy_for = |worker| {
+        Arc::new(proxy::Proxy::new(
+            pool.clone(),
+            selection.clone(),
+            metrics.clone(),
+            settings,
+            worker,
+        ))
+    };
+    let http = Arc::new(server::Http::new(config.header_read_timeout));
+    let mut handoffs = Vec::with_capacity(workers.saturating_sub(1));
+    let mut threads = Vec::with_capacity(workers.saturating_sub(1));
+    for index in 1..workers {
+        match server::spawn_worker(
+            index,
+            proxy_for(index),
+            http.clone(),
+            config.shutdown_timeout,
+        ) {
+            Ok((handoff, thread)) => {
+                handoffs.push(handoff);
+                threads.push(thread);
+            }
+            Err(e) => {
+                eprintln!("balancer: cannot start worker {index} of --workers {workers}: {e}");
+                return 2;
+            }
+        }
+    }
+    let workers_set = server::Workers::new(proxy_for(0), handoffs);
     let admin = Arc::new(admin::Admin {
         pool,
         discovery,
@@ -183,31 +200,45 @@ async fn run(config: Config) -> i32 {
     tracing::info!(
         listen = %config.listen,
         admin = %config.admin_listen,
-        workers = config.workers(),
+        workers,
         upstreams = ?config.upstreams.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "balancer started"
     );
 
-    let http = Arc::new(server::Http::new(config.header_read_timeout));
     let public_drain = shutdown::Drain::new();
     let admin_drain = shutdown::Drain::new();
     tokio::join!(
-        server::serve(public, proxy, http, &public_drain, stopped()),
+        server::serve(public, workers_set, http, &public_drain, stopped()),
         admin::serve(admin_listener, admin, &admin_drain, stopped()),
     );
 
-    let in_flight = public_drain.connections();
-    tracing::info!(connections = in_flight, timeout = ?config.shutdown_timeout, "stopped accepting; draining");
-    let drained = tokio::time::timeout(config.shutdown_timeout, async {
-        tokio::join!(public_drain.drain(), admin_drain.drain());
+    // The other workers drain on their own threads meanwhile.
+    tokio::join!(
+        server::finish(0, &public_drain, config.shutdown_timeout),
+        async {
+            let _ = tokio::time::timeout(config.shutdown_timeout, admin_drain.drain()).await;
+        },
+    );
+    let joined = tokio::task::spawn_blocking(move || {
+        threads
+            .into_iter()
+            .map(std::thread::JoinHandle::join)
+            .filter(Result::is_err)
+            .count()
     })
     .await;
-    match drained {
-        Ok(()) => tracing::info!("drained; exiting"),
-        Err(_) => tracing::warn!(
-            timeout = ?config.shutdown_timeout,
-            "shutdown timeout reached with requests still in flight; exiting anyway"
-        ),
+    match joined {
+        Ok(0) => {
+            tracing::info!("exiting");
+            0
+        }
+        Ok(panicked) => {
+            tracing::error!(workers = panicked, "worker threads panicked");
+            1
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot wait for the worker threads");
+            1
+        }
     }
-    0
 }

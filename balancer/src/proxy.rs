@@ -23,6 +23,7 @@ use crate::selection::RoundRobin;
 use crate::upgrade;
 use crate::upstream_pool::{Lease, SendError, UpstreamPool};
 
+#[derive(Clone, Copy)]
 pub struct ProxySettings {
     pub connect_timeout: Duration,
     pub upstream_timeout: Duration,
@@ -31,10 +32,12 @@ pub struct ProxySettings {
     pub policy: HealthPolicy,
 }
 
+/// One worker's proxy. The rotation, its round-robin cursor and the metrics are shared by all
+/// workers; the upstream connections are the worker's own.
 pub struct Proxy {
     upstream: UpstreamPool,
     pool: Arc<Pool>,
-    selection: RoundRobin,
+    selection: Arc<RoundRobin>,
     settings: ProxySettings,
     metrics: Arc<Metrics>,
 }
@@ -77,11 +80,21 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl Proxy {
-    pub fn new(pool: Arc<Pool>, metrics: Arc<Metrics>, settings: ProxySettings) -> Self {
+    pub fn new(
+        pool: Arc<Pool>,
+        selection: Arc<RoundRobin>,
+        metrics: Arc<Metrics>,
+        settings: ProxySettings,
+        worker: usize,
+    ) -> Self {
         Proxy {
-            upstream: UpstreamPool::new(settings.connect_timeout, settings.max_idle_per_backend),
+            upstream: UpstreamPool::new(
+                settings.connect_timeout,
+                settings.max_idle_per_backend,
+                worker,
+            ),
             pool,
-            selection: RoundRobin::default(),
+            selection,
             settings,
             metrics,
         }

@@ -108,6 +108,7 @@ mod tests {
                         format!("127.0.0.1:{}", 1000 + i).parse().unwrap(),
                         "app:5000",
                         &m,
+                        1,
                     )
                     .unwrap(),
                 )

@@ -5,7 +5,7 @@
 //! connection to become idle again) cost more user-space CPU per proxied request than the rest of
 //! the proxy together. This pool knows it talks to a fixed address over plain HTTP/1.1:
 //!
-//! - Each [`Backend`] owns an [`IdleConnections`] stack, bounded by `--max-idle-per-backend`,
+//! - Each [`Backend`] owns an [`IdleConnections`] stack per worker, bounded by `--max-idle-per-backend`,
 //!   reused LIFO (the most recently used connection is the one least likely to have been closed
 //!   by the backend's keep-alive timer); connections idle longer than [`IDLE_TIMEOUT`] are dropped.
 //! - A connection goes back on the stack only once its response body was read to the end and
@@ -91,6 +91,7 @@ pub enum SendError {
 pub struct Lease {
     sender: Sender,
     backend: Arc<Backend>,
+    worker: usize,
     max_idle: usize,
 }
 
@@ -101,35 +102,40 @@ impl Lease {
         let Lease {
             mut sender,
             backend,
+            worker,
             max_idle,
         } = self;
         if sender.is_closed() {
             return;
         }
         if sender.is_ready() {
-            backend.idle.push(sender, max_idle);
+            backend.idle(worker).push(sender, max_idle);
             return;
         }
         // hyper marks the connection ready from its own task, usually before the last body
         // frame reaches us; when it has not yet, wait for it off the request path.
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
-                backend.idle.push(sender, max_idle);
+                backend.idle(worker).push(sender, max_idle);
             }
         });
     }
 }
 
+/// One worker's way to its backends: connections it opens are driven by its own event loop and
+/// go back to its own idle stacks.
 pub struct UpstreamPool {
     connect_timeout: Duration,
     max_idle: usize,
+    worker: usize,
 }
 
 impl UpstreamPool {
-    pub fn new(connect_timeout: Duration, max_idle: usize) -> Self {
+    pub fn new(connect_timeout: Duration, max_idle: usize, worker: usize) -> Self {
         UpstreamPool {
             connect_timeout,
             max_idle,
+            worker,
         }
     }
 
@@ -141,7 +147,7 @@ impl UpstreamPool {
         mut request: Request<RequestBody>,
         now: Instant,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
-        while let Some(sender) = backend.idle.pop(now) {
+        while let Some(sender) = backend.idle(self.worker).pop(now) {
             match self.try_send(backend, sender, request).await {
                 Ok(done) => return Ok(done),
                 // Stale keep-alive connection: the request was not written, try the next one.
@@ -173,6 +179,7 @@ impl UpstreamPool {
                 Lease {
                     sender,
                     backend: backend.clone(),
+                    worker: self.worker,
                     max_idle: self.max_idle,
                 },
             )),
