@@ -45,8 +45,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in fixed_hop_by_hop() {
-        headers.remove(name);
+    // Most messages carry none of the fixed names. One pass over the names present (comparing
+    // standard header names is cheap) spares them ten hashed removals in each direction.
+    if headers
+        .keys()
+        .any(|name| fixed_hop_by_hop().contains(&name))
+    {
+        for name in fixed_hop_by_hop() {
+            headers.remove(name);
+        }
     }
 }
 
