@@ -54,12 +54,7 @@ async fn crash() {
         PACE,
         Duration::from_secs(60),
     );
-    for app in &stack.apps {
-        let warm = load
-            .wait_served_by(app.name(), load.started, Duration::from_secs(10))
-            .await;
-        assert!(warm.is_some(), "{} served nothing under load", app.name());
-    }
+    load.wait_until_each_serves(&stack.apps).await;
 
     let victim = 1;
     let port = stack.apps[victim].addr().port();

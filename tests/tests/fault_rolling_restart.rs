@@ -50,12 +50,7 @@ async fn rolling_restart() {
         PACE,
         Duration::from_secs(60),
     );
-    for app in &stack.apps {
-        let warm = load
-            .wait_served_by(app.name(), load.started, Duration::from_secs(10))
-            .await;
-        assert!(warm.is_some(), "{} served nothing under load", app.name());
-    }
+    load.wait_until_each_serves(&stack.apps).await;
 
     // Several full rounds: the restart window is short, so one round can miss a race a later one hits.
     let replicas = stack.apps.len();

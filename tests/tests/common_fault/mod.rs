@@ -162,6 +162,18 @@ impl Load {
         }
     }
 
+    /// Waits until every replica of `apps` has answered this load at least once (so a fault
+    /// injected next hits a replica that is really in the rotation); panics naming one that has
+    /// not within 10 s.
+    pub async fn wait_until_each_serves(&self, apps: &[e2e::App]) {
+        for app in apps {
+            let warm = self
+                .wait_served_by(app.name(), self.started, Duration::from_secs(10))
+                .await;
+            assert!(warm.is_some(), "{} served nothing under load", app.name());
+        }
+    }
+
     pub async fn stop(self) -> LoadReport {
         self.stop.store(true, Ordering::SeqCst);
         let mut samples = Vec::new();
