@@ -1,16 +1,19 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on one listener, with graceful
 //! shutdown.
 //!
-//! On the shutdown signal the listener is closed at once (new connections are refused).
-//! Then, for the shutdown delay (`SHUTDOWN_DELAY`, 0 by default), open connections keep
-//! being served but each HTTP/1 response closes its connection and /health answers 503:
-//! a balancer with pooled keep-alive connections would otherwise send a request down an
-//! idle connection at the very moment we close it, and could not safely retry it. After
-//! the delay every connection is told to finish its current request and close — idle
-//! keep-alive connections close immediately, HTTP/2 gets GOAWAY — and we wait for that,
-//! bounded by the drain timeout.
+//! On the shutdown signal, with a shutdown delay (`SHUTDOWN_DELAY`, 0 by default), the replica
+//! first plays lame duck for that long: it keeps accepting and serving, but every HTTP/1 response
+//! closes its connection and /health answers 503, so a balancer's health checks take the replica
+//! out while everything it sends still gets an answer. Only then is the listener closed. Closing it
+//! at once would be worse on both sides: a connection the kernel had already accepted for us is
+//! reset with the balancer's request in it (which it must not retry), and an idle pooled connection
+//! closed under a request has the same effect. After the delay every connection is told to finish
+//! its current request and close (idle keep-alive connections close immediately, HTTP/2 gets
+//! GOAWAY) and we wait for that, bounded by the drain timeout. Without a delay the listener closes
+//! at once and the drain starts.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::routes::App;
 
@@ -51,51 +54,31 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
-    loop {
+    let signal = loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Usually EMFILE: back off instead of spinning on the error.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(error = %e, "set_nodelay failed");
-                }
-                let app = app.clone();
-                let service = service_fn(move |req| app.clone().handle(req));
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            signal = &mut shutdown => {
-                tracing::info!(signal, "shutting down: no new connections, draining in-flight requests");
-                break;
-            }
+            accepted = listener.accept() => accept(accepted, &builder, &app, &graceful).await,
+            signal = &mut shutdown => break signal,
         }
-    }
-    drop(listener);
+    };
+    tracing::info!(signal, "shutting down");
 
     if !shutdown_delay.is_zero() {
         app.begin_stopping();
         tracing::info!(
             ?shutdown_delay,
-            "serving open connections with `Connection: close` before draining"
+            "lame duck: still serving, every response closing its connection and /health answering 503"
         );
-        let deadline = tokio::time::Instant::now() + shutdown_delay;
-        // Nothing left to protect once every connection has closed.
-        while graceful.count() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let lame_duck = tokio::time::sleep(shutdown_delay);
+        tokio::pin!(lame_duck);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => accept(accepted, &builder, &app, &graceful).await,
+                () = &mut lame_duck => break,
+            }
         }
     }
+    drop(listener);
+    tracing::info!("no new connections; draining in-flight requests");
 
     match tokio::time::timeout(drain_timeout, graceful.shutdown()).await {
         Ok(()) => {
@@ -110,4 +93,36 @@ pub async fn serve(
             Drained::TimedOut
         }
     }
+}
+
+/// Serves one accepted connection as a task of its own, watched by `graceful`.
+async fn accept(
+    accepted: std::io::Result<(TcpStream, SocketAddr)>,
+    builder: &auto::Builder<TokioExecutor>,
+    app: &Arc<App>,
+    graceful: &GracefulShutdown,
+) {
+    let (stream, peer) = match accepted {
+        Ok(pair) => pair,
+        Err(e) => {
+            // Usually EMFILE: back off instead of spinning on the error.
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
+    };
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "set_nodelay failed");
+    }
+    let app = app.clone();
+    let service = service_fn(move |req| app.clone().handle(req));
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .into_owned();
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    });
 }

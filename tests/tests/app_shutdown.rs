@@ -240,13 +240,14 @@ async fn idle_keep_alive_connections_do_not_delay_shutdown() {
     .expect("test timed out");
 }
 
-/// With SHUTDOWN_DELAY, a replica behind a pooling balancer is not yanked away: new connections are refused
-/// at once (a balancer retries those safely), but requests on open connections are still served, each
-/// closing its connection, and /health says 503 so health checks take the replica out before the idle
-/// connections are finally closed.
+/// With SHUTDOWN_DELAY, a replica behind a pooling balancer is not yanked away: for the whole delay it
+/// keeps accepting and serving (a connection the kernel already accepted is never reset with a request
+/// in it), every response closes its connection, and /health says 503 so health checks take the replica
+/// out; only after the delay does it stop listening, close what is idle and exit.
 #[tokio::test]
 async fn shutdown_delay_keeps_serving_open_connections_with_connection_close() {
     tokio::time::timeout(T, async {
+        const DELAY: Duration = Duration::from_secs(2);
         let redis = RedisServer::start().await;
         let mut app = App::builder(&redis)
             .env("SHUTDOWN_DELAY", "2s")
@@ -257,11 +258,37 @@ async fn shutdown_delay_keeps_serving_open_connections_with_connection_close() {
         let mut stream = TcpStream::connect(app.addr()).await.expect("connect");
         let signalled = Instant::now();
         app.sigterm();
-        assert!(
-            wait_until_async(Duration::from_secs(2), || refuses_connections(app.addr())).await,
-            "new connections still accepted after SIGTERM"
-        );
+        let addr = app.addr();
+        let stopping = wait_until_async(Duration::from_secs(2), || async move {
+            get(&format!("http://{addr}/health"))
+                .await
+                .is_ok_and(|r| r.status == 503)
+        })
+        .await;
+        assert!(stopping, "/health did not turn 503 after SIGTERM");
 
+        // A connection opened during the delay is accepted and served, and told to close.
+        let mut fresh = TcpStream::connect(addr)
+            .await
+            .expect("new connections must still be accepted during the delay");
+        fresh
+            .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .expect("write");
+        let reply =
+            e2e::raw::read_until_close(&mut fresh, Instant::now() + Duration::from_secs(5)).await;
+        let reply = String::from_utf8_lossy(&reply).to_ascii_lowercase();
+        assert!(
+            reply.starts_with("http/1.1 503"),
+            "health while stopping: {reply}"
+        );
+        assert!(
+            reply.contains("connection: close"),
+            "no Connection: close: {reply}"
+        );
+        assert!(reply.contains("\"status\":\"stopping\""), "{reply}");
+
+        // So is the keep-alive connection opened before the signal.
         stream
             .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
             .await
@@ -277,16 +304,22 @@ async fn shutdown_delay_keeps_serving_open_connections_with_connection_close() {
             reply.contains("connection: close"),
             "no Connection: close: {reply}"
         );
-        assert!(reply.contains("\"status\":\"stopping\""), "{reply}");
 
         let status = app
             .wait_exit(Duration::from_secs(10))
             .await
             .expect("app did not exit");
         assert!(status.success(), "exit status {status}");
-        // The last connection closed after its response, so the delay ended early.
+        // The listener stays open for the whole delay, even with no connection left.
         let took = signalled.elapsed();
-        assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
+        assert!(
+            took >= DELAY,
+            "the app stopped after {took:?}, before SHUTDOWN_DELAY"
+        );
+        assert!(
+            refuses_connections(addr).await,
+            "the app still accepts connections after exiting"
+        );
     })
     .await
     .expect("test timed out");
