@@ -240,6 +240,26 @@ async fn idle_keep_alive_connections_do_not_delay_shutdown() {
     .expect("test timed out");
 }
 
+/// Asks for /health on `stream` while the app is stopping: 503, "stopping", and the connection
+/// closed after the response.
+async fn assert_stopping_health(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .expect("write");
+    let reply = e2e::raw::read_until_close(stream, Instant::now() + Duration::from_secs(5)).await;
+    let reply = String::from_utf8_lossy(&reply).to_ascii_lowercase();
+    assert!(
+        reply.starts_with("http/1.1 503"),
+        "health while stopping: {reply}"
+    );
+    assert!(
+        reply.contains("connection: close"),
+        "no Connection: close: {reply}"
+    );
+    assert!(reply.contains("\"status\":\"stopping\""), "{reply}");
+}
+
 /// With SHUTDOWN_DELAY, a replica behind a pooling balancer is not yanked away: for the whole delay it
 /// keeps accepting and serving (a connection the kernel already accepted is never reset with a request
 /// in it), every response closes its connection, and /health says 503 so health checks take the replica
@@ -271,39 +291,9 @@ async fn shutdown_delay_keeps_serving_open_connections_with_connection_close() {
         let mut fresh = TcpStream::connect(addr)
             .await
             .expect("new connections must still be accepted during the delay");
-        fresh
-            .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
-            .await
-            .expect("write");
-        let reply =
-            e2e::raw::read_until_close(&mut fresh, Instant::now() + Duration::from_secs(5)).await;
-        let reply = String::from_utf8_lossy(&reply).to_ascii_lowercase();
-        assert!(
-            reply.starts_with("http/1.1 503"),
-            "health while stopping: {reply}"
-        );
-        assert!(
-            reply.contains("connection: close"),
-            "no Connection: close: {reply}"
-        );
-        assert!(reply.contains("\"status\":\"stopping\""), "{reply}");
-
+        assert_stopping_health(&mut fresh).await;
         // So is the keep-alive connection opened before the signal.
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
-            .await
-            .expect("write");
-        let reply =
-            e2e::raw::read_until_close(&mut stream, Instant::now() + Duration::from_secs(5)).await;
-        let reply = String::from_utf8_lossy(&reply).to_ascii_lowercase();
-        assert!(
-            reply.starts_with("http/1.1 503"),
-            "health while stopping: {reply}"
-        );
-        assert!(
-            reply.contains("connection: close"),
-            "no Connection: close: {reply}"
-        );
+        assert_stopping_health(&mut stream).await;
 
         let status = app
             .wait_exit(Duration::from_secs(10))
