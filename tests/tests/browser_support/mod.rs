@@ -360,6 +360,8 @@ impl Nginx {
         std::fs::write(&conf, rendered)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
         let mut cmd = Command::new(bin);
+        // Its own process group, so the workers can be found and stopped with the master.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.arg("-p")
             .arg(prefix.path())
             .arg("-c")
@@ -396,6 +398,36 @@ impl Nginx {
 
     pub fn origin(&self) -> String {
         format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Nginx {
+    /// NGINX's workers outlive a master killed with SIGKILL, which is what dropping its
+    /// [`Process`] does (each CI run left one worker behind). SIGTERM makes the master stop its
+    /// workers and wait for them; if it has not exited within 5 s, its whole process group
+    /// (master and workers, nothing else) is killed.
+    fn drop(&mut self) {
+        let pid = self.process.pid();
+        if pid == 0 || self.process.try_exit().is_some() {
+            return;
+        }
+        self.process.sigterm();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.process.try_exit().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.process.try_exit().is_some() {
+            // The master stops only after its workers have.
+            return;
+        }
+        if let Ok(group) = i32::try_from(pid) {
+            // SAFETY: kill(2) with a negative pid signals that process group only: the one created
+            // for this NGINX at spawn, whose leader (the master) is still alive, so the id is not
+            // reused.
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+        }
     }
 }
 
