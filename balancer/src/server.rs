@@ -110,7 +110,7 @@ type Handoff = (std::net::TcpStream, SocketAddr);
 /// itself; the others each run their own event loop on their own thread
 /// ([`spawn_worker`]), the way NGINX runs worker processes: a connection and the upstream
 /// connections its requests use stay on one thread, with no work stealing or cross-thread
-/// wake-ups on the request path (`--workers 2` cost 20 to 60 % more CPU per request than
+/// wake-ups on the request path (`--workers 2` cost 20 to 70 % more CPU per request than
 /// NGINX's two workers on tokio's work-stealing scheduler).
 pub struct Workers {
     local: Arc<Proxy>,
