@@ -1,0 +1,11 @@
+//! Rules that `app`, `balancer` and `xtask` must agree on, written once.
+//!
+//! Each module owns one rule and is pure (no I/O) except `healthcheck`, the blocking probe both
+//! images run as their Docker `HEALTHCHECK`. When two copies of a rule disagreed, the stricter one
+//! was kept here (see the README's configuration notes).
+
+pub mod config_error;
+pub mod duration;
+pub mod healthcheck;
+pub mod host;
+pub mod size;
