@@ -142,12 +142,9 @@ fn run_healthcheck(listen: SocketAddr, timeout: Duration) -> ExitCode {
     }
 }
 
-/// Prints the one configuration-error line; the caller exits with [`config_exit`].
+/// Prints the one configuration-error line and gives the exit code (2) for `run` to return, so
+/// the runtime still shuts down in order.
 fn config_failure(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("{}", config_error::line(BINARY, message));
-    config_exit()
-}
-
-fn config_exit() -> ExitCode {
     ExitCode::from(u8::try_from(EXIT_CONFIG).unwrap_or(2))
 }
