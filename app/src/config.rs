@@ -1,9 +1,12 @@
 //! Command-line and environment configuration.
 //!
-//! Every setting is an environment variable with a matching `--flag` (clap derive + env).
-//! Values arrive as strings and are validated here, so that a bad value ends the process
-//! with ONE line naming the variable (exit code 2) instead of a multi-line clap report or
-//! a panic deep inside the server.
+//! Every setting is an environment variable with a matching `--flag` (clap derive + env), and each
+//! has a value parser, so clap hands over typed values (`u16`, `SocketAddr`, `Duration`, ...) and
+//! a bad one ends the process before anything starts: one line naming the variable, exit code 2
+//! (see [`crate::setting`] for the line and `shared::config_error` for the exit). Durations use the
+//! shared syntax (`500ms`, `2s`, `1m`; a bare number is refused). What is left after parsing is
+//! the one cross-field rule (REDIS_URL wins over REDIS_HOST/REDIS_PORT) and the REPLICA_NAME
+//! default (the hostname), in [`Settings::resolve`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +14,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use http::HeaderValue;
+
+use crate::setting::{plain, secret};
 
 /// Command line of the `app` binary.
 #[derive(Debug, Parser)]
@@ -24,7 +29,7 @@ pub struct Cli {
     pub command: Option<Command>,
 
     #[command(flatten)]
-    pub settings: RawSettings,
+    pub settings: Settings,
 }
 
 /// Subcommands; without one the binary serves HTTP.
@@ -33,139 +38,91 @@ pub enum Command {
     /// Ask `/health` on the local listener (APP_LISTEN's port); exit 0 only on 200.
     Healthcheck {
         /// How long to wait for the answer before declaring the service unhealthy.
-        #[arg(long, default_value = "3s")]
-        timeout: String,
+        #[arg(long, default_value = "3s", value_parser = plain(nonzero_duration))]
+        timeout: Duration,
     },
 }
 
-/// Settings exactly as given on the command line or in the environment.
+/// Settings as clap parsed them from the command line or the environment.
 #[derive(Debug, clap::Args)]
-pub struct RawSettings {
+pub struct Settings {
     /// Redis host name (ignored when REDIS_URL is set).
-    #[arg(
-        long = "redis-host",
-        env = "REDIS_HOST",
-        default_value = "redis",
-        global = true
-    )]
+    #[arg(long = "redis-host", env = "REDIS_HOST", value_name = "REDIS_HOST",
+        default_value = "redis", global = true, value_parser = plain(parse_redis_host))]
     pub redis_host: String,
 
     /// Redis TCP port (ignored when REDIS_URL is set).
-    #[arg(
-        long = "redis-port",
-        env = "REDIS_PORT",
-        default_value = "6379",
-        global = true
-    )]
-    pub redis_port: String,
+    #[arg(long = "redis-port", env = "REDIS_PORT", value_name = "REDIS_PORT",
+        default_value = "6379", global = true, value_parser = plain(parse_port))]
+    pub redis_port: u16,
 
     /// Full Redis URL, e.g. redis://:secret@host:6379/0; wins over REDIS_HOST/REDIS_PORT.
-    #[arg(long = "redis-url", env = "REDIS_URL", global = true)]
+    #[arg(long = "redis-url", env = "REDIS_URL", value_name = "REDIS_URL",
+        global = true, value_parser = secret(parse_redis_url, redact))]
     pub redis_url: Option<String>,
 
     /// Bound on every Redis command and connection attempt (e.g. 500ms, 2s).
-    #[arg(
-        long = "redis-timeout",
-        env = "REDIS_TIMEOUT",
-        default_value = "500ms",
-        global = true
-    )]
-    pub redis_timeout: String,
+    #[arg(long = "redis-timeout", env = "REDIS_TIMEOUT", value_name = "REDIS_TIMEOUT",
+        default_value = "500ms", global = true, value_parser = plain(nonzero_duration))]
+    pub redis_timeout: Duration,
 
     /// Address the HTTP server listens on.
-    #[arg(
-        long = "app-listen",
-        alias = "listen",
-        env = "APP_LISTEN",
-        default_value = "0.0.0.0:5000",
-        global = true
-    )]
-    pub app_listen: String,
+    #[arg(long = "app-listen", alias = "listen", env = "APP_LISTEN", value_name = "APP_LISTEN",
+        default_value = "0.0.0.0:5000", global = true, value_parser = plain(parse_listen))]
+    pub app_listen: SocketAddr,
 
     /// Site name shown in the pages.
-    #[arg(
-        long = "app-name",
-        env = "APP_NAME",
-        default_value = "Visit Counter",
-        global = true
-    )]
+    #[arg(long = "app-name", env = "APP_NAME", value_name = "APP_NAME",
+        default_value = "Visit Counter", global = true, value_parser = plain(not_blank))]
     pub app_name: String,
 
     /// Name of this replica, sent in X-Served-By (default: the hostname).
-    #[arg(long = "replica-name", env = "REPLICA_NAME", global = true)]
-    pub replica_name: Option<String>,
+    #[arg(long = "replica-name", env = "REPLICA_NAME", value_name = "REPLICA_NAME",
+        global = true, value_parser = plain(parse_replica_name))]
+    pub replica_name: Option<ReplicaName>,
 
     /// Redis key holding the visit counter.
-    #[arg(
-        long = "counter-key",
-        env = "COUNTER_KEY",
-        default_value = "visits",
-        global = true
-    )]
+    #[arg(long = "counter-key", env = "COUNTER_KEY", value_name = "COUNTER_KEY",
+        default_value = "visits", global = true, value_parser = plain(not_empty))]
     pub counter_key: String,
 
     /// Link behind the GitHub icon on /about.
-    #[arg(
-        long = "github-url",
-        env = "GITHUB_URL",
-        default_value = "https://github.com/",
-        global = true
-    )]
+    #[arg(long = "github-url", env = "GITHUB_URL", value_name = "GITHUB_URL",
+        default_value = "https://github.com/", global = true, value_parser = plain(parse_web_url))]
     pub github_url: String,
 
     /// Link behind the LinkedIn icon on /about.
-    #[arg(
-        long = "linkedin-url",
-        env = "LINKEDIN_URL",
-        default_value = "https://www.linkedin.com/",
-        global = true
-    )]
+    #[arg(long = "linkedin-url", env = "LINKEDIN_URL", value_name = "LINKEDIN_URL",
+        default_value = "https://www.linkedin.com/", global = true,
+        value_parser = plain(parse_web_url))]
     pub linkedin_url: String,
 
     /// How long a shutdown waits for in-flight requests before giving up (e.g. 10s).
-    #[arg(
-        long = "drain-timeout",
-        env = "DRAIN_TIMEOUT",
-        default_value = "10s",
-        global = true
-    )]
-    pub drain_timeout: String,
+    #[arg(long = "drain-timeout", env = "DRAIN_TIMEOUT", value_name = "DRAIN_TIMEOUT",
+        default_value = "10s", global = true, value_parser = plain(duration))]
+    pub drain_timeout: Duration,
 
     /// After SIGTERM, how long to keep serving open connections (with `Connection: close` and a 503
     /// /health) before closing idle ones, so a balancer's health check takes this replica out first
     /// (e.g. 3s; 0s closes idle connections at once).
-    #[arg(
-        long = "shutdown-delay",
-        env = "SHUTDOWN_DELAY",
-        default_value = "0s",
-        global = true
-    )]
-    pub shutdown_delay: String,
+    #[arg(long = "shutdown-delay", env = "SHUTDOWN_DELAY", value_name = "SHUTDOWN_DELAY",
+        default_value = "0s", global = true, value_parser = plain(duration))]
+    pub shutdown_delay: Duration,
 
     /// Load templates and static files from this directory instead of the embedded copies.
-    #[arg(long = "templates-dir", env = "TEMPLATES_DIR", global = true)]
+    #[arg(long = "templates-dir", env = "TEMPLATES_DIR", value_name = "TEMPLATES_DIR",
+        global = true, value_parser = plain(parse_templates_dir))]
     pub templates_dir: Option<PathBuf>,
 }
 
-/// A configuration problem: printed as one line, exit code 2.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// REPLICA_NAME with the header value it becomes, so X-Served-By costs a refcount per response.
+#[derive(Debug, Clone)]
+pub struct ReplicaName {
+    pub name: String,
+    pub header: HeaderValue,
 }
 
-impl std::error::Error for ConfigError {}
-
-fn bad(variable: &str, flag: &str, value: &str, why: impl std::fmt::Display) -> ConfigError {
-    ConfigError(format!(
-        "invalid {variable} (--{flag}) value {value:?}: {why}"
-    ))
-}
-
-/// Validated settings the server runs with.
+/// Settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Redis connection URL (credentials included; never log it whole).
@@ -174,7 +131,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub app_name: String,
     pub replica_name: String,
-    /// REPLICA_NAME as a ready header value, so X-Served-By costs a refcount per response.
+    /// REPLICA_NAME as a ready header value.
     pub served_by: HeaderValue,
     pub counter_key: String,
     pub github_url: String,
@@ -184,175 +141,148 @@ pub struct Config {
     pub templates_dir: Option<PathBuf>,
 }
 
-impl RawSettings {
-    /// Validates everything the server needs.
-    pub fn validate(self) -> Result<Config, ConfigError> {
-        let listen = parse_listen(&self.app_listen)?;
-        let redis_url = match self.redis_url.as_deref().map(str::trim) {
-            Some(url) if !url.is_empty() => {
-                redis::Client::open(url)
-                    .map_err(|e| bad("REDIS_URL", "redis-url", &redact(url), e))?;
-                url.to_owned()
-            }
-            _ => {
-                let host = self.redis_host.trim();
-                if host.is_empty()
-                    || host.contains(|c: char| c.is_whitespace() || c == '/' || c == '@')
-                {
-                    return Err(bad(
-                        "REDIS_HOST",
-                        "redis-host",
-                        host,
-                        "expected a host name or IP address",
-                    ));
-                }
-                let port = parse_port(&self.redis_port)
-                    .map_err(|why| bad("REDIS_PORT", "redis-port", &self.redis_port, why))?;
-                let host = if host.contains(':') && !host.starts_with('[') {
-                    format!("[{host}]")
-                } else {
-                    host.to_owned()
-                };
-                let url = format!("redis://{host}:{port}/");
-                redis::Client::open(url.as_str())
-                    .map_err(|e| bad("REDIS_HOST", "redis-host", &self.redis_host, e))?;
-                url
+impl Settings {
+    /// Applies the rules between settings; the error is the one line naming the variable.
+    pub fn resolve(self) -> Result<Config, String> {
+        let redis_url = self.effective_redis_url()?;
+        let replica = match self.replica_name {
+            Some(replica) => replica,
+            None => {
+                let name = hostname();
+                parse_replica_name(&name).map_err(|why| {
+                    format!("invalid REPLICA_NAME (--replica-name) default, the hostname {name:?}: {why}")
+                })?
             }
         };
-        let redis_timeout = parse_duration(&self.redis_timeout)
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                bad(
-                    "REDIS_TIMEOUT",
-                    "redis-timeout",
-                    &self.redis_timeout,
-                    "expected a duration such as 500ms or 2s",
-                )
-            })?;
-        let drain_timeout = parse_duration(&self.drain_timeout).ok_or_else(|| {
-            bad(
-                "DRAIN_TIMEOUT",
-                "drain-timeout",
-                &self.drain_timeout,
-                "expected a duration such as 10s or 500ms",
-            )
-        })?;
-        let shutdown_delay = parse_duration(&self.shutdown_delay).ok_or_else(|| {
-            bad(
-                "SHUTDOWN_DELAY",
-                "shutdown-delay",
-                &self.shutdown_delay,
-                "expected a duration such as 3s or 0s",
-            )
-        })?;
-
-        if self.app_name.trim().is_empty() {
-            return Err(bad(
-                "APP_NAME",
-                "app-name",
-                &self.app_name,
-                "must not be empty",
-            ));
-        }
-        let replica_name = match self.replica_name {
-            Some(name) => name,
-            None => hostname(),
-        };
-        let served_by = HeaderValue::from_str(&replica_name)
-            .ok()
-            .filter(|_| !replica_name.trim().is_empty())
-            .ok_or_else(|| {
-                bad(
-                    "REPLICA_NAME",
-                    "replica-name",
-                    &replica_name,
-                    "must be non-empty printable ASCII (it is sent in X-Served-By)",
-                )
-            })?;
-        if self.counter_key.is_empty() {
-            return Err(bad(
-                "COUNTER_KEY",
-                "counter-key",
-                &self.counter_key,
-                "must not be empty",
-            ));
-        }
-        check_web_url(&self.github_url)
-            .map_err(|why| bad("GITHUB_URL", "github-url", &self.github_url, why))?;
-        check_web_url(&self.linkedin_url)
-            .map_err(|why| bad("LINKEDIN_URL", "linkedin-url", &self.linkedin_url, why))?;
-        if let Some(dir) = &self.templates_dir {
-            if !dir.is_dir() {
-                return Err(bad(
-                    "TEMPLATES_DIR",
-                    "templates-dir",
-                    &dir.display().to_string(),
-                    "not a directory",
-                ));
-            }
-        }
         Ok(Config {
             redis_url,
-            redis_timeout,
-            listen,
+            redis_timeout: self.redis_timeout,
+            listen: self.app_listen,
             app_name: self.app_name,
-            replica_name,
-            served_by,
+            replica_name: replica.name,
+            served_by: replica.header,
             counter_key: self.counter_key,
             github_url: self.github_url,
             linkedin_url: self.linkedin_url,
-            drain_timeout,
-            shutdown_delay,
+            drain_timeout: self.drain_timeout,
+            shutdown_delay: self.shutdown_delay,
             templates_dir: self.templates_dir,
         })
     }
+
+    /// REDIS_URL when set and not empty, else one built from REDIS_HOST and REDIS_PORT.
+    fn effective_redis_url(&self) -> Result<String, String> {
+        if let Some(url) = self.redis_url.as_ref().filter(|url| !url.is_empty()) {
+            return Ok(url.clone());
+        }
+        let url = host_port_url(&self.redis_host, self.redis_port);
+        redis::Client::open(url.as_str()).map_err(|e| {
+            let host = &self.redis_host;
+            format!("invalid REDIS_HOST (--redis-host) value {host:?}: {e}")
+        })?;
+        Ok(url)
+    }
 }
 
-/// Parses APP_LISTEN; also used by `app healthcheck`, which needs nothing else.
-pub fn parse_listen(value: &str) -> Result<SocketAddr, ConfigError> {
-    value.trim().parse::<SocketAddr>().map_err(|_| {
-        bad(
-            "APP_LISTEN",
-            "app-listen",
-            value,
-            "expected IP:PORT, e.g. 0.0.0.0:5000",
-        )
-    })
+/// `redis://host:port/`, with an IPv6 address in brackets.
+fn host_port_url(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("redis://[{host}]:{port}/")
+    } else {
+        format!("redis://{host}:{port}/")
+    }
 }
 
-fn parse_port(value: &str) -> Result<u16, &'static str> {
-    match value.trim().parse::<u16>() {
-        Ok(0) | Err(_) => Err("expected a port number 1-65535"),
+/// The longest duration a setting takes. Longer is refused rather than risk an overflowing
+/// deadline (`now + d`, `d * 2`) on a typo like `10000000h`.
+const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
+fn at_most_a_day(d: Duration) -> Result<Duration, String> {
+    if d > MAX_DURATION {
+        return Err("must be at most 1 day (24h)".to_owned());
+    }
+    Ok(d)
+}
+
+/// A duration (zero allowed), as `shared::duration` reads it, up to a day.
+fn duration(raw: &str) -> Result<Duration, String> {
+    shared::duration::parse_duration(raw).and_then(at_most_a_day)
+}
+
+/// A timeout: as [`duration`], but zero is refused.
+fn nonzero_duration(raw: &str) -> Result<Duration, String> {
+    shared::duration::parse_nonzero_duration(raw).and_then(at_most_a_day)
+}
+
+fn parse_redis_host(raw: &str) -> Result<String, String> {
+    let host = raw.trim();
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/' || c == '@') {
+        return Err("expected a host name or IP address".to_owned());
+    }
+    Ok(host.to_owned())
+}
+
+fn parse_port(raw: &str) -> Result<u16, String> {
+    match raw.trim().parse::<u16>() {
+        Ok(0) | Err(_) => Err("expected a port number 1-65535".to_owned()),
         Ok(port) => Ok(port),
     }
 }
 
-/// Accepts `250ms`, `2s`, `1m` or a bare number of seconds.
-pub fn parse_duration(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(split) => value.split_at(split),
-        None => (value, "s"),
-    };
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        _ => return None,
-    };
-    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
-        return None;
+/// A URL redis-rs accepts; empty stands for unset (Compose passes `REDIS_URL=` through). The
+/// reason never quotes the value: it may hold a password.
+fn parse_redis_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim();
+    if !url.is_empty() {
+        redis::Client::open(url).map_err(|e| e.to_string())?;
     }
-    Some(Duration::from_secs_f64(seconds))
+    Ok(url.to_owned())
 }
 
-fn check_web_url(value: &str) -> Result<(), &'static str> {
-    let uri: http::Uri = value.parse().map_err(|_| "expected an http(s) URL")?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(()),
-        _ => Err("expected an http(s) URL"),
+fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    raw.trim()
+        .parse()
+        .map_err(|_| "expected IP:PORT, e.g. 0.0.0.0:5000".to_owned())
+}
+
+fn not_blank(raw: &str) -> Result<String, String> {
+    if raw.trim().is_empty() {
+        return Err("must not be empty".to_owned());
     }
+    Ok(raw.to_owned())
+}
+
+fn not_empty(raw: &str) -> Result<String, String> {
+    if raw.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    Ok(raw.to_owned())
+}
+
+fn parse_replica_name(raw: &str) -> Result<ReplicaName, String> {
+    match HeaderValue::from_str(raw) {
+        Ok(header) if !raw.trim().is_empty() => Ok(ReplicaName {
+            name: raw.to_owned(),
+            header,
+        }),
+        _ => Err("must be non-empty printable ASCII (it is sent in X-Served-By)".to_owned()),
+    }
+}
+
+fn parse_web_url(raw: &str) -> Result<String, String> {
+    let uri: Option<http::Uri> = raw.parse().ok();
+    match uri.as_ref().map(|uri| (uri.scheme_str(), uri.host())) {
+        Some((Some("http" | "https"), Some(host))) if !host.is_empty() => Ok(raw.to_owned()),
+        _ => Err("expected an http(s) URL".to_owned()),
+    }
+}
+
+fn parse_templates_dir(raw: &str) -> Result<PathBuf, String> {
+    let dir = PathBuf::from(raw);
+    if !dir.is_dir() {
+        return Err("not a directory".to_owned());
+    }
+    Ok(dir)
 }
 
 /// Hides a password in a Redis URL before it goes into an error or a log line.
@@ -379,15 +309,99 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        let argv = std::iter::once("app").chain(args.iter().copied());
+        Cli::try_parse_from(argv).map_err(|e| e.render().to_string())
+    }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_duration("soon"), None);
-        assert_eq!(parse_duration("-1s"), None);
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// The README's table (`app` section) gives these defaults.
+    #[test]
+    fn defaults_match_the_readme() {
+        let config = parse(&[]).unwrap().settings.resolve().unwrap();
+        assert_eq!(config.redis_url, "redis://redis:6379/");
+        assert_eq!(config.redis_timeout, Duration::from_millis(500));
+        assert_eq!(config.listen.to_string(), "0.0.0.0:5000");
+        assert_eq!(config.app_name, "Visit Counter");
+        assert_eq!(config.replica_name, hostname());
+        assert_eq!(config.counter_key, "visits");
+        assert_eq!(config.github_url, "https://github.com/");
+        assert_eq!(config.linkedin_url, "https://www.linkedin.com/");
+        assert_eq!(config.drain_timeout, Duration::from_secs(10));
+        assert_eq!(config.shutdown_delay, Duration::ZERO);
+        assert!(config.templates_dir.is_none());
+    }
+
+    #[test]
+    fn redis_url_wins_over_host_and_port_unless_empty() {
+        let url = "redis://:pw@db:6380/1";
+        let cli = parse(&["--redis-url", url, "--redis-host", "x", "--redis-port", "1"]).unwrap();
+        assert_eq!(cli.settings.resolve().unwrap().redis_url, url);
+        let cli = parse(&[
+            "--redis-url",
+            " ",
+            "--redis-host",
+            "::1",
+            "--redis-port",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.settings.resolve().unwrap().redis_url,
+            "redis://[::1]:7/"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_hide_passwords() {
+        let err = parse(&["--redis-port", "nope"]).unwrap_err();
+        assert!(err.contains("REDIS_PORT (--redis-port)"), "{err}");
+        let err = parse(&["--redis-url", "redis://:pw@host:99999/0"]).unwrap_err();
+        assert!(err.contains("REDIS_URL"), "{err}");
+        assert!(!err.contains("pw"), "{err}");
+        let err = parse(&["--replica-name", "bad\nname"]).unwrap_err();
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("REPLICA_NAME"), "{err}");
+        let err = parse(&["healthcheck", "--timeout", "0s"]).unwrap_err();
+        assert!(err.contains("--timeout"), "{err}");
+    }
+
+    #[test]
+    fn value_parsers() {
+        assert_eq!(parse_port(" 6379 "), Ok(6379));
+        for bad in ["0", "70000", "abc", ""] {
+            assert!(parse_port(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_redis_host(" db "), Ok("db".to_owned()));
+        for bad in ["", " ", "a b", "u@h", "h/0"] {
+            assert!(parse_redis_host(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_redis_url("http://not-redis").is_err());
+        assert_eq!(parse_redis_url(""), Ok(String::new()));
+        assert!(parse_listen("nowhere").is_err());
+        assert!(parse_listen("127.0.0.1:99999").is_err());
+        assert!(not_blank("  ").is_err());
+        assert!(not_empty("").is_err());
+        assert!(parse_replica_name("bad\nname").is_err());
+        assert_eq!(parse_replica_name("r1").unwrap().header, "r1");
+        assert!(parse_templates_dir("/definitely/not/here").is_err());
+    }
+
+    #[test]
+    fn durations_are_humane_and_bounded() {
+        assert_eq!(duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(duration("24h"), Ok(MAX_DURATION));
+        assert!(duration("25h").is_err());
+        assert!(duration("5").is_err(), "a bare number needs a unit");
+        assert!(duration("forever").is_err());
+        assert!(nonzero_duration("0s").is_err());
+        assert_eq!(nonzero_duration("500ms"), Ok(Duration::from_millis(500)));
     }
 
     #[test]
@@ -401,8 +415,8 @@ mod tests {
 
     #[test]
     fn web_urls() {
-        assert!(check_web_url("https://github.com/me").is_ok());
-        assert!(check_web_url("javascript:alert(1)").is_err());
-        assert!(check_web_url("not a url").is_err());
+        assert!(parse_web_url("https://github.com/me").is_ok());
+        assert!(parse_web_url("javascript:alert(1)").is_err());
+        assert!(parse_web_url("not a url").is_err());
     }
 }

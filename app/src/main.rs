@@ -1,61 +1,42 @@
 //! `app`: the visit counter web service (hyper + minijinja + Redis).
 //!
 //! `main` parses the configuration, sets up logging and wires the modules together:
-//! `config` (flags and environment), `routes` (routing and handlers), `pages`
-//! (templates), `counter` (Redis), `metrics`, `static_files`, `server` (accept loop and
-//! draining), `shutdown` (signals) and `healthcheck` (the `app healthcheck` subcommand).
+//! `config` (flags and environment, typed by the value parsers in `setting`), `routes`
+//! (routing and handlers), `pages` (templates), `counter` (Redis), `metrics`, `static_files`,
+//! `server` (accept loop and draining) and `shutdown` (signals). `app healthcheck` is the
+//! shared blocking probe (`shared::healthcheck`) aimed at APP_LISTEN's `/health`.
 
 mod config;
 mod counter;
-mod healthcheck;
 mod metrics;
 mod pages;
 mod routes;
 mod server;
+mod setting;
 mod shutdown;
 mod static_files;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use clap::Parser;
+use shared::config_error::{self, EXIT_CONFIG};
 
 use crate::config::{Cli, Command, Config};
 
-/// Exit code for bad configuration (same as clap's usage errors).
-const EXIT_CONFIG: u8 = 2;
+/// The name configuration errors start with.
+const BINARY: &str = "app";
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // One line, as for every other configuration problem.
-            let text = e.render().to_string();
-            let line = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            eprintln!("app: {}", line.trim_start_matches("error: "));
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-
-    if let Some(Command::Healthcheck { timeout }) = &cli.command {
-        return run_healthcheck(&cli.settings.app_listen, timeout);
+    let cli: Cli = config_error::parse_or_exit(BINARY);
+    if let Some(Command::Healthcheck { timeout }) = cli.command {
+        return run_healthcheck(cli.settings.app_listen, timeout);
     }
-
-    let config = match cli.settings.validate() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("app: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
+    let config = cli
+        .settings
+        .resolve()
+        .unwrap_or_else(|e| config_error::exit(BINARY, e));
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -69,7 +50,7 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(run(config));
     // Background tasks (the Redis probe) must not hold the exit up.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    runtime.shutdown_timeout(Duration::from_millis(100));
     code
 }
 
@@ -88,8 +69,7 @@ async fn run(config: Config) -> ExitCode {
     let statics = match static_files::StaticFiles::load(config.templates_dir.as_deref()) {
         Ok(statics) => statics,
         Err(e) => {
-            eprintln!("app: invalid TEMPLATES_DIR (--templates-dir): {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return config_failure(format_args!("invalid TEMPLATES_DIR (--templates-dir): {e}"));
         }
     };
     let pages = match pages::Pages::new(&config, &statics.version) {
@@ -97,8 +77,9 @@ async fn run(config: Config) -> ExitCode {
         Err(e) => {
             let detail = e.to_string().replace('\n', " ");
             if config.templates_dir.is_some() {
-                eprintln!("app: invalid TEMPLATES_DIR (--templates-dir): {detail}");
-                return ExitCode::from(EXIT_CONFIG);
+                return config_failure(format_args!(
+                    "invalid TEMPLATES_DIR (--templates-dir): {detail}"
+                ));
             }
             eprintln!("app: embedded templates are broken: {detail}");
             return ExitCode::FAILURE;
@@ -107,8 +88,7 @@ async fn run(config: Config) -> ExitCode {
     let client = match redis::Client::open(config.redis_url.as_str()) {
         Ok(client) => client,
         Err(e) => {
-            eprintln!("app: invalid REDIS_URL (--redis-url): {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return config_failure(format_args!("invalid REDIS_URL (--redis-url): {e}"));
         }
     };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
@@ -150,36 +130,21 @@ async fn run(config: Config) -> ExitCode {
     }
 }
 
-fn run_healthcheck(listen: &str, timeout: &str) -> ExitCode {
-    let listen = match config::parse_listen(listen) {
-        Ok(listen) => listen,
-        Err(e) => {
-            eprintln!("app healthcheck: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let Some(timeout) = config::parse_duration(timeout).filter(|d| !d.is_zero()) else {
-        eprintln!(
-            "app healthcheck: invalid --timeout value {timeout:?}: expected a duration such as 3s"
-        );
-        return ExitCode::from(EXIT_CONFIG);
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("app healthcheck: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let target = healthcheck::target(listen);
-    match runtime.block_on(healthcheck::check(target, timeout)) {
+/// `app healthcheck`: exit 0 only if `/health` on the local listener answers 200 in time.
+fn run_healthcheck(listen: SocketAddr, timeout: Duration) -> ExitCode {
+    let target = shared::healthcheck::target(listen);
+    match shared::healthcheck::check(target, "/health", timeout) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
             eprintln!("app healthcheck: unhealthy: {reason}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints the one configuration-error line and gives the exit code (2) for `run` to return, so
+/// the runtime still shuts down in order.
+fn config_failure(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{}", config_error::line(BINARY, message));
+    ExitCode::from(u8::try_from(EXIT_CONFIG).unwrap_or(2))
 }

@@ -11,11 +11,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, HOST,
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG,
     IF_NONE_MATCH, X_CONTENT_TYPE_OPTIONS,
 };
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::Full;
+use shared::host::HostProblem;
 
 use crate::config::Config;
 use crate::counter::Counter;
@@ -141,12 +142,8 @@ impl App {
     }
 
     async fn route<B>(&self, req: &Request<B>) -> (Route, Response<Body>) {
-        if !host_is_valid(req) {
-            let response = self.error_page(
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "The request must name exactly one Host.",
-            );
+        if let Some(detail) = host_problem(req) {
+            let response = self.error_page(StatusCode::BAD_REQUEST, "Bad request", detail);
             return (Route::BadRequest, response);
         }
         let path = req.uri().path();
@@ -337,23 +334,16 @@ impl App {
     }
 }
 
-/// RFC 9112 §3.2: an HTTP/1.1 request needs exactly one valid Host header, and no request
-/// may carry several. (HTTP/2 names the host in `:authority`, which hyper puts in the URI.)
-fn host_is_valid<B>(req: &Request<B>) -> bool {
-    let mut hosts = req.headers().get_all(HOST).iter();
-    let first = hosts.next();
-    if hosts.next().is_some() {
-        return false;
-    }
-    match first {
-        // Empty is legal (a target without authority); otherwise host[:port], no userinfo.
-        Some(host) => {
-            let bytes = host.as_bytes();
-            bytes.is_empty()
-                || (!bytes.contains(&b'@') && http::uri::Authority::try_from(bytes).is_ok())
-        }
-        None => req.version() != Version::HTTP_11,
-    }
+/// Why a request's Host headers are refused (400), by the rule both binaries share
+/// (`shared::host`): HTTP/1.1 needs exactly one `host[:port]`, no request may carry several,
+/// and an empty Host or a non-numeric port is refused.
+fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
+    let problem = shared::host::check_host_headers(req.headers(), req.version()).err()?;
+    Some(match problem {
+        HostProblem::Missing => "An HTTP/1.1 request must name its Host.",
+        HostProblem::Repeated => "The request must name exactly one Host.",
+        HostProblem::Invalid => "The Host must be a host name or address with an optional port.",
+    })
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
@@ -373,4 +363,33 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(version: Version, hosts: &[&'static str]) -> Request<()> {
+        let mut req = Request::new(());
+        *req.version_mut() = version;
+        for host in hosts {
+            req.headers_mut()
+                .append(http::header::HOST, HeaderValue::from_static(host));
+        }
+        req
+    }
+
+    #[test]
+    fn host_rule_is_the_shared_one() {
+        let ok = |v, hosts: &[&'static str]| host_problem(&request(v, hosts)).is_none();
+        assert!(ok(Version::HTTP_11, &["a.example:8080"]));
+        assert!(ok(Version::HTTP_10, &[]));
+        assert!(ok(Version::HTTP_2, &[]));
+        assert!(!ok(Version::HTTP_11, &[]));
+        assert!(!ok(Version::HTTP_11, &["a", "b"]));
+        // Stricter than the app's old rule: empty and non-numeric ports are refused now.
+        assert!(!ok(Version::HTTP_11, &[""]));
+        assert!(!ok(Version::HTTP_11, &["a:junk"]));
+        assert!(!ok(Version::HTTP_11, &["u@a"]));
+    }
 }

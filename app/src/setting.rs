@@ -1,0 +1,127 @@
+//! The clap value parser every app setting goes through: a plain `fn(&str) -> Result<T, String>`
+//! wrapped so that its error names the variable and the flag and can be printed as one safe line.
+//!
+//! clap's own message (`invalid value '<raw>' for '--flag <VAR>'`) prints the raw value, so a
+//! newline in it splits the one-line error and a Redis URL shows its password. This adapter
+//! writes `invalid VAR (--flag) value "<escaped>": <why>` instead, the value `{:?}`-escaped and,
+//! for secrets, redacted first.
+
+use std::ffi::OsStr;
+
+use clap::builder::TypedValueParser;
+use clap::error::ErrorKind;
+use clap::{Arg, Command};
+
+/// A setting's parser plus how its value may be shown in an error.
+#[derive(Clone, Copy)]
+pub struct Setting<T> {
+    parse: fn(&str) -> Result<T, String>,
+    show: fn(&str) -> String,
+}
+
+/// A setting whose value may be shown as given.
+pub fn plain<T>(parse: fn(&str) -> Result<T, String>) -> Setting<T> {
+    Setting {
+        parse,
+        show: str::to_owned,
+    }
+}
+
+/// A setting whose value may hold a secret: `hide` rewrites it before it is shown.
+pub fn secret<T>(parse: fn(&str) -> Result<T, String>, hide: fn(&str) -> String) -> Setting<T> {
+    Setting { parse, show: hide }
+}
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for Setting<T> {
+    type Value = T;
+
+    fn parse_ref(&self, cmd: &Command, arg: Option<&Arg>, value: &OsStr) -> Result<T, clap::Error> {
+        let result = match value.to_str() {
+            Some(text) => (self.parse)(text),
+            None => Err("not valid UTF-8".to_owned()),
+        };
+        result.map_err(|why| {
+            let shown = (self.show)(&value.to_string_lossy());
+            let message = describe(arg, &shown, &why);
+            clap::Error::raw(ErrorKind::ValueValidation, format!("{message}\n")).with_cmd(cmd)
+        })
+    }
+}
+
+/// `invalid VAR (--flag) value "<shown>": <why>`, on one line whatever `shown` and `why` hold.
+pub fn describe(arg: Option<&Arg>, shown: &str, why: &str) -> String {
+    let var = arg.and_then(Arg::get_env).map(|v| v.to_string_lossy());
+    let flag = arg.and_then(Arg::get_long).map(|long| format!("--{long}"));
+    let name = match (var, flag) {
+        (Some(var), Some(flag)) => format!("{var} ({flag})"),
+        (Some(var), None) => var.into_owned(),
+        (None, Some(flag)) => flag,
+        (None, None) => "setting".to_owned(),
+    };
+    let why = why.replace(char::is_control, " ");
+    format!("invalid {name} value {shown:?}: {why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hide(_: &str) -> String {
+        "***".to_owned()
+    }
+
+    /// Even numbers only; the reason never quotes the value, as no parser of secrets may.
+    fn even(raw: &str) -> Result<u8, String> {
+        match raw.parse::<u8>() {
+            Ok(n) if n % 2 == 0 => Ok(n),
+            _ => Err("not an even number".to_owned()),
+        }
+    }
+
+    fn arg() -> Arg {
+        Arg::new("n").long("even-number").env("EVEN_NUMBER")
+    }
+
+    fn error_of(setting: Setting<u8>, raw: &str) -> String {
+        let cmd = Command::new("demo");
+        let err = setting
+            .parse_ref(&cmd, Some(&arg()), OsStr::new(raw))
+            .unwrap_err();
+        err.render().to_string()
+    }
+
+    #[test]
+    fn good_values_pass_through() {
+        let cmd = Command::new("demo");
+        let parsed = plain(even).parse_ref(&cmd, Some(&arg()), OsStr::new("4"));
+        assert_eq!(parsed.ok(), Some(4));
+    }
+
+    #[test]
+    fn errors_name_variable_and_flag_on_one_line() {
+        let text = error_of(plain(even), "3\nsecond line");
+        let line = text.trim_end();
+        assert_eq!(line.lines().count(), 1, "{text:?}");
+        assert!(line.contains("EVEN_NUMBER (--even-number)"), "{line}");
+        assert!(line.contains(r#""3\nsecond line""#), "{line}");
+    }
+
+    #[test]
+    fn secrets_are_hidden() {
+        let text = error_of(secret(even, hide), "s3cret");
+        assert!(text.contains(r#"value "***""#), "{text}");
+    }
+
+    #[test]
+    fn names_whatever_the_argument_has() {
+        assert_eq!(
+            describe(None, "x", "bad"),
+            r#"invalid setting value "x": bad"#
+        );
+        let flag_only = Arg::new("t").long("timeout");
+        assert_eq!(
+            describe(Some(&flag_only), "x", "bad"),
+            r#"invalid --timeout value "x": bad"#
+        );
+    }
+}
