@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use http::HeaderValue;
 
-use crate::setting::{plain, secret};
+use shared::setting::{plain, secret};
 
 /// Command line of the `app` binary.
 #[derive(Debug, Parser)]

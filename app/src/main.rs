@@ -12,7 +12,6 @@ mod metrics;
 mod pages;
 mod routes;
 mod server;
-mod setting;
 mod shutdown;
 mod static_files;
 

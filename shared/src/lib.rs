@@ -8,4 +8,5 @@ pub mod config_error;
 pub mod duration;
 pub mod healthcheck;
 pub mod host;
+pub mod setting;
 pub mod size;

@@ -1,4 +1,4 @@
-//! The clap value parser every app setting goes through: a plain `fn(&str) -> Result<T, String>`
+//! The clap value parser every setting of every binary goes through: a plain `fn(&str) -> Result<T, String>`
 //! wrapped so that its error names the variable and the flag and can be printed as one safe line.
 //!
 //! clap's own message (`invalid value '<raw>' for '--flag <VAR>'`) prints the raw value, so a
