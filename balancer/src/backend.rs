@@ -13,7 +13,7 @@ use http::HeaderValue;
 
 use crate::health::{Health, HealthPolicy};
 use crate::metrics::{BackendMetrics, Metrics};
-use crate::upstream_pool::IdleConnections;
+use crate::upstream_pool::Endpoint;
 
 pub struct Backend {
     pub addr: SocketAddr,
@@ -27,10 +27,8 @@ pub struct Backend {
     pub requests_total: AtomicU64,
     pub failures_total: AtomicU64,
     pub metrics: BackendMetrics,
-    /// Keep-alive connections to this backend waiting for their next request, one stack per
-    /// worker: a connection is driven by the worker that opened it, so handing it to another
-    /// worker would put two threads on every request it carries.
-    idle: Box<[IdleConnections]>,
+    /// The address with its idle keep-alive connections (shared with the leases on them).
+    pub endpoint: Arc<Endpoint>,
 }
 
 impl Backend {
@@ -50,16 +48,9 @@ impl Backend {
             requests_total: AtomicU64::new(0),
             failures_total: AtomicU64::new(0),
             metrics: metrics.for_backend(&label),
-            idle: (0..workers.max(1))
-                .map(|_| IdleConnections::default())
-                .collect(),
+            endpoint: Arc::new(Endpoint::new(addr, workers)),
             label,
         })
-    }
-
-    /// Worker `worker`'s idle connections to this backend.
-    pub fn idle(&self, worker: usize) -> &IdleConnections {
-        &self.idle[worker % self.idle.len()]
     }
 
     pub fn in_flight(&self) -> i64 {

@@ -5,14 +5,16 @@
 
 mod admin;
 mod backend;
-mod body;
 mod config;
 mod dashboard;
 mod discovery;
 mod headers;
 mod health;
+mod health_check;
 mod metrics;
 mod proxy;
+mod request_body;
+mod response_body;
 mod selection;
 mod server;
 mod shutdown;
@@ -132,7 +134,7 @@ async fn run(config: Config) -> i32 {
     // not resolve yet only means 503 until a later round finds it.
     discovery.resolve_all().await;
     tokio::spawn(discovery.clone().run(config.resolve_interval));
-    tokio::spawn(health::run_active_checks(
+    tokio::spawn(health_check::run_active_checks(
         pool.clone(),
         Arc::from(config.health_path.as_str()),
         config.health_interval,

@@ -15,10 +15,11 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 
 use crate::backend::{Backend, InFlight, Pool};
-use crate::body::{RequestBody, RequestBodyOutcome, ResponseBody};
 use crate::headers;
 use crate::health::{now_ms, HealthPolicy};
 use crate::metrics::{class_index, Metrics};
+use crate::request_body::{RequestBody, RequestBodyOutcome};
+use crate::response_body::ResponseBody;
 use crate::selection::RoundRobin;
 use crate::upgrade;
 use crate::upstream_pool::{Lease, SendError, UpstreamPool};
@@ -255,7 +256,7 @@ impl Proxy {
             let sent = Instant::now();
             let result = tokio::time::timeout(
                 self.settings.upstream_timeout,
-                self.upstream.send(&backend, request, sent),
+                self.upstream.send(&backend.endpoint, request, sent),
             )
             .await;
             match result {
