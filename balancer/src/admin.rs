@@ -23,6 +23,7 @@ use crate::backend::{Backend, Pool};
 use crate::discovery::{Discovery, UpstreamStatus};
 use crate::health::{now_ms, LastError};
 use crate::metrics::Metrics;
+use crate::selection::{self, MAX_BACKENDS};
 
 pub struct Admin {
     pub pool: Arc<Pool>,
@@ -65,6 +66,10 @@ struct Status {
     backends: Vec<BackendStatus>,
     upstreams: Vec<UpstreamStatus>,
     healthy_backends: usize,
+    /// Backends in the rotation that get no traffic because there are more than
+    /// `max_backends` (0 normally).
+    backends_beyond_limit: usize,
+    max_backends: usize,
     requests_total: u64,
     retries_total: u64,
     uptime_seconds: u64,
@@ -112,8 +117,11 @@ impl Admin {
                 .map(|b| backend_status(b, "draining", now)),
         );
         let local: u64 = self.metrics.local.iter().map(|c| c.get()).sum();
+        let active = backends.iter().filter(|b| b.state == "active").count();
         Status {
             healthy_backends: backends.iter().filter(|b| b.healthy).count(),
+            backends_beyond_limit: selection::beyond_limit(active),
+            max_backends: MAX_BACKENDS,
             requests_total: local + backends.iter().map(|b| b.requests_total).sum::<u64>(),
             retries_total: self.metrics.retries.get(),
             backends,
