@@ -146,3 +146,80 @@ impl Health {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(max_fails: u32, fail_timeout_s: u64) -> HealthPolicy {
+        HealthPolicy {
+            max_fails,
+            fail_timeout: Duration::from_secs(fail_timeout_s),
+        }
+    }
+
+    #[test]
+    fn max_fails_within_the_window_take_the_backend_out_for_fail_timeout() {
+        let h = Health::default();
+        let p = policy(3, 10);
+        let t0 = Instant::now();
+        assert!(!h.record_failure_at(&p, "a", t0, 1_000));
+        assert!(!h.record_failure_at(&p, "b", t0 + Duration::from_secs(1), 2_000));
+        assert!(h.is_healthy_at(2_000));
+        assert!(h.record_failure_at(&p, "c", t0 + Duration::from_secs(2), 3_000));
+        assert!(!h.is_healthy_at(3_000));
+        assert!(!h.is_healthy_at(12_999));
+        assert!(h.is_healthy_at(13_000), "back after --fail-timeout");
+        assert_eq!(h.last_error().unwrap().message, "c");
+    }
+
+    #[test]
+    fn failures_older_than_the_window_do_not_count() {
+        let h = Health::default();
+        let p = policy(2, 10);
+        let t0 = Instant::now();
+        assert!(!h.record_failure_at(&p, "old", t0, 0));
+        // 11 s later the first failure has left the window: this one is alone in it.
+        assert!(!h.record_failure_at(&p, "new", t0 + Duration::from_secs(11), 11_000));
+        assert!(h.is_healthy_at(11_000));
+        assert!(h.record_failure_at(&p, "again", t0 + Duration::from_secs(12), 12_000));
+    }
+
+    #[test]
+    fn taking_out_clears_the_window() {
+        let h = Health::default();
+        let p = policy(2, 10);
+        let t0 = Instant::now();
+        h.record_failure_at(&p, "a", t0, 0);
+        assert!(h.record_failure_at(&p, "b", t0, 0));
+        // The next failure starts a new count rather than extending the old one.
+        assert!(!h.record_failure_at(&p, "c", t0, 0));
+    }
+
+    #[test]
+    fn max_fails_one_takes_out_at_once() {
+        let h = Health::default();
+        assert!(h.record_failure_at(&policy(1, 5), "refused", Instant::now(), 100));
+        assert!(!h.is_healthy_at(100));
+        assert!(h.is_healthy_at(5_100));
+    }
+
+    #[test]
+    fn a_passing_probe_clears_passive_marks_and_a_failing_one_takes_out() {
+        let h = Health::default();
+        let far = u64::MAX / 2;
+        h.record_probe(Err("status 503".into()));
+        assert!(!h.is_healthy_at(0));
+        assert_eq!(
+            h.reason().as_deref(),
+            Some("health check failed: status 503")
+        );
+        h.record_probe(Ok(()));
+        assert!(h.is_healthy_at(0));
+        assert!(h.record_failure_at(&policy(1, 1000), "x", Instant::now(), far));
+        assert!(!h.is_healthy_at(far));
+        h.record_probe(Ok(()));
+        assert!(h.is_healthy_at(far));
+        assert_eq!(h.reason(), None);
+    }
+}

@@ -166,3 +166,83 @@ where
             .map_or_else(|| SizeHint::with_exact(0), |b| b.hint)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Empty, Full, StreamBody};
+
+    type Chunks = StreamBody<
+        futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
+    >;
+
+    fn chunks(sizes: &[usize]) -> Chunks {
+        let frames: Vec<_> = sizes
+            .iter()
+            .map(|n| Ok(Frame::data(Bytes::from(vec![b'x'; *n]))))
+            .collect();
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    /// Reads the body to its end or first error: (bytes passed, the error).
+    async fn drain<B>(mut body: RequestBody<B>) -> (usize, Option<BodyError>)
+    where
+        RequestBody<B>: Body<Data = Bytes, Error = BodyError> + Unpin,
+    {
+        let mut passed = 0;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => passed += f.data_ref().map_or(0, Bytes::len),
+                Err(e) => return (passed, Some(e)),
+            }
+        }
+        assert!(body.is_end_stream());
+        (passed, None)
+    }
+
+    #[tokio::test]
+    async fn a_body_up_to_the_limit_passes_whole() {
+        let (body, handle) = RequestBody::new(chunks(&[4, 4, 2]), 10);
+        assert_eq!(handle.outcome(), RequestBodyOutcome::Untouched);
+        let (passed, err) = drain(body).await;
+        assert_eq!((passed, err.is_none()), (10, true));
+        assert_eq!(handle.outcome(), RequestBodyOutcome::Started);
+    }
+
+    #[tokio::test]
+    async fn the_byte_past_the_limit_stops_the_body() {
+        let (body, handle) = RequestBody::new(chunks(&[4, 4, 3, 100]), 10);
+        let (passed, err) = drain(body).await;
+        assert_eq!(
+            passed, 8,
+            "the chunk that crosses the limit is not passed on"
+        );
+        assert!(matches!(err, Some(BodyError::TooLarge)));
+        assert_eq!(handle.outcome(), RequestBodyOutcome::TooLarge);
+    }
+
+    #[tokio::test]
+    async fn a_broken_client_body_is_told_apart() {
+        let frames = vec![
+            Ok(Frame::data(Bytes::from_static(b"abc"))),
+            Err(std::io::Error::other("reset")),
+        ];
+        let (body, handle) =
+            RequestBody::new(StreamBody::new(futures_util::stream::iter(frames)), 10);
+        let (passed, err) = drain(body).await;
+        assert_eq!(passed, 3);
+        assert_eq!(err.unwrap().to_string(), "client body: reset");
+        assert_eq!(handle.outcome(), RequestBodyOutcome::ClientError);
+    }
+
+    #[tokio::test]
+    async fn bodiless_requests_allocate_nothing_and_keep_their_size() {
+        let (body, handle) = RequestBody::new(Empty::<Bytes>::new(), 0);
+        assert!(body.0.is_none());
+        assert_eq!(body.size_hint().exact(), Some(0));
+        assert_eq!(handle.outcome(), RequestBodyOutcome::Untouched);
+        let (body, _) = RequestBody::new(Full::new(Bytes::from_static(b"12345")), 5);
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert_eq!(drain(body).await.0, 5);
+    }
+}

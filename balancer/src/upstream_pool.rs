@@ -245,3 +245,67 @@ impl UpstreamPool {
         Ok(sender)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real hyper client connection over an in-memory pipe (nothing listens on the other end;
+    /// the pool only looks at whether the connection is still open). Returned with the task that
+    /// drives it: aborting that task closes the connection.
+    async fn sender() -> (Sender, tokio::task::JoinHandle<()>, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let (sender, conn) = http1::handshake(TokioIo::new(ours)).await.unwrap();
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        (sender, task, theirs)
+    }
+
+    #[tokio::test]
+    async fn idle_connections_expire_after_the_idle_timeout() {
+        let idle = IdleConnections::default();
+        let (s, _task, _peer) = sender().await;
+        idle.push(s, 4);
+        let late = Instant::now() + IDLE_TIMEOUT + Duration::from_secs(1);
+        assert!(idle.pop(late).is_none(), "expired");
+        assert!(idle.pop(Instant::now()).is_none(), "and dropped, not kept");
+
+        let (s, _task, _peer) = sender().await;
+        idle.push(s, 4);
+        let soon = Instant::now() + IDLE_TIMEOUT - Duration::from_secs(1);
+        assert!(idle.pop(soon).is_some());
+    }
+
+    #[tokio::test]
+    async fn most_recent_first_bounded_and_closed_ones_skipped() {
+        let idle = IdleConnections::default();
+        let mut tasks = Vec::new();
+        let mut peers = Vec::new();
+        for _ in 0..3 {
+            let (s, task, peer) = sender().await;
+            idle.push(s, 2);
+            tasks.push(task);
+            peers.push(peer);
+        }
+        assert_eq!(idle.stack.lock().unwrap().len(), 2, "the oldest one went");
+        // Close the most recent connection: the pool must skip it.
+        tasks[2].abort();
+        let _ = (&mut tasks[2]).await;
+        let now = Instant::now();
+        assert!(idle.pop(now).is_some(), "the second one");
+        assert!(idle.pop(now).is_none());
+        let (s, _t, _p) = sender().await;
+        idle.push(s, 0);
+        assert!(idle.pop(now).is_none(), "max_idle 0 keeps nothing");
+    }
+
+    #[test]
+    fn each_worker_has_its_own_stack() {
+        let e = Endpoint::new("127.0.0.1:1".parse().unwrap(), 3);
+        assert!(std::ptr::eq(e.idle(1), e.idle(4)));
+        assert!(!std::ptr::eq(e.idle(0), e.idle(1)));
+        let one = Endpoint::new("127.0.0.1:1".parse().unwrap(), 0);
+        assert!(std::ptr::eq(one.idle(0), one.idle(5)));
+    }
+}
