@@ -23,6 +23,7 @@ use crate::backend::{Backend, Pool};
 use crate::discovery::{Discovery, UpstreamStatus};
 use crate::health::{now_ms, LastError};
 use crate::metrics::Metrics;
+use crate::selection::{self, MAX_BACKENDS};
 
 pub struct Admin {
     pub pool: Arc<Pool>,
@@ -65,6 +66,10 @@ struct Status {
     backends: Vec<BackendStatus>,
     upstreams: Vec<UpstreamStatus>,
     healthy_backends: usize,
+    /// Backends in the rotation that get no traffic because there are more than
+    /// `max_backends` (0 normally).
+    backends_beyond_limit: usize,
+    max_backends: usize,
     requests_total: u64,
     retries_total: u64,
     uptime_seconds: u64,
@@ -112,8 +117,11 @@ impl Admin {
                 .map(|b| backend_status(b, "draining", now)),
         );
         let local: u64 = self.metrics.local.iter().map(|c| c.get()).sum();
+        let active = backends.iter().filter(|b| b.state == "active").count();
         Status {
             healthy_backends: backends.iter().filter(|b| b.healthy).count(),
+            backends_beyond_limit: selection::beyond_limit(active),
+            max_backends: MAX_BACKENDS,
             requests_total: local + backends.iter().map(|b| b.requests_total).sum::<u64>(),
             retries_total: self.metrics.retries.get(),
             backends,
@@ -221,39 +229,11 @@ pub async fn serve(
     }
 }
 
-/// `balancer healthcheck`: exit 0 only if the admin listener answers `/status` with 200.
+/// `balancer healthcheck`: exit 0 only if the admin listener answers `GET /status` with 200
+/// within 3 s (the images ship without curl, so the binary checks itself).
 pub fn healthcheck(admin_listen: std::net::SocketAddr) -> i32 {
-    use std::io::{Read, Write};
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-    use std::time::Duration;
-
-    let ip = match admin_listen.ip() {
-        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    let addr = SocketAddr::new(ip, admin_listen.port());
-    let timeout = Duration::from_secs(3);
-    let check = || -> Result<(), String> {
-        let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
-        s.set_write_timeout(Some(timeout))
-            .map_err(|e| e.to_string())?;
-        s.write_all(b"GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .map_err(|e| e.to_string())?;
-        let mut head = [0u8; 12];
-        s.read_exact(&mut head).map_err(|e| e.to_string())?;
-        if &head == b"HTTP/1.1 200" {
-            Ok(())
-        } else {
-            Err(format!(
-                "unexpected answer: {}",
-                String::from_utf8_lossy(&head)
-            ))
-        }
-    };
-    match check() {
+    let addr = shared::healthcheck::target(admin_listen);
+    match shared::healthcheck::check(addr, "/status", HEALTHCHECK_TIMEOUT) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("balancer healthcheck: admin listener {addr} did not answer: {e}");
@@ -261,3 +241,5 @@ pub fn healthcheck(admin_listen: std::net::SocketAddr) -> i32 {
         }
     }
 }
+
+const HEALTHCHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);

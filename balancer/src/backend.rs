@@ -13,7 +13,7 @@ use http::HeaderValue;
 
 use crate::health::{Health, HealthPolicy};
 use crate::metrics::{BackendMetrics, Metrics};
-use crate::upstream_pool::IdleConnections;
+use crate::upstream_pool::Endpoint;
 
 pub struct Backend {
     pub addr: SocketAddr,
@@ -27,10 +27,8 @@ pub struct Backend {
     pub requests_total: AtomicU64,
     pub failures_total: AtomicU64,
     pub metrics: BackendMetrics,
-    /// Keep-alive connections to this backend waiting for their next request, one stack per
-    /// worker: a connection is driven by the worker that opened it, so handing it to another
-    /// worker would put two threads on every request it carries.
-    idle: Box<[IdleConnections]>,
+    /// The address with its idle keep-alive connections (shared with the leases on them).
+    pub endpoint: Arc<Endpoint>,
 }
 
 impl Backend {
@@ -50,16 +48,9 @@ impl Backend {
             requests_total: AtomicU64::new(0),
             failures_total: AtomicU64::new(0),
             metrics: metrics.for_backend(&label),
-            idle: (0..workers.max(1))
-                .map(|_| IdleConnections::default())
-                .collect(),
+            endpoint: Arc::new(Endpoint::new(addr, workers)),
             label,
         })
-    }
-
-    /// Worker `worker`'s idle connections to this backend.
-    pub fn idle(&self, worker: usize) -> &IdleConnections {
-        &self.idle[worker % self.idle.len()]
     }
 
     pub fn in_flight(&self) -> i64 {
@@ -183,5 +174,98 @@ impl Pool {
         *self.rotation.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(next);
         let _ = self.draining();
         (added, removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn wanted(ports: &[u16]) -> Vec<(SocketAddr, String)> {
+        ports
+            .iter()
+            .map(|p| (addr(*p), "app:5000".into()))
+            .collect()
+    }
+
+    fn ports(backends: &[Arc<Backend>]) -> Vec<u16> {
+        backends.iter().map(|b| b.addr.port()).collect()
+    }
+
+    fn pool() -> Pool {
+        Pool::new(Arc::new(Metrics::new()), 2)
+    }
+
+    #[test]
+    fn new_addresses_join_sorted_and_duplicates_count_once() {
+        let p = pool();
+        let (added, removed) = p.set_addresses(&wanted(&[3, 1, 2, 1]));
+        assert_eq!(added, [addr(3), addr(1), addr(2)]);
+        assert!(removed.is_empty());
+        assert_eq!(ports(&p.snapshot()), [1, 2, 3]);
+        assert_eq!(p.metrics.backends.get(), 3);
+        assert_eq!(p.snapshot()[0].host_header, "app:5000");
+    }
+
+    #[test]
+    fn backends_that_stay_keep_their_state() {
+        let p = pool();
+        p.set_addresses(&wanted(&[1, 2]));
+        let before = p.snapshot()[0].clone();
+        before.requests_total.fetch_add(7, Ordering::Relaxed);
+        let (added, removed) = p.set_addresses(&wanted(&[1, 2, 3]));
+        assert_eq!((added, removed), (vec![addr(3)], vec![]));
+        assert!(Arc::ptr_eq(&before, &p.snapshot()[0]));
+    }
+
+    #[test]
+    fn a_vanished_backend_drains_while_busy_and_is_forgotten_when_idle() {
+        let p = pool();
+        p.set_addresses(&wanted(&[1, 2]));
+        let busy = InFlight::start(p.snapshot()[0].clone());
+        let (added, removed) = p.set_addresses(&wanted(&[2]));
+        assert_eq!((added, removed), (vec![], vec![addr(1)]));
+        assert_eq!(ports(&p.snapshot()), [2]);
+        assert_eq!(ports(&p.draining()), [1]);
+        drop(busy);
+        assert!(p.draining().is_empty());
+        // Idle at once: never listed as draining.
+        p.set_addresses(&wanted(&[]));
+        assert!(p.snapshot().is_empty());
+        assert!(p.draining().is_empty());
+        assert_eq!(p.metrics.backends.get(), 0);
+    }
+
+    #[test]
+    fn a_draining_backend_that_comes_back_keeps_its_history() {
+        let p = pool();
+        p.set_addresses(&wanted(&[1]));
+        let first = p.snapshot()[0].clone();
+        first.failures_total.fetch_add(3, Ordering::Relaxed);
+        let busy = InFlight::start(first.clone());
+        p.set_addresses(&wanted(&[]));
+        assert_eq!(ports(&p.draining()), [1]);
+        let (added, _) = p.set_addresses(&wanted(&[1]));
+        assert_eq!(added, [addr(1)]);
+        assert!(
+            Arc::ptr_eq(&first, &p.snapshot()[0]),
+            "revived, not rebuilt"
+        );
+        assert!(p.draining().is_empty());
+        assert_eq!(p.snapshot()[0].failures_total.load(Ordering::Relaxed), 3);
+        drop(busy);
+    }
+
+    #[test]
+    fn an_upstream_name_that_is_no_header_value_is_skipped() {
+        let p = pool();
+        let (added, _) =
+            p.set_addresses(&[(addr(1), "bad\nname".into()), (addr(2), "ok:1".into())]);
+        assert_eq!(added, [addr(2)]);
+        assert_eq!(ports(&p.snapshot()), [2]);
     }
 }

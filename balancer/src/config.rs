@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use shared::duration::parse_nonzero_duration;
+use shared::size::parse_size;
 
 /// Round-robin reverse proxy in front of the app replicas, replacing NGINX.
 #[derive(Debug, Parser)]
@@ -47,7 +49,7 @@ pub struct Config {
     pub admin_listen: SocketAddr,
 
     /// How often every upstream name is resolved again.
-    #[arg(long, env = "BALANCER_RESOLVE_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "BALANCER_RESOLVE_INTERVAL", default_value = "2s", value_parser = parse_nonzero_duration)]
     pub resolve_interval: Duration,
 
     /// Path of the active health check (GET).
@@ -55,7 +57,7 @@ pub struct Config {
     pub health_path: String,
 
     /// How often each backend is health-checked on a fresh connection.
-    #[arg(long, env = "BALANCER_HEALTH_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "BALANCER_HEALTH_INTERVAL", default_value = "2s", value_parser = parse_nonzero_duration)]
     pub health_interval: Duration,
 
     /// Failures within --fail-timeout that take a backend out.
@@ -63,19 +65,19 @@ pub struct Config {
     pub max_fails: u32,
 
     /// Window for counting failures, and how long a failing backend stays out.
-    #[arg(long, env = "BALANCER_FAIL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "BALANCER_FAIL_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub fail_timeout: Duration,
 
     /// Time allowed to open a connection to a backend.
-    #[arg(long, env = "BALANCER_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "BALANCER_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_nonzero_duration)]
     pub connect_timeout: Duration,
 
     /// Time allowed for a backend's response head once the request is sent.
-    #[arg(long, env = "BALANCER_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "BALANCER_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = parse_nonzero_duration)]
     pub upstream_timeout: Duration,
 
     /// Time a client has to send complete request headers.
-    #[arg(long, env = "BALANCER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "BALANCER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub header_read_timeout: Duration,
 
     /// Largest request body accepted (larger gets 413).
@@ -92,7 +94,7 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "BALANCER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "BALANCER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_nonzero_duration)]
     pub shutdown_timeout: Duration,
 
     /// Idle keep-alive connections kept per backend by each worker (like NGINX's `keepalive`,
@@ -165,43 +167,6 @@ fn parse_upstream(entry: &str) -> Result<Upstream, String> {
     })
 }
 
-/// `500ms`, `2s`, `1m`, `1m30s`, ... (humantime); zero is refused because every duration here is a
-/// timeout or an interval.
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(raw.trim())
-        .map_err(|e| format!("`{raw}` is not a duration like 500ms, 2s or 1m ({e})"))?;
-    if d.is_zero() {
-        return Err("must be greater than zero".into());
-    }
-    Ok(d)
-}
-
-/// Plain bytes, or a number followed by B, KiB, MiB, GiB, KB, MB, GB (case-insensitive unit).
-pub fn parse_size(raw: &str) -> Result<u64, String> {
-    let s = raw.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let num: u64 = num
-        .parse()
-        .map_err(|_| format!("`{raw}` is not a size like 1048576, 512KiB or 16MiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        _ => {
-            return Err(format!(
-                "`{raw}` has an unknown unit (use B, KiB, MiB, GiB)"
-            ))
-        }
-    };
-    num.checked_mul(mult)
-        .ok_or_else(|| format!("`{raw}` is too large"))
-}
-
 fn parse_health_path(raw: &str) -> Result<String, String> {
     if !raw.starts_with('/') || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("`{raw}` must be an absolute path like /health"));
@@ -219,56 +184,31 @@ impl Config {
     }
 }
 
-/// Parses the command line; on error prints one line naming the flag and exits 2.
+/// Parses the command line; on error prints `balancer: configuration error: ...` (one line naming
+/// the flag) and exits 2.
 pub fn parse_or_exit() -> Cli {
-    match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                let _ = e.print();
-                std::process::exit(0);
-            }
-            let rendered = e.to_string();
-            let line = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid configuration")
-                .trim_start_matches("error: ");
-            eprintln!("balancer: configuration error: {line}");
-            std::process::exit(2);
-        }
-    }
+    shared::config_error::parse_or_exit("balancer")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The balancer's contract on top of the shared syntax: every duration is a timeout or an
+    /// interval, so zero is refused, and so is a bare number.
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5").is_err());
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("512KiB"), Ok(512 * 1024));
-        assert_eq!(parse_size("16MiB"), Ok(16 * 1024 * 1024));
-        assert_eq!(parse_size("1kb"), Ok(1000));
-        assert!(parse_size("MiB").is_err());
-        assert!(parse_size("12 parsecs").is_err());
-        assert!(parse_size("99999999999999999999GiB").is_err());
+    fn durations_and_sizes_use_the_shared_rules() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["balancer"], args].concat());
+        let c = parse(&["--fail-timeout", "1m30s", "--max-body", "512KiB"]).unwrap();
+        assert_eq!(c.config.fail_timeout, Duration::from_secs(90));
+        assert_eq!(c.config.max_body, 512 << 10);
+        for bad in ["0s", "5", "soon"] {
+            assert!(
+                parse(&["--connect-timeout", bad]).is_err(),
+                "{bad} accepted"
+            );
+        }
+        assert!(parse(&["--max-body", "12 parsecs"]).is_err());
     }
 
     #[test]

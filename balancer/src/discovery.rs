@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::backend::Pool;
 use crate::config::Upstream;
+use crate::selection::{self, MAX_BACKENDS};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UpstreamStatus {
@@ -119,6 +120,7 @@ impl Discovery {
         let (added, removed) = self.pool.set_addresses(&wanted);
         if !added.is_empty() || !removed.is_empty() {
             tracing::info!(?added, ?removed, "backends changed");
+            warn_beyond_limit(self.pool.snapshot().len());
         }
     }
 
@@ -130,5 +132,19 @@ impl Discovery {
             ticker.tick().await;
             self.resolve_all().await;
         }
+    }
+}
+
+/// Selection serves at most [`MAX_BACKENDS`]; say so whenever the backends change while more are
+/// known (also shown on `/status` as `backends_beyond_limit`).
+fn warn_beyond_limit(backends: usize) {
+    let left_out = selection::beyond_limit(backends);
+    if left_out > 0 {
+        tracing::warn!(
+            backends,
+            max = MAX_BACKENDS,
+            left_out,
+            "more backends than the balancer can serve; the last ones in address order get no traffic"
+        );
     }
 }

@@ -1,26 +1,18 @@
-//! Backend health: passive marks from real traffic and active probes.
+//! Health state of one backend: the passive failure window and the active probe's verdict.
 //!
 //! Passive: a connect failure, connect timeout, upstream timeout or broken response is a failure;
 //! `--max-fails` of them within `--fail-timeout` take the backend out for `--fail-timeout` (the
-//! NGINX `max_fails`/`fail_timeout` rule). Active: every `--health-interval` each backend gets
-//! `GET --health-path` on a fresh connection; anything but 2xx in time takes it out and a pass
-//! brings it back (and clears passive marks, since it proves the backend answers again).
+//! NGINX `max_fails`/`fail_timeout` rule). Active: the prober ([`crate::health_check`]) reports
+//! each probe here; a failed probe takes the backend out and a pass brings it back (and clears
+//! passive marks, since it proves the backend answers again).
 //!
-//! The request path reads health through two atomics; the mutex is only taken on failures and
-//! probe results.
+//! Pure state, no I/O, so the rules can be tested without a backend. The request path reads
+//! health through two atomics; the mutex is only taken on failures and probe results.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
-
-use bytes::Bytes;
-use http::{header, Request};
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-
-use crate::backend::{Backend, Pool};
 
 /// Milliseconds since the process started, used for cheap atomic timestamps.
 pub fn now_ms() -> u64 {
@@ -65,7 +57,17 @@ impl Health {
 
     /// Records a failed exchange with the backend; returns true if it took the backend out.
     pub fn record_failure(&self, policy: &HealthPolicy, what: &str) -> bool {
-        let now = Instant::now();
+        self.record_failure_at(policy, what, Instant::now(), now_ms())
+    }
+
+    /// [`Health::record_failure`] at a given time (`now` and the same moment as [`now_ms`]).
+    fn record_failure_at(
+        &self,
+        policy: &HealthPolicy,
+        what: &str,
+        now: Instant,
+        now_ms: u64,
+    ) -> bool {
         let mut d = lock(&self.detail);
         d.last_error = Some((what.to_owned(), SystemTime::now()));
         while d
@@ -84,7 +86,7 @@ impl Health {
                 "{n} failure(s) within {:?}, last: {what}",
                 policy.fail_timeout
             ));
-            let until = now_ms()
+            let until = now_ms
                 .saturating_add(u64::try_from(policy.fail_timeout.as_millis()).unwrap_or(u64::MAX));
             self.passive_out_until.store(until, Ordering::Relaxed);
             return true;
@@ -145,72 +147,79 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Active checks: probes every backend each interval, concurrently, on fresh connections.
-pub async fn run_active_checks(
-    pool: Arc<Pool>,
-    path: Arc<str>,
-    interval: Duration,
-    connect_timeout: Duration,
-) {
-    let timeout = interval.max(connect_timeout);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let backends = pool.snapshot();
-        let mut probes = tokio::task::JoinSet::new();
-        for backend in backends.iter().cloned() {
-            let path = path.clone();
-            probes.spawn(async move {
-                let result = match tokio::time::timeout(
-                    timeout,
-                    probe(&backend, &path, connect_timeout),
-                )
-                .await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(format!("no answer within {timeout:?}")),
-                };
-                let was_healthy = backend.health.is_healthy_at(now_ms());
-                let ok = result.is_ok();
-                backend.health.record_probe(result);
-                if was_healthy != ok {
-                    if ok {
-                        tracing::info!(backend = %backend.addr, "backend back in rotation");
-                    } else {
-                        tracing::warn!(backend = %backend.addr, reason = ?backend.health.reason(), "backend taken out");
-                    }
-                }
-            });
-        }
-        while probes.join_next().await.is_some() {}
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn probe(backend: &Backend, path: &str, connect_timeout: Duration) -> Result<(), String> {
-    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(backend.addr))
-        .await
-        .map_err(|_| format!("connect timed out after {connect_timeout:?}"))?
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let conn = tokio::spawn(conn);
-    let req = Request::get(path)
-        .header(header::HOST, backend.host_header.clone())
-        .header(header::USER_AGENT, "balancer-health-check")
-        .header(header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("request: {e}"))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("response: {e}"))?;
-    conn.abort();
-    if resp.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("status {}", resp.status().as_u16()))
+    fn policy(max_fails: u32, fail_timeout_s: u64) -> HealthPolicy {
+        HealthPolicy {
+            max_fails,
+            fail_timeout: Duration::from_secs(fail_timeout_s),
+        }
+    }
+
+    #[test]
+    fn max_fails_within_the_window_take_the_backend_out_for_fail_timeout() {
+        let h = Health::default();
+        let p = policy(3, 10);
+        let t0 = Instant::now();
+        assert!(!h.record_failure_at(&p, "a", t0, 1_000));
+        assert!(!h.record_failure_at(&p, "b", t0 + Duration::from_secs(1), 2_000));
+        assert!(h.is_healthy_at(2_000));
+        assert!(h.record_failure_at(&p, "c", t0 + Duration::from_secs(2), 3_000));
+        assert!(!h.is_healthy_at(3_000));
+        assert!(!h.is_healthy_at(12_999));
+        assert!(h.is_healthy_at(13_000), "back after --fail-timeout");
+        assert_eq!(h.last_error().unwrap().message, "c");
+    }
+
+    #[test]
+    fn failures_older_than_the_window_do_not_count() {
+        let h = Health::default();
+        let p = policy(2, 10);
+        let t0 = Instant::now();
+        assert!(!h.record_failure_at(&p, "old", t0, 0));
+        // 11 s later the first failure has left the window: this one is alone in it.
+        assert!(!h.record_failure_at(&p, "new", t0 + Duration::from_secs(11), 11_000));
+        assert!(h.is_healthy_at(11_000));
+        assert!(h.record_failure_at(&p, "again", t0 + Duration::from_secs(12), 12_000));
+    }
+
+    #[test]
+    fn taking_out_clears_the_window() {
+        let h = Health::default();
+        let p = policy(2, 10);
+        let t0 = Instant::now();
+        h.record_failure_at(&p, "a", t0, 0);
+        assert!(h.record_failure_at(&p, "b", t0, 0));
+        // The next failure starts a new count rather than extending the old one.
+        assert!(!h.record_failure_at(&p, "c", t0, 0));
+    }
+
+    #[test]
+    fn max_fails_one_takes_out_at_once() {
+        let h = Health::default();
+        assert!(h.record_failure_at(&policy(1, 5), "refused", Instant::now(), 100));
+        assert!(!h.is_healthy_at(100));
+        assert!(h.is_healthy_at(5_100));
+    }
+
+    #[test]
+    fn a_passing_probe_clears_passive_marks_and_a_failing_one_takes_out() {
+        let h = Health::default();
+        let far = u64::MAX / 2;
+        h.record_probe(Err("status 503".into()));
+        assert!(!h.is_healthy_at(0));
+        assert_eq!(
+            h.reason().as_deref(),
+            Some("health check failed: status 503")
+        );
+        h.record_probe(Ok(()));
+        assert!(h.is_healthy_at(0));
+        assert!(h.record_failure_at(&policy(1, 1000), "x", Instant::now(), far));
+        assert!(!h.is_healthy_at(far));
+        h.record_probe(Ok(()));
+        assert!(h.is_healthy_at(far));
+        assert_eq!(h.reason(), None);
     }
 }

@@ -8,14 +8,16 @@
 mod access_log;
 mod admin;
 mod backend;
-mod body;
 mod config;
 mod dashboard;
 mod discovery;
 mod headers;
 mod health;
+mod health_check;
 mod metrics;
 mod proxy;
+mod request_body;
+mod response_body;
 mod selection;
 mod server;
 mod shutdown;
@@ -108,12 +110,9 @@ async fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<TcpListener, i32
     })
 }
 
+/// Wires the balancer together and serves until SIGTERM/SIGINT; returns the exit status.
 async fn run(config: Config) -> i32 {
     let metrics = Arc::new(metrics::Metrics::new());
-    let policy = health::HealthPolicy {
-        max_fails: config.max_fails,
-        fail_timeout: config.fail_timeout,
-    };
     let workers = config.workers();
     let pool = Arc::new(backend::Pool::new(metrics.clone(), workers));
     let discovery = Arc::new(discovery::Discovery::new(
@@ -121,7 +120,6 @@ async fn run(config: Config) -> i32 {
         pool.clone(),
         config.resolve_interval,
     ));
-
     let public = match bind(config.listen, "--listen").await {
         Ok(l) => l,
         Err(code) => return code,
@@ -130,43 +128,103 @@ async fn run(config: Config) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    start_background(&config, &pool, &discovery).await;
 
-    // Resolve once before serving so the first requests already have backends; a name that does
-    // not resolve yet only means 503 until a later round finds it.
+    let proxies = Proxies::new(&config, pool.clone(), metrics.clone());
+    let http = Arc::new(server::Http::new(config.header_read_timeout));
+    let (workers_set, threads) = match start_workers(&config, &proxies, &http) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let admin = Arc::new(admin::Admin {
+        pool,
+        discovery,
+        metrics,
+        started: Instant::now(),
+    });
+    tracing::info!(
+        listen = %config.listen,
+        admin = %config.admin_listen,
+        workers,
+        upstreams = ?config.upstreams.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "balancer started"
+    );
+    serve_until_stopped(&config, public, workers_set, http, admin_listener, admin).await;
+    join_workers(threads).await
+}
+
+/// Resolves once before serving so the first requests already have backends (a name that does
+/// not resolve yet only means 503 until a later round finds it), then starts the discovery and
+/// active health-check loops.
+async fn start_background(
+    config: &Config,
+    pool: &Arc<backend::Pool>,
+    discovery: &Arc<discovery::Discovery>,
+) {
     discovery.resolve_all().await;
     tokio::spawn(discovery.clone().run(config.resolve_interval));
-    tokio::spawn(health::run_active_checks(
+    tokio::spawn(health_check::run_active_checks(
         pool.clone(),
         Arc::from(config.health_path.as_str()),
         config.health_interval,
         config.connect_timeout,
     ));
+}
 
-    let settings = proxy::ProxySettings {
-        connect_timeout: config.connect_timeout,
-        upstream_timeout: config.upstream_timeout,
-        max_body: config.max_body,
-        max_idle_per_backend: config.max_idle_per_backend,
-        policy,
-    };
-    // One rotation cursor for all workers, so the shares stay exact whichever worker serves.
-    let selection = Arc::new(selection::RoundRobin::default());
-    let proxy_for = |worker| {
-        Arc::new(proxy::Proxy::new(
-            pool.clone(),
-            selection.clone(),
-            metrics.clone(),
+/// Builds each worker's proxy. One rotation cursor for all workers, so the shares stay exact
+/// whichever worker serves.
+struct Proxies {
+    pool: Arc<backend::Pool>,
+    selection: Arc<selection::RoundRobin>,
+    metrics: Arc<metrics::Metrics>,
+    settings: proxy::ProxySettings,
+}
+
+impl Proxies {
+    fn new(config: &Config, pool: Arc<backend::Pool>, metrics: Arc<metrics::Metrics>) -> Self {
+        let settings = proxy::ProxySettings {
+            connect_timeout: config.connect_timeout,
+            upstream_timeout: config.upstream_timeout,
+            max_body: config.max_body,
+            max_idle_per_backend: config.max_idle_per_backend,
+            policy: health::HealthPolicy {
+                max_fails: config.max_fails,
+                fail_timeout: config.fail_timeout,
+            },
+        };
+        Proxies {
+            pool,
+            selection: Arc::new(selection::RoundRobin::default()),
+            metrics,
             settings,
+        }
+    }
+
+    fn for_worker(&self, worker: usize) -> Arc<proxy::Proxy> {
+        Arc::new(proxy::Proxy::new(
+            self.pool.clone(),
+            self.selection.clone(),
+            self.metrics.clone(),
+            self.settings,
             worker,
         ))
-    };
-    let http = Arc::new(server::Http::new(config.header_read_timeout));
+    }
+}
+
+/// Starts workers 1.. on their own threads; worker 0 is this thread. Exit status 2 if one
+/// cannot start.
+fn start_workers(
+    config: &Config,
+    proxies: &Proxies,
+    http: &Arc<server::Http>,
+) -> Result<(server::Workers, Vec<std::thread::JoinHandle<()>>), i32> {
+    let workers = config.workers();
     let mut handoffs = Vec::with_capacity(workers.saturating_sub(1));
     let mut threads = Vec::with_capacity(workers.saturating_sub(1));
     for index in 1..workers {
         match server::spawn_worker(
             index,
-            proxy_for(index),
+            proxies.for_worker(index),
             http.clone(),
             config.shutdown_timeout,
         ) {
@@ -176,18 +234,27 @@ async fn run(config: Config) -> i32 {
             }
             Err(e) => {
                 eprintln!("balancer: cannot start worker {index} of --workers {workers}: {e}");
-                return 2;
+                return Err(2);
             }
         }
     }
-    let workers_set = server::Workers::new(proxy_for(0), handoffs);
-    let admin = Arc::new(admin::Admin {
-        pool,
-        discovery,
-        metrics,
-        started: Instant::now(),
-    });
+    Ok((
+        server::Workers::new(proxies.for_worker(0), handoffs),
+        threads,
+    ))
+}
 
+/// Serves the public and admin listeners until SIGTERM/SIGINT, then lets this thread's
+/// connections finish for at most `--shutdown-timeout` (the other workers drain on their own
+/// threads meanwhile).
+async fn serve_until_stopped(
+    config: &Config,
+    public: TcpListener,
+    workers: server::Workers,
+    http: Arc<server::Http>,
+    admin_listener: TcpListener,
+    admin: Arc<admin::Admin>,
+) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -199,29 +266,22 @@ async fn run(config: Config) -> i32 {
         shutdown::signal().await;
         let _ = stop_tx.send(true);
     });
-
-    tracing::info!(
-        listen = %config.listen,
-        admin = %config.admin_listen,
-        workers,
-        upstreams = ?config.upstreams.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "balancer started"
-    );
-
     let public_drain = shutdown::Drain::new();
     let admin_drain = shutdown::Drain::new();
     tokio::join!(
-        server::serve(public, workers_set, http, &public_drain, stopped()),
+        server::serve(public, workers, http, &public_drain, stopped()),
         admin::serve(admin_listener, admin, &admin_drain, stopped()),
     );
-
-    // The other workers drain on their own threads meanwhile.
     tokio::join!(
         server::finish(0, &public_drain, config.shutdown_timeout),
         async {
             let _ = tokio::time::timeout(config.shutdown_timeout, admin_drain.drain()).await;
         },
     );
+}
+
+/// Waits for the worker threads; exit status 1 if one panicked.
+async fn join_workers(threads: Vec<std::thread::JoinHandle<()>>) -> i32 {
     let joined = tokio::task::spawn_blocking(move || {
         threads
             .into_iter()

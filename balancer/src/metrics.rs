@@ -1,8 +1,12 @@
 //! Prometheus metrics owned by the balancer (prometheus-client registry).
 //!
 //! Per-backend series are looked up once, when a backend joins, and the handles are kept on the
-//! backend itself, so the request path only bumps atomics: no label hashing or allocation per
-//! request.
+//! backend itself, so the request path does no label hashing or allocation. Counters and gauges
+//! are atomics; the latency histogram is not: each observation takes the write lock of that
+//! backend's histogram (prometheus-client keeps sum, count and buckets behind one `RwLock`), a
+//! lock shared by every worker serving the backend. It is held for a few additions, once per
+//! proxied request; per-worker histograms would remove the sharing at the cost of merging them
+//! at scrape time.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

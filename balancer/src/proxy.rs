@@ -6,6 +6,7 @@
 //! turns failures into short plain 502/503/504 answers that leak nothing internal.
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,12 +14,14 @@ use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
+use shared::host::{check_host_headers, is_valid_host, HostProblem};
 
 use crate::backend::{Backend, InFlight, Pool};
-use crate::body::{RequestBody, RequestBodyOutcome, ResponseBody};
 use crate::headers;
 use crate::health::{now_ms, HealthPolicy};
 use crate::metrics::{class_index, Metrics};
+use crate::request_body::{BodyHandle, RequestBody, RequestBodyOutcome};
+use crate::response_body::ResponseBody;
 use crate::selection::RoundRobin;
 use crate::upgrade;
 use crate::upstream_pool::{Lease, SendError, UpstreamPool};
@@ -56,6 +59,29 @@ impl ClientInfo {
 }
 
 static PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+
+/// The `Allow` header of the 405 answer to CONNECT.
+const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+/// A checked request rewritten for the backends, with what the retry loop and the relay need.
+struct Prepared {
+    request: Request<RequestBody>,
+    body_handle: BodyHandle,
+    /// The client named no host: each backend gets its upstream name as Host.
+    host_missing: bool,
+    /// The client's side of a requested upgrade (`Connection: upgrade` on HTTP/1.1).
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// How one attempt on one backend ended.
+enum Attempt {
+    /// A response head arrived.
+    Answered(Response<Incoming>, Lease, InFlight),
+    /// The request never reached the backend; here it is back for the next one.
+    NotSent(Request<RequestBody>),
+    /// The exchange broke or timed out; this is the client's answer.
+    Failed(Response<ResponseBody>),
+}
 
 fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::fixed(text));
@@ -134,84 +160,43 @@ impl Proxy {
         Ok(resp)
     }
 
+    /// One request through the proxy: check it, prepare it for a backend, try the backends in
+    /// turn, relay the answer. Returns the backend that answered, if any, for the access log.
     async fn forward(
         &self,
         mut req: Request<Incoming>,
         client: &ClientInfo,
     ) -> (Response<ResponseBody>, Option<Arc<Backend>>) {
-        if req.method() == Method::CONNECT {
-            let mut resp = self.local(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
-            resp.headers_mut().insert(
-                header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-            );
-            return (resp, None);
+        if let Err(refused) = check(&mut req, self.settings.max_body) {
+            return (self.refuse(refused), None);
         }
-        let version = req.version();
-        let hosts = req.headers().get_all(header::HOST).iter().count();
-        if hosts > 1 || (hosts == 0 && version == Version::HTTP_11) {
-            return (
-                self.local(
-                    StatusCode::BAD_REQUEST,
-                    "400 Bad Request: exactly one Host header is required\n",
-                ),
-                None,
-            );
+        self.try_backends(self.prepare(req, client)).await
+    }
+
+    /// The balancer's own answer to a request [`check`] refused.
+    fn refuse(&self, Refused(status, text): Refused) -> Response<ResponseBody> {
+        let mut resp = self.local(status, text);
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
         }
-        if let Some(host) = req.headers().get(header::HOST) {
-            // Forwarded verbatim and copied into X-Forwarded-Host, so it must be a plain
-            // `host[:port]`: anything else would hand the backend a value it may trust blindly.
-            if !headers::is_valid_host(host.as_bytes()) {
-                return (
-                    self.local(
-                        StatusCode::BAD_REQUEST,
-                        "400 Bad Request: invalid Host header\n",
-                    ),
-                    None,
-                );
-            }
-        } else if let Some(authority) = req.uri().authority() {
-            // HTTP/2 carries the host in :authority; HTTP/1.0 may have none at all.
-            if !headers::is_valid_host(authority.as_str().as_bytes()) {
-                return (
-                    self.local(
-                        StatusCode::BAD_REQUEST,
-                        "400 Bad Request: invalid :authority\n",
-                    ),
-                    None,
-                );
-            }
-            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-                req.headers_mut().insert(header::HOST, v);
-            }
-        }
-        if req.uri().path_and_query().is_none() && req.uri().authority().is_some() {
-            return (
-                self.local(StatusCode::BAD_REQUEST, "400 Bad Request\n"),
-                None,
-            );
-        }
-        if hyper::body::Body::size_hint(req.body())
-            .exact()
-            .is_some_and(|n| n > self.settings.max_body)
-        {
-            return (
-                self.local(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n"),
-                None,
-            );
-        }
-        let upgrade_to = if version == Version::HTTP_11 {
+        resp
+    }
+
+    /// Rewrites a checked request for the backends: hop-by-hop headers out, forwarding headers in,
+    /// an upgrade kept only when asked for, an origin-form HTTP/1.1 request with a limited body.
+    fn prepare(&self, mut req: Request<Incoming>, client: &ClientInfo) -> Prepared {
+        let upgrade_to = if req.version() == Version::HTTP_11 {
             headers::upgrade_protocol(req.headers())
         } else {
             None
         };
         let client_upgrade = upgrade_to.as_ref().map(|_| hyper::upgrade::on(&mut req));
-
         let (mut parts, body) = req.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
         headers::add_forwarding(&mut parts.headers, &client.ip, &PROTO_HTTP);
-        if let Some(proto) = &upgrade_to {
-            headers::set_upgrade(&mut parts.headers, proto.clone());
+        if let Some(proto) = upgrade_to {
+            headers::set_upgrade(&mut parts.headers, proto);
         }
         // HTTP/1.0 without Host (or HTTP/2 without :authority): name the upstream instead.
         let host_missing = !parts.headers.contains_key(header::HOST);
@@ -225,18 +210,31 @@ impl Proxy {
             parts.uri = Uri::from(path);
         }
         parts.version = Version::HTTP_11;
-        let (body, handle) = RequestBody::new(body, self.settings.max_body);
-        let mut request = Request::from_parts(parts, body);
+        let (body, body_handle) = RequestBody::new(body, self.settings.max_body);
+        Prepared {
+            request: Request::from_parts(parts, body),
+            body_handle,
+            host_missing,
+            client_upgrade,
+        }
+    }
 
+    /// Tries the backends in selection order until one answers; moves on only when the request
+    /// provably never reached the last one.
+    async fn try_backends(
+        &self,
+        prepared: Prepared,
+    ) -> (Response<ResponseBody>, Option<Arc<Backend>>) {
+        let Prepared {
+            mut request,
+            body_handle,
+            host_missing,
+            client_upgrade,
+        } = prepared;
         let attempts = self.selection.attempts(self.pool.snapshot(), now_ms());
         if attempts.is_empty() {
-            return (
-                self.local(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "503 Service Unavailable: no backend is known yet\n",
-                ),
-                None,
-            );
+            let text = "503 Service Unavailable: no backend is known yet\n";
+            return (self.local(StatusCode::SERVICE_UNAVAILABLE, text), None);
         }
         for (tried, backend) in attempts.enumerate() {
             if host_missing {
@@ -247,82 +245,15 @@ impl Proxy {
             if tried > 0 {
                 self.metrics.retries.inc();
             }
-
-            let in_flight = InFlight::start(backend.clone());
-            backend
-                .requests_total
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let sent = Instant::now();
-            let result = tokio::time::timeout(
-                self.settings.upstream_timeout,
-                self.upstream.send(&backend, request, sent),
-            )
-            .await;
-            match result {
-                Ok(Ok((resp, lease))) => {
-                    backend
-                        .metrics
-                        .latency
-                        .observe(sent.elapsed().as_secs_f64());
-                    let status = resp.status();
-                    backend.metrics.by_class[class_index(status.as_u16())].inc();
-                    let resp =
-                        self.relay(resp, in_flight, lease, client_upgrade, upgrade_to.is_some());
-                    return (resp, Some(backend));
-                }
-                Ok(Err(SendError::NotSent {
-                    request: unsent,
-                    error,
-                })) => {
-                    // Never reached the backend: safe to try the next one.
-                    backend.record_failure(&self.settings.policy, &error);
-                    tracing::warn!(backend = %backend.addr, %error, retry = true, "upstream request failed");
-                    drop(in_flight);
-                    request = *unsent;
-                }
-                Ok(Err(SendError::Failed(e))) => {
-                    match handle.outcome() {
-                        RequestBodyOutcome::TooLarge => {
-                            return (
-                                self.local(
-                                    StatusCode::PAYLOAD_TOO_LARGE,
-                                    "413 Payload Too Large\n",
-                                ),
-                                Some(backend),
-                            );
-                        }
-                        RequestBodyOutcome::ClientError => {
-                            return (
-                                self.local(
-                                    StatusCode::BAD_REQUEST,
-                                    "400 Bad Request: request body broken\n",
-                                ),
-                                Some(backend),
-                            );
-                        }
-                        RequestBodyOutcome::Untouched | RequestBodyOutcome::Started => {}
-                    }
-                    let what = describe(&e);
-                    backend.record_failure(&self.settings.policy, &what);
-                    tracing::warn!(backend = %backend.addr, error = %what, retry = false, "upstream request failed");
-                    drop(in_flight);
-                    backend.metrics.by_class[4].inc();
+            match self.attempt(&backend, request, &body_handle).await {
+                Attempt::Answered(resp, lease, in_flight) => {
                     return (
-                        plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
+                        self.relay(resp, in_flight, lease, client_upgrade),
                         Some(backend),
-                    );
+                    )
                 }
-                Err(_elapsed) => {
-                    backend.record_failure(
-                        &self.settings.policy,
-                        "no response head within --upstream-timeout",
-                    );
-                    backend.metrics.by_class[4].inc();
-                    return (
-                        plain(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n"),
-                        Some(backend),
-                    );
-                }
+                Attempt::NotSent(unsent) => request = unsent,
+                Attempt::Failed(resp) => return (resp, Some(backend)),
             }
         }
         (
@@ -331,13 +262,85 @@ impl Proxy {
         )
     }
 
+    /// Sends the request to one backend and waits for its response head.
+    async fn attempt(
+        &self,
+        backend: &Arc<Backend>,
+        request: Request<RequestBody>,
+        body_handle: &BodyHandle,
+    ) -> Attempt {
+        let in_flight = InFlight::start(backend.clone());
+        backend.requests_total.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
+        let result = tokio::time::timeout(
+            self.settings.upstream_timeout,
+            self.upstream.send(&backend.endpoint, request, sent),
+        )
+        .await;
+        match result {
+            Ok(Ok((resp, lease))) => {
+                let latency = sent.elapsed().as_secs_f64();
+                backend.metrics.latency.observe(latency);
+                backend.metrics.by_class[class_index(resp.status().as_u16())].inc();
+                Attempt::Answered(resp, lease, in_flight)
+            }
+            Ok(Err(SendError::NotSent { request, error })) => {
+                // Never reached the backend: safe to try the next one.
+                backend.record_failure(&self.settings.policy, &error);
+                tracing::warn!(backend = %backend.addr, %error, retry = true, "upstream request failed");
+                Attempt::NotSent(*request)
+            }
+            Ok(Err(SendError::Failed(e))) => {
+                Attempt::Failed(self.failed(backend, &e, body_handle, in_flight))
+            }
+            Err(_elapsed) => {
+                backend.record_failure(
+                    &self.settings.policy,
+                    "no response head within --upstream-timeout",
+                );
+                let status = StatusCode::GATEWAY_TIMEOUT;
+                backend.metrics.by_class[class_index(status.as_u16())].inc();
+                Attempt::Failed(plain(status, "504 Gateway Timeout\n"))
+            }
+        }
+    }
+
+    /// The answer to an exchange that broke after the request may have left: the client's own
+    /// body is to blame (413, 400), or the backend is (502, counted as its failure).
+    fn failed(
+        &self,
+        backend: &Backend,
+        e: &hyper::Error,
+        body_handle: &BodyHandle,
+        in_flight: InFlight,
+    ) -> Response<ResponseBody> {
+        match body_handle.outcome() {
+            RequestBodyOutcome::TooLarge => {
+                return self.local(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n")
+            }
+            RequestBodyOutcome::ClientError => {
+                return self.local(
+                    StatusCode::BAD_REQUEST,
+                    "400 Bad Request: request body broken\n",
+                )
+            }
+            RequestBodyOutcome::Untouched | RequestBodyOutcome::Started => {}
+        }
+        let what = describe(e);
+        backend.record_failure(&self.settings.policy, &what);
+        tracing::warn!(backend = %backend.addr, error = %what, retry = false, "upstream request failed");
+        drop(in_flight);
+        let status = StatusCode::BAD_GATEWAY;
+        backend.metrics.by_class[class_index(status.as_u16())].inc();
+        plain(status, "502 Bad Gateway\n")
+    }
+
     fn relay(
         &self,
         mut resp: Response<Incoming>,
         in_flight: InFlight,
         lease: Lease,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-        upgrade_requested: bool,
     ) -> Response<ResponseBody> {
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         let upstream_upgrade = switching.then(|| hyper::upgrade::on(&mut resp));
@@ -345,13 +348,8 @@ impl Proxy {
         let upgrade_to = parts.headers.get(header::UPGRADE).cloned();
         headers::strip_hop_by_hop(&mut parts.headers);
         if switching {
-            match (
-                upgrade_requested,
-                client_upgrade,
-                upstream_upgrade,
-                upgrade_to,
-            ) {
-                (true, Some(client_side), Some(upstream_side), Some(proto)) => {
+            match (client_upgrade, upstream_upgrade, upgrade_to) {
+                (Some(client_side), Some(upstream_side), Some(proto)) => {
                     headers::set_upgrade(&mut parts.headers, proto);
                     // The socket now belongs to the tunnel, never back to the pool.
                     drop(lease);
@@ -379,4 +377,71 @@ impl Proxy {
             },
         )
     }
+}
+
+/// Why a request was refused before any backend was involved: the status and the text of the
+/// balancer's answer.
+struct Refused(StatusCode, &'static str);
+
+/// The request rules applied before any backend is involved: no CONNECT, one valid Host (an
+/// HTTP/2 `:authority` becomes the Host), an origin-form target, a declared body within
+/// `max_body`.
+fn check(req: &mut Request<Incoming>, max_body: u64) -> Result<(), Refused> {
+    if req.method() == Method::CONNECT {
+        return Err(Refused(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "405 Method Not Allowed\n",
+        ));
+    }
+    check_host(req)?;
+    if req.uri().path_and_query().is_none() && req.uri().authority().is_some() {
+        return Err(Refused(StatusCode::BAD_REQUEST, "400 Bad Request\n"));
+    }
+    if hyper::body::Body::size_hint(req.body())
+        .exact()
+        .is_some_and(|n| n > max_body)
+    {
+        return Err(Refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "413 Payload Too Large\n",
+        ));
+    }
+    Ok(())
+}
+
+/// The Host is forwarded verbatim and copied into X-Forwarded-Host, so it must be a plain
+/// `host[:port]`: anything else would hand the backend a value it may trust blindly.
+fn check_host<B>(req: &mut Request<B>) -> Result<(), Refused> {
+    match check_host_headers(req.headers(), req.version()) {
+        Ok(()) => {}
+        Err(HostProblem::Missing | HostProblem::Repeated) => {
+            return Err(Refused(
+                StatusCode::BAD_REQUEST,
+                "400 Bad Request: exactly one Host header is required\n",
+            ))
+        }
+        Err(HostProblem::Invalid) => {
+            return Err(Refused(
+                StatusCode::BAD_REQUEST,
+                "400 Bad Request: invalid Host header\n",
+            ))
+        }
+    }
+    if req.headers().contains_key(header::HOST) {
+        return Ok(());
+    }
+    // HTTP/2 carries the host in :authority; HTTP/1.0 may have none at all.
+    let Some(authority) = req.uri().authority() else {
+        return Ok(());
+    };
+    if !is_valid_host(authority.as_str().as_bytes()) {
+        return Err(Refused(
+            StatusCode::BAD_REQUEST,
+            "400 Bad Request: invalid :authority\n",
+        ));
+    }
+    if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+        req.headers_mut().insert(header::HOST, v);
+    }
+    Ok(())
 }

@@ -4,11 +4,23 @@
 //! with N healthy backends and sequential requests each gets exactly 1/N. A request's attempt
 //! order continues through the remaining healthy backends, then the ones marked out (marks can be
 //! stale), each at most once. When every backend is out the rotation runs over all of them.
+//!
+//! Health is snapshotted into a `u128` bit set per request (no allocation), so at most
+//! [`MAX_BACKENDS`] backends (the first in address order) take part; the rest get no traffic, which
+//! discovery logs and `/status` shows (`backends_beyond_limit`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::backend::Backend;
+
+/// The most backends selection serves: the width of the per-request health bit set.
+pub const MAX_BACKENDS: usize = u128::BITS as usize;
+
+/// How many of `backends` selection leaves out (0 within [`MAX_BACKENDS`]).
+pub fn beyond_limit(backends: usize) -> usize {
+    backends.saturating_sub(MAX_BACKENDS)
+}
 
 #[derive(Default)]
 pub struct RoundRobin {
@@ -29,13 +41,13 @@ impl RoundRobin {
     pub fn attempts(&self, backends: Arc<[Arc<Backend>]>, now_ms: u64) -> Attempts {
         let mut healthy: u128 = 0;
         let mut healthy_count = 0usize;
-        for (i, b) in backends.iter().enumerate().take(128) {
+        for (i, b) in backends.iter().enumerate().take(MAX_BACKENDS) {
             if b.health.is_healthy_at(now_ms) {
                 healthy |= 1 << i;
                 healthy_count += 1;
             }
         }
-        let n = backends.len().min(128);
+        let n = backends.len().min(MAX_BACKENDS);
         let first = if n == 0 {
             0
         } else if healthy_count == 0 {
@@ -74,7 +86,7 @@ impl Iterator for Attempts {
     type Item = Arc<Backend>;
 
     fn next(&mut self) -> Option<Arc<Backend>> {
-        let n = self.backends.len().min(128);
+        let n = self.backends.len().min(MAX_BACKENDS);
         if self.taken >= n {
             return None;
         }
@@ -166,5 +178,58 @@ mod tests {
         let b = rr.attempts(backends.clone(), 0).next().unwrap().addr;
         assert_ne!(a, b);
         assert_eq!(rr.attempts(backends, 0).count(), 2);
+    }
+
+    #[test]
+    fn beyond_the_limit_backends_get_nothing_and_are_counted() {
+        assert_eq!(beyond_limit(MAX_BACKENDS), 0);
+        assert_eq!(beyond_limit(MAX_BACKENDS + 2), 2);
+        let backends = pool(130);
+        let rr = RoundRobin::default();
+        let order: Vec<u16> = rr
+            .attempts(backends.clone(), 0)
+            .map(|b| b.addr.port() - 1000)
+            .collect();
+        assert_eq!(order.len(), MAX_BACKENDS);
+        assert!(order.iter().all(|p| usize::from(*p) < MAX_BACKENDS));
+    }
+
+    proptest::proptest! {
+        /// For any health pattern and cursor position: each backend once, healthy ones first,
+        /// the first pick healthy when any is, and over `healthy` picks each healthy one exactly once.
+        #[test]
+        fn attempt_order(down in proptest::collection::vec(proptest::bool::ANY, 1..12), skip in 0usize..50) {
+            let backends = pool(u16::try_from(down.len()).unwrap());
+            for (b, down) in backends.iter().zip(&down) {
+                if *down {
+                    b.health.record_probe(Err("down".into()));
+                }
+            }
+            let rr = RoundRobin::default();
+            for _ in 0..skip {
+                rr.attempts(backends.clone(), 0);
+            }
+            let healthy = down.iter().filter(|d| !**d).count();
+            let order: Vec<usize> = rr
+                .attempts(backends.clone(), 0)
+                .map(|b| usize::from(b.addr.port() - 1000))
+                .collect();
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            proptest::prop_assert_eq!(sorted, (0..down.len()).collect::<Vec<_>>());
+            let first_down = order.iter().position(|i| down[*i]).unwrap_or(order.len());
+            proptest::prop_assert!(order[first_down..].iter().all(|i| down[*i]), "{:?}", order);
+            proptest::prop_assert_eq!(first_down, healthy);
+            let mut firsts: Vec<usize> = (0..healthy.max(1))
+                .map(|_| usize::from(rr.attempts(backends.clone(), 0).next().unwrap().addr.port() - 1000))
+                .collect();
+            firsts.sort_unstable();
+            let expected: Vec<usize> = if healthy == 0 {
+                firsts.clone()
+            } else {
+                (0..down.len()).filter(|i| !down[*i]).collect()
+            };
+            proptest::prop_assert_eq!(firsts, expected);
+        }
     }
 }

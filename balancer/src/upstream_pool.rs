@@ -1,11 +1,11 @@
-//! Keep-alive HTTP/1.1 connections to the backends, pooled per backend.
+//! Keep-alive HTTP/1.1 connections to the backends, pooled per endpoint (one backend address).
 //!
 //! Replaces hyper-util's general-purpose legacy `Client`, whose checkout machinery (pool keys
 //! hashed per request, boxed connector futures, a task spawned per request to wait for the
 //! connection to become idle again) cost more user-space CPU per proxied request than the rest of
 //! the proxy together. This pool knows it talks to a fixed address over plain HTTP/1.1:
 //!
-//! - Each [`Backend`] owns an [`IdleConnections`] stack per worker, bounded by `--max-idle-per-backend`,
+//! - Each [`Endpoint`] (a backend's address) owns an [`IdleConnections`] stack per worker, bounded by `--max-idle-per-backend`,
 //!   reused LIFO (the most recently used connection is the one least likely to have been closed
 //!   by the backend's keep-alive timer); connections idle longer than [`IDLE_TIMEOUT`] are dropped.
 //! - A connection goes back on the stack only once its response body was read to the end and
@@ -28,8 +28,9 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::backend::Backend;
-use crate::body::RequestBody;
+use std::net::SocketAddr;
+
+use crate::request_body::RequestBody;
 
 /// Idle connections older than this are closed rather than reused (the legacy client's default).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -87,21 +88,45 @@ pub enum SendError {
     Failed(hyper::Error),
 }
 
+/// Where a backend is and the keep-alive connections to it waiting for their next request, one
+/// stack per worker: a connection is driven by the worker that opened it, so handing it to another
+/// worker would put two threads on every request it carries.
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    idle: Box<[IdleConnections]>,
+}
+
+impl Endpoint {
+    pub fn new(addr: SocketAddr, workers: usize) -> Self {
+        Endpoint {
+            addr,
+            idle: (0..workers.max(1))
+                .map(|_| IdleConnections::default())
+                .collect(),
+        }
+    }
+
+    /// Worker `worker`'s idle connections to this endpoint.
+    fn idle(&self, worker: usize) -> &IdleConnections {
+        &self.idle[worker % self.idle.len()]
+    }
+}
+
 /// A connection checked out for one request; see [`Lease::release`].
 pub struct Lease {
     sender: Sender,
-    backend: Arc<Backend>,
+    endpoint: Arc<Endpoint>,
     worker: usize,
     max_idle: usize,
 }
 
 impl Lease {
-    /// Puts the connection back into its backend's idle stack. Call only after the response
+    /// Puts the connection back into its endpoint's idle stack. Call only after the response
     /// body was read to the end; dropping a `Lease` instead discards the connection.
     pub fn release(self) {
         let Lease {
             mut sender,
-            backend,
+            endpoint,
             worker,
             max_idle,
         } = self;
@@ -109,14 +134,14 @@ impl Lease {
             return;
         }
         if sender.is_ready() {
-            backend.idle(worker).push(sender, max_idle);
+            endpoint.idle(worker).push(sender, max_idle);
             return;
         }
         // hyper marks the connection ready from its own task, usually before the last body
         // frame reaches us; when it has not yet, wait for it off the request path.
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
-                backend.idle(worker).push(sender, max_idle);
+                endpoint.idle(worker).push(sender, max_idle);
             }
         });
     }
@@ -139,23 +164,23 @@ impl UpstreamPool {
         }
     }
 
-    /// Sends `request` (origin-form URI, Host set) to `backend` and returns the response head
+    /// Sends `request` (origin-form URI, Host set) to `endpoint` and returns the response head
     /// with the lease on its connection. `now` is the caller's clock reading, for idle expiry.
     pub async fn send(
         &self,
-        backend: &Arc<Backend>,
+        endpoint: &Arc<Endpoint>,
         mut request: Request<RequestBody>,
         now: Instant,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
-        while let Some(sender) = backend.idle(self.worker).pop(now) {
-            match self.try_send(backend, sender, request).await {
+        while let Some(sender) = endpoint.idle(self.worker).pop(now) {
+            match self.try_send(endpoint, sender, request).await {
                 Ok(done) => return Ok(done),
                 // Stale keep-alive connection: the request was not written, try the next one.
                 Err(SendError::NotSent { request: r, .. }) => request = *r,
                 Err(failed) => return Err(failed),
             }
         }
-        let sender = match self.connect(backend).await {
+        let sender = match self.connect(endpoint.addr).await {
             Ok(sender) => sender,
             Err(error) => {
                 return Err(SendError::NotSent {
@@ -164,12 +189,12 @@ impl UpstreamPool {
                 })
             }
         };
-        self.try_send(backend, sender, request).await
+        self.try_send(endpoint, sender, request).await
     }
 
     async fn try_send(
         &self,
-        backend: &Arc<Backend>,
+        endpoint: &Arc<Endpoint>,
         mut sender: Sender,
         request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
@@ -178,7 +203,7 @@ impl UpstreamPool {
                 response,
                 Lease {
                     sender,
-                    backend: backend.clone(),
+                    endpoint: endpoint.clone(),
                     worker: self.worker,
                     max_idle: self.max_idle,
                 },
@@ -196,22 +221,21 @@ impl UpstreamPool {
         }
     }
 
-    async fn connect(&self, backend: &Backend) -> Result<Sender, String> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(backend.addr))
+    async fn connect(&self, addr: SocketAddr) -> Result<Sender, String> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| {
                 format!(
-                    "connect to {} timed out after {:?}",
-                    backend.addr, self.connect_timeout
+                    "connect to {addr} timed out after {:?}",
+                    self.connect_timeout
                 )
             })?
-            .map_err(|e| format!("connect to {}: {e}", backend.addr))?;
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
         let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| format!("handshake with {}: {e}", backend.addr))?;
-        let addr = backend.addr;
+            .map_err(|e| format!("handshake with {addr}: {e}"))?;
         tokio::spawn(async move {
             // Upgrades (WebSocket) take the socket over from here; the task then ends.
             if let Err(e) = conn.with_upgrades().await {
@@ -219,5 +243,69 @@ impl UpstreamPool {
             }
         });
         Ok(sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real hyper client connection over an in-memory pipe (nothing listens on the other end;
+    /// the pool only looks at whether the connection is still open). Returned with the task that
+    /// drives it: aborting that task closes the connection.
+    async fn sender() -> (Sender, tokio::task::JoinHandle<()>, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let (sender, conn) = http1::handshake(TokioIo::new(ours)).await.unwrap();
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        (sender, task, theirs)
+    }
+
+    #[tokio::test]
+    async fn idle_connections_expire_after_the_idle_timeout() {
+        let idle = IdleConnections::default();
+        let (s, _task, _peer) = sender().await;
+        idle.push(s, 4);
+        let late = Instant::now() + IDLE_TIMEOUT + Duration::from_secs(1);
+        assert!(idle.pop(late).is_none(), "expired");
+        assert!(idle.pop(Instant::now()).is_none(), "and dropped, not kept");
+
+        let (s, _task, _peer) = sender().await;
+        idle.push(s, 4);
+        let soon = Instant::now() + IDLE_TIMEOUT - Duration::from_secs(1);
+        assert!(idle.pop(soon).is_some());
+    }
+
+    #[tokio::test]
+    async fn most_recent_first_bounded_and_closed_ones_skipped() {
+        let idle = IdleConnections::default();
+        let mut tasks = Vec::new();
+        let mut peers = Vec::new();
+        for _ in 0..3 {
+            let (s, task, peer) = sender().await;
+            idle.push(s, 2);
+            tasks.push(task);
+            peers.push(peer);
+        }
+        assert_eq!(idle.stack.lock().unwrap().len(), 2, "the oldest one went");
+        // Close the most recent connection: the pool must skip it.
+        tasks[2].abort();
+        let _ = (&mut tasks[2]).await;
+        let now = Instant::now();
+        assert!(idle.pop(now).is_some(), "the second one");
+        assert!(idle.pop(now).is_none());
+        let (s, _t, _p) = sender().await;
+        idle.push(s, 0);
+        assert!(idle.pop(now).is_none(), "max_idle 0 keeps nothing");
+    }
+
+    #[test]
+    fn each_worker_has_its_own_stack() {
+        let e = Endpoint::new("127.0.0.1:1".parse().unwrap(), 3);
+        assert!(std::ptr::eq(e.idle(1), e.idle(4)));
+        assert!(!std::ptr::eq(e.idle(0), e.idle(1)));
+        let one = Endpoint::new("127.0.0.1:1".parse().unwrap(), 0);
+        assert!(std::ptr::eq(one.idle(0), one.idle(5)));
     }
 }

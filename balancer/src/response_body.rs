@@ -1,0 +1,110 @@
+//! The body of a response to the client: a backend's body streamed through, or one of the
+//! balancer's own short answers.
+//!
+//! An upstream body keeps the backend's in-flight mark until the last byte, hands the upstream
+//! connection back to its pool when the body ended cleanly ([`Lease::release`]), and counts a body
+//! broken mid-stream as a backend failure.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use crate::backend::InFlight;
+use crate::health::HealthPolicy;
+use crate::upstream_pool::Lease;
+
+/// Body of a response to the client.
+pub enum ResponseBody {
+    Upstream {
+        inner: Incoming,
+        in_flight: InFlight,
+        policy: HealthPolicy,
+        /// The upstream connection, returned to its pool when this body was read to the end.
+        lease: Option<Lease>,
+        /// The body ended cleanly (`None` after the last frame).
+        finished: bool,
+    },
+    Fixed(Option<Bytes>),
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let ResponseBody::Upstream {
+            inner,
+            lease,
+            finished,
+            ..
+        } = self
+        {
+            // A body left unread would arrive on the connection before the next response.
+            if *finished || inner.is_end_stream() {
+                if let Some(lease) = lease.take() {
+                    lease.release();
+                }
+            }
+        }
+    }
+}
+
+impl ResponseBody {
+    pub fn fixed(text: &'static str) -> Self {
+        ResponseBody::Fixed(Some(Bytes::from_static(text.as_bytes())))
+    }
+
+    pub fn empty() -> Self {
+        ResponseBody::Fixed(None)
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ResponseBody::Fixed(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResponseBody::Upstream {
+                inner,
+                in_flight,
+                policy,
+                lease,
+                finished,
+            } => {
+                let frame = ready!(Pin::new(inner).poll_frame(cx));
+                match &frame {
+                    None => *finished = true,
+                    Some(Err(e)) => {
+                        // The connection is unusable: never hand it to another request.
+                        *lease = None;
+                        in_flight
+                            .0
+                            .record_failure(policy, &format!("response body broken: {e}"));
+                    }
+                    Some(Ok(_)) => {}
+                }
+                Poll::Ready(frame)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Fixed(d) => d.is_none(),
+            ResponseBody::Upstream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Fixed(d) => {
+                SizeHint::with_exact(d.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            ResponseBody::Upstream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
