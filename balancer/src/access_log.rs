@@ -104,6 +104,39 @@ impl Counters {
     }
 }
 
+/// The counters on the admin port's `/metrics`, read at each scrape:
+/// `balancer_access_log_lines_written_total` and `balancer_access_log_lines_dropped_total`.
+#[derive(Debug)]
+pub struct LineMetrics(Arc<Counters>);
+
+impl prometheus_client::collector::Collector for LineMetrics {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        let lines = [
+            (
+                "access_log_lines_written",
+                "Access log lines handed to stdout",
+                self.0.written(),
+            ),
+            (
+                "access_log_lines_dropped",
+                "Access log lines dropped (writer behind, stdout failing, or stopped)",
+                self.0.dropped(),
+            ),
+        ];
+        for (name, help, value) in lines {
+            let counter = ConstCounter::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
 /// The running access log; [`AccessLog::worker`] gives each worker thread its own handle.
 #[derive(Clone)]
 pub struct AccessLog {
@@ -227,6 +260,11 @@ impl AccessLog {
     /// The written/dropped counters, for the metrics.
     pub fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
+    }
+
+    /// The line counters as a Prometheus collector for the admin port.
+    pub fn line_metrics(&self) -> LineMetrics {
+        LineMetrics(self.counters.clone())
     }
 }
 

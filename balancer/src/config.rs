@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use shared::duration::parse_nonzero_duration;
 use shared::size::parse_size;
 
+use crate::access_log;
+
 /// Round-robin reverse proxy in front of the app replicas, replacing NGINX.
 #[derive(Debug, Parser)]
 #[command(name = "balancer", version, about)]
@@ -92,6 +94,12 @@ pub struct Config {
     /// Log line format.
     #[arg(long, env = "BALANCER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// One line per request: `combined` (NGINX's, plus request ID, backend and upstream time),
+    /// `json` (one object per line) or `off`. Written to stdout in 32 KiB batches, off the
+    /// request path; under overload lines are dropped (and counted), never requests slowed.
+    #[arg(long, env = "BALANCER_ACCESS_LOG", value_enum, default_value_t = access_log::Format::Off)]
+    pub access_log: access_log::Format,
 
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     #[arg(long, env = "BALANCER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_nonzero_duration)]
@@ -240,6 +248,7 @@ mod tests {
         assert_eq!(c.max_fails, 1);
         assert_eq!(c.fail_timeout, Duration::from_secs(10));
         assert_eq!(c.upstream_timeout, Duration::from_secs(60));
+        assert_eq!(c.access_log, access_log::Format::Off);
         assert!(cli.command.is_none());
         let hc = Cli::try_parse_from(["balancer", "healthcheck", "--admin-listen", "127.0.0.1:1"])
             .unwrap();

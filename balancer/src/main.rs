@@ -3,8 +3,6 @@
 //! Wiring only: parse configuration, start logging and the runtime, resolve the upstreams, start
 //! the discovery and health loops, serve the public and admin listeners, and drain on SIGTERM.
 
-// Not wired yet: the wiring commit (--access-log, proxy, main) removes this allow.
-#[allow(dead_code)]
 mod access_log;
 mod admin;
 mod backend;
@@ -39,6 +37,13 @@ fn main() {
     }
     let config = cli.config;
     let log_guard = init_logging(config.log_format);
+    let (access_log, access_guard) = match access_log::AccessLog::start(config.access_log) {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("balancer: cannot start the access log writer: {e}");
+            std::process::exit(2);
+        }
+    };
     let runtime = match build_runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -46,9 +51,19 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let code = runtime.block_on(run(config));
+    let access_counters = access_log.counters();
+    let code = runtime.block_on(run(config, access_log));
     // Upgraded tunnels and probes may still be running; do not wait for them.
     runtime.shutdown_background();
+    // Writes the access lines still batched or queued: a clean stop loses none.
+    access_guard.flush_and_stop();
+    if access_counters.dropped() > 0 {
+        tracing::warn!(
+            written = access_counters.written(),
+            dropped = access_counters.dropped(),
+            "access log lines dropped (stdout could not keep up)"
+        );
+    }
     // Flushes the log lines still queued (exit() would skip the destructor).
     drop(log_guard);
     std::process::exit(code);
@@ -111,8 +126,12 @@ async fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<TcpListener, i32
 }
 
 /// Wires the balancer together and serves until SIGTERM/SIGINT; returns the exit status.
-async fn run(config: Config) -> i32 {
-    let metrics = Arc::new(metrics::Metrics::new());
+async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
+    let mut metrics = metrics::Metrics::new();
+    metrics
+        .registry
+        .register_collector(Box::new(access_log.line_metrics()));
+    let metrics = Arc::new(metrics);
     let workers = config.workers();
     let pool = Arc::new(backend::Pool::new(metrics.clone(), workers));
     let discovery = Arc::new(discovery::Discovery::new(
@@ -130,7 +149,7 @@ async fn run(config: Config) -> i32 {
     };
     start_background(&config, &pool, &discovery).await;
 
-    let proxies = Proxies::new(&config, pool.clone(), metrics.clone());
+    let proxies = Proxies::new(&config, pool.clone(), metrics.clone(), access_log);
     let http = Arc::new(server::Http::new(config.header_read_timeout));
     let (workers_set, threads) = match start_workers(&config, &proxies, &http) {
         Ok(started) => started,
@@ -178,10 +197,16 @@ struct Proxies {
     selection: Arc<selection::RoundRobin>,
     metrics: Arc<metrics::Metrics>,
     settings: proxy::ProxySettings,
+    access_log: access_log::AccessLog,
 }
 
 impl Proxies {
-    fn new(config: &Config, pool: Arc<backend::Pool>, metrics: Arc<metrics::Metrics>) -> Self {
+    fn new(
+        config: &Config,
+        pool: Arc<backend::Pool>,
+        metrics: Arc<metrics::Metrics>,
+        access_log: access_log::AccessLog,
+    ) -> Self {
         let settings = proxy::ProxySettings {
             connect_timeout: config.connect_timeout,
             upstream_timeout: config.upstream_timeout,
@@ -197,6 +222,7 @@ impl Proxies {
             selection: Arc::new(selection::RoundRobin::default()),
             metrics,
             settings,
+            access_log,
         }
     }
 
@@ -207,6 +233,7 @@ impl Proxies {
             self.metrics.clone(),
             self.settings,
             worker,
+            self.access_log.worker(),
         ))
     }
 }

@@ -16,6 +16,7 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use shared::host::{check_host_headers, is_valid_host, HostProblem};
 
+use crate::access_log::{AccessEntry, WorkerLog};
 use crate::backend::{Backend, InFlight, Pool};
 use crate::headers;
 use crate::health::{now_ms, HealthPolicy};
@@ -43,6 +44,7 @@ pub struct Proxy {
     selection: Arc<RoundRobin>,
     settings: ProxySettings,
     metrics: Arc<Metrics>,
+    access_log: WorkerLog,
 }
 
 /// What the proxy knows about a client connection, computed once per connection.
@@ -74,9 +76,16 @@ struct Prepared {
 }
 
 /// How one attempt on one backend ended.
+/// The backend a request went to, for the access log.
+struct Served {
+    backend: Arc<Backend>,
+    /// From sending the request to the response head; `None` when the exchange broke.
+    upstream_time: Option<Duration>,
+}
+
 enum Attempt {
-    /// A response head arrived.
-    Answered(Response<Incoming>, Lease, InFlight),
+    /// A response head arrived, this long after the request was sent.
+    Answered(Response<Incoming>, Lease, InFlight, Duration),
     /// The request never reached the backend; here it is back for the next one.
     NotSent(Request<RequestBody>),
     /// The exchange broke or timed out; this is the client's answer.
@@ -112,6 +121,7 @@ impl Proxy {
         metrics: Arc<Metrics>,
         settings: ProxySettings,
         worker: usize,
+        access_log: WorkerLog,
     ) -> Self {
         Proxy {
             upstream: UpstreamPool::new(
@@ -123,6 +133,7 @@ impl Proxy {
             selection,
             settings,
             metrics,
+            access_log,
         }
     }
 
@@ -136,9 +147,9 @@ impl Proxy {
         req: Request<Incoming>,
         client: Arc<ClientInfo>,
     ) -> Result<Response<ResponseBody>, Infallible> {
-        // With the access log off (as in the benchmark), skip the clock reads and the copies of
-        // method and path that only the log line needs.
-        if !tracing::enabled!(target: "balancer::access", tracing::Level::INFO) {
+        // With the access log off (the default), skip the clock reads and the copies of method,
+        // path and headers that only the log line needs.
+        if !self.access_log.enabled() {
             return Ok(self.forward(req, &client).await.0);
         }
         let start = Instant::now();
@@ -148,15 +159,25 @@ impl Proxy {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let (resp, backend) = self.forward(req, &client).await;
-        tracing::info!(
-            target: "balancer::access",
-            method = %method,
-            path = %path,
-            status = resp.status().as_u16(),
-            backend = backend.as_ref().map_or("-", |b| b.label.as_str()),
-            duration_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
-        );
+        let version = req.version();
+        let referer = req.headers().get(header::REFERER).cloned();
+        let user_agent = req.headers().get(header::USER_AGENT).cloned();
+        let (resp, served) = self.forward(req, &client).await;
+        let elapsed = start.elapsed();
+        self.access_log.log(&AccessEntry {
+            remote_addr: client.ip.to_str().unwrap_or("-"),
+            method: method.as_str(),
+            target: path.as_str(),
+            version,
+            status: resp.status().as_u16(),
+            body_bytes: hyper::body::Body::size_hint(resp.body()).exact(),
+            referer: referer.as_ref().map(HeaderValue::as_bytes),
+            user_agent: user_agent.as_ref().map(HeaderValue::as_bytes),
+            request_id: None,
+            backend: served.as_ref().map(|s| s.backend.label.as_str()),
+            upstream_time: served.as_ref().and_then(|s| s.upstream_time),
+            request_time: elapsed,
+        });
         Ok(resp)
     }
 
@@ -166,7 +187,7 @@ impl Proxy {
         &self,
         mut req: Request<Incoming>,
         client: &ClientInfo,
-    ) -> (Response<ResponseBody>, Option<Arc<Backend>>) {
+    ) -> (Response<ResponseBody>, Option<Served>) {
         if let Err(refused) = check(&mut req, self.settings.max_body) {
             return (self.refuse(refused), None);
         }
@@ -221,10 +242,7 @@ impl Proxy {
 
     /// Tries the backends in selection order until one answers; moves on only when the request
     /// provably never reached the last one.
-    async fn try_backends(
-        &self,
-        prepared: Prepared,
-    ) -> (Response<ResponseBody>, Option<Arc<Backend>>) {
+    async fn try_backends(&self, prepared: Prepared) -> (Response<ResponseBody>, Option<Served>) {
         let Prepared {
             mut request,
             body_handle,
@@ -246,14 +264,24 @@ impl Proxy {
                 self.metrics.retries.inc();
             }
             match self.attempt(&backend, request, &body_handle).await {
-                Attempt::Answered(resp, lease, in_flight) => {
+                Attempt::Answered(resp, lease, in_flight, head_after) => {
+                    let served = Served {
+                        backend,
+                        upstream_time: Some(head_after),
+                    };
                     return (
                         self.relay(resp, in_flight, lease, client_upgrade),
-                        Some(backend),
-                    )
+                        Some(served),
+                    );
                 }
                 Attempt::NotSent(unsent) => request = unsent,
-                Attempt::Failed(resp) => return (resp, Some(backend)),
+                Attempt::Failed(resp) => {
+                    let served = Served {
+                        backend,
+                        upstream_time: None,
+                    };
+                    return (resp, Some(served));
+                }
             }
         }
         (
@@ -279,10 +307,10 @@ impl Proxy {
         .await;
         match result {
             Ok(Ok((resp, lease))) => {
-                let latency = sent.elapsed().as_secs_f64();
-                backend.metrics.latency.observe(latency);
+                let head_after = sent.elapsed();
+                backend.metrics.latency.observe(head_after.as_secs_f64());
                 backend.metrics.by_class[class_index(resp.status().as_u16())].inc();
-                Attempt::Answered(resp, lease, in_flight)
+                Attempt::Answered(resp, lease, in_flight, head_after)
             }
             Ok(Err(SendError::NotSent { request, error })) => {
                 // Never reached the backend: safe to try the next one.
