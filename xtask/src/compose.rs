@@ -27,7 +27,7 @@ use crate::docker::{self, Container, OnInterrupt};
 use crate::model::{
     ContainerUsage, Door, PathKind, Phase, Plan, Report, RunRecord, Setting, StackKind,
 };
-use crate::{oha, probe, report};
+use crate::{oha, probe, procstats, report};
 
 /// The Compose project: distinct from the end-to-end test's `vc-e2e-<pid>-<n>`.
 const PROJECT: &str = "vc-bench";
@@ -339,6 +339,35 @@ fn prepare_images(root: &Path, work: &Path, log: &Path) -> Result<Option<PathBuf
         .map(PathBuf::from))
 }
 
+/// The engine's processes on this machine that work for the doors: dockerd (which writes
+/// the containers' logs), containerd and the shims (which copy their output), and the
+/// `docker-proxy` of each published port (loopback traffic to a published port goes through
+/// it). Empty where the engine runs elsewhere.
+fn engine_processes() -> Vec<(String, Vec<u32>)> {
+    let engine: Vec<u32> =
+        procstats::processes_named(&["dockerd", "containerd", "containerd-shim"])
+            .into_iter()
+            .map(|(pid, ..)| pid)
+            .collect();
+    let proxies = procstats::processes_named(&["docker-proxy"]);
+    let proxy_of = |port: u16| -> Vec<u32> {
+        let flag = format!("-host-port {port} ");
+        proxies
+            .iter()
+            .filter(|(_, _, cmdline)| format!("{cmdline} ").contains(&flag))
+            .map(|(pid, ..)| *pid)
+            .collect()
+    };
+    let mut groups = vec![("engine".to_string(), engine)];
+    groups.push((
+        format!("docker-proxy :{BALANCER_PORT}"),
+        proxy_of(BALANCER_PORT),
+    ));
+    groups.push((format!("docker-proxy :{NGINX_PORT}"), proxy_of(NGINX_PORT)));
+    groups.retain(|(_, pids)| !pids.is_empty());
+    groups
+}
+
 /// The bench loop over the running stack.
 struct Runner<'a> {
     stack: &'a Stack,
@@ -348,6 +377,8 @@ struct Runner<'a> {
     redis: String,
     /// Every container with its cgroup (none when this machine cannot see it).
     cgroups: Vec<(Container, Option<Cgroup>)>,
+    /// The engine's own processes on this machine, by what they do (CPU only).
+    engine: Vec<(String, Vec<u32>)>,
     progress: Progress,
     records: Vec<RunRecord>,
 }
@@ -397,6 +428,7 @@ impl<'a> Runner<'a> {
             raw: out.raw.clone(),
             redis,
             cgroups,
+            engine: engine_processes(),
             records: Vec::new(),
         })
     }
@@ -453,13 +485,18 @@ impl<'a> Runner<'a> {
             .map(|(_, g)| g.as_ref().is_some_and(Cgroup::reset_peak))
             .collect();
         let before = self.usage(&reset);
+        let engine_before = self.engine_cpu();
         let counter_before = self.counter()?;
         let stem = bench::raw_stem(&self.raw, "compose", &id);
         let result = oha::run(&self.oha, &url, id.concurrency, duration, &stem)?;
         let counter_after = self.counter()?;
         let after = self.usage(&reset);
+        let engine_after = self.engine_cpu();
         let mut record = bench::record(id, url_path, &result, counter_after - counter_before);
         record.containers = self.container_usage(&before, &after);
+        record
+            .containers
+            .extend(self.engine_usage(&engine_before, &engine_after));
         self.charge_door(&mut record, &reset);
         Ok(record)
     }
@@ -488,6 +525,30 @@ impl<'a> Runner<'a> {
                     .zip(a.and_then(|a| a.cpu_seconds))
                     .map(|(b, a)| (a - b).max(0.0)),
                 memory_kib: a.and_then(|a| a.memory_kib),
+            })
+            .collect()
+    }
+
+    fn engine_cpu(&self) -> Vec<Option<f64>> {
+        self.engine
+            .iter()
+            .map(|(_, pids)| {
+                pids.iter()
+                    .map(|&pid| procstats::cpu_seconds(pid).ok())
+                    .sum()
+            })
+            .collect()
+    }
+
+    fn engine_usage(&self, before: &[Option<f64>], after: &[Option<f64>]) -> Vec<ContainerUsage> {
+        self.engine
+            .iter()
+            .zip(before.iter().zip(after))
+            .map(|((label, _), (b, a))| ContainerUsage {
+                service: label.clone(),
+                container: "host processes".into(),
+                cpu_seconds: b.zip(*a).map(|(b, a)| (a - b).max(0.0)),
+                memory_kib: None,
             })
             .collect()
     }

@@ -389,7 +389,7 @@ fn compose_notes(machine: &Machine) -> Vec<String> {
         ),
         format!("{ALTERNATION_NOTE} The stack stays up for the whole bench; every cell is warmed up at its concurrency (not recorded)."),
         "Both doors log as docker-compose.yml and nginx.conf configure them; the balancer's log-line count over the bench is below. Every run waits for in-flight requests (oha -w) and checks the Redis counter (`redis-cli GET` in the redis container) rose by exactly the 200 responses to /count (and not at all on the static path).".into(),
-        "CPU and memory per container from its cgroup (cpuacct.usage or cpu.stat; memory max_usage_in_bytes reset before each run, or memory.current at its end), per 10,000 responses; the app row sums its replicas. Container memory includes the page cache charged to it.".into(),
+        "CPU and memory per container from its cgroup (cpuacct.usage or cpu.stat; memory max_usage_in_bytes reset before each run, or memory.current at its end), per 10,000 responses; the app column sums its replicas. Container memory includes the page cache charged to it. `engine` is dockerd + containerd + the shims (they carry and write the containers' logs), `docker-proxy :PORT` the userland proxy every loopback request to a published port passes through (CPU only, from /proc).".into(),
     ]
 }
 
@@ -418,9 +418,17 @@ fn title(plan: &Plan) -> &'static str {
 fn header_section(md: &mut String, report: &Report) {
     let plan = &report.plan;
     let _ = writeln!(md, "# {}\n", title(plan));
+    let sweep = if plan.replica_sweep.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (sweep {:?} at {} conns)",
+            plan.replica_sweep, plan.sweep_concurrency
+        )
+    };
     let _ = writeln!(
         md,
-        "Generated {} by `{}` in {:.0} s: {} round(s) of {} ms per cell, concurrency {:?}, {} replicas (sweep {:?} at {} conns).\n",
+        "Generated {} by `{}` in {:.0} s: {} round(s) of {} ms per cell, concurrency {:?}, {} replicas{sweep}.\n",
         report.generated_utc,
         report.command,
         report.duration_seconds,
@@ -428,8 +436,6 @@ fn header_section(md: &mut String, report: &Report) {
         plan.duration_ms,
         plan.concurrency,
         plan.replicas,
-        plan.replica_sweep,
-        plan.sweep_concurrency
     );
     let _ = writeln!(md, "Machine: {}.\n", machine_line(&report.machine));
     for note in &report.notes {
