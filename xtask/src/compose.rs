@@ -173,7 +173,7 @@ fn restarts(before: &[Container], after: &[Container]) -> Vec<String> {
     problems
 }
 
-type LogVolume = Vec<(String, u64, Option<u64>)>;
+type LogVolume = Vec<(String, u64, u64)>;
 
 fn log_lines(containers: &[Container], log: &Path) -> Result<LogVolume> {
     containers
@@ -187,24 +187,23 @@ fn log_lines(containers: &[Container], log: &Path) -> Result<LogVolume> {
 }
 
 fn log_notes(containers: &[Container], before: &LogVolume, after: &LogVolume) -> Vec<String> {
-    let driver = containers
-        .first()
-        .map_or("unknown", |c| c.log_driver.as_str());
+    let (driver, opts) = containers
+        .iter()
+        .find(|c| c.service == "balancer")
+        .map_or(("unknown", "{}"), |c| {
+            (c.log_driver.as_str(), c.log_opts.as_str())
+        });
     after
         .iter()
         .map(|(service, lines, bytes)| {
             let (lines0, bytes0) = before
                 .iter()
                 .find(|(s, ..)| s == service)
-                .map_or((0, None), |(_, l, b)| (*l, *b));
-            let size = bytes
-                .zip(bytes0)
-                .map_or(String::new(), |(b, b0)| {
-                    format!(" ({:.1} MB)", b.saturating_sub(b0) as f64 / 1e6)
-                });
+                .map_or((0, 0), |(_, l, b)| (*l, *b));
             format!(
-                "Log volume: {service} wrote {} lines{size} through Docker's `{driver}` log driver during the bench.",
-                lines.saturating_sub(lines0)
+                "Log volume: {service} logged {} lines ({:.1} MB of text, as `docker logs` returns it) during the bench, through Docker's `{driver}` driver with options {opts} (a rotating driver may have dropped older lines, so these are lower bounds).",
+                lines.saturating_sub(lines0),
+                bytes.saturating_sub(bytes0) as f64 / 1e6
             )
         })
         .collect()
@@ -641,8 +640,8 @@ mod tests {
             pid: 1,
             restarts,
             image: "vc-bench-app".into(),
-            log_path: PathBuf::new(),
             log_driver: "json-file".into(),
+            log_opts: "{}".into(),
         }
     }
 

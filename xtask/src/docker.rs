@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -132,11 +132,13 @@ pub struct Container {
     pub pid: u32,
     pub restarts: u64,
     pub image: String,
-    pub log_path: PathBuf,
     pub log_driver: String,
+    /// The driver's options as JSON (`{"max-size":"10m",...}`; from the engine's defaults
+    /// when docker-compose.yml sets none).
+    pub log_opts: String,
 }
 
-const INSPECT_FORMAT: &str = "{{.Id}}\t{{index .Config.Labels \"com.docker.compose.service\"}}\t{{.Name}}\t{{.State.Pid}}\t{{.RestartCount}}\t{{.Config.Image}}\t{{.LogPath}}\t{{.HostConfig.LogConfig.Type}}";
+const INSPECT_FORMAT: &str = "{{.Id}}\t{{index .Config.Labels \"com.docker.compose.service\"}}\t{{.Name}}\t{{.State.Pid}}\t{{.RestartCount}}\t{{.Config.Image}}\t{{.HostConfig.LogConfig.Type}}\t{{json .HostConfig.LogConfig.Config}}";
 
 /// One `docker inspect` line in [`INSPECT_FORMAT`].
 fn parse_inspect_line(line: &str) -> Option<Container> {
@@ -151,8 +153,8 @@ fn parse_inspect_line(line: &str) -> Option<Container> {
         pid: f[3].parse().ok()?,
         restarts: f[4].parse().ok()?,
         image: f[5].to_string(),
-        log_path: PathBuf::from(f[6]),
-        log_driver: f[7].to_string(),
+        log_driver: f[6].to_string(),
+        log_opts: f[7].to_string(),
     })
 }
 
@@ -169,18 +171,25 @@ pub fn inspect(ids: &[String], log: &Path) -> Result<Vec<Container>> {
     Ok(containers)
 }
 
-/// How many lines a container has logged so far (stdout and stderr), and the size of its
-/// log file where this machine can read it.
-pub fn log_volume(container: &Container, log: &Path) -> Result<(u64, Option<u64>)> {
+/// `(lines, bytes)` of what `docker logs` returns for a container (stdout and stderr): the
+/// text it logged, as far as the log driver still keeps it (rotation drops the oldest).
+pub fn log_volume(container: &Container, log: &Path) -> Result<(u64, u64)> {
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", "docker logs \"$1\" 2>&1 | wc -l", "sh", &container.id]);
+    cmd.args([
+        "-c",
+        "docker logs \"$1\" 2>&1 | wc -lc",
+        "sh",
+        &container.id,
+    ]);
     let out = run(cmd, Duration::from_secs(120), log, OnInterrupt::Stop)?;
-    let lines = out
-        .trim()
-        .parse()
-        .with_context(|| format!("counting the log lines of {}", container.name))?;
-    let bytes = fs::metadata(&container.log_path).ok().map(|m| m.len());
-    Ok((lines, bytes))
+    parse_wc_lc(&out)
+        .with_context(|| format!("counting the log lines of {}: {out:?}", container.name))
+}
+
+/// `wc -lc` output: lines, then bytes.
+fn parse_wc_lc(out: &str) -> Option<(u64, u64)> {
+    let mut numbers = out.split_whitespace().map(|n| n.parse::<u64>().ok());
+    Some((numbers.next()??, numbers.next()??))
 }
 
 #[cfg(test)]
@@ -189,13 +198,16 @@ mod tests {
 
     #[test]
     fn inspect_lines() {
-        let line = "abc123\tbalancer\t/vc-bench-balancer-1\t4242\t0\tvc-bench-balancer\t/var/lib/docker/containers/abc123/abc123-json.log\tjson-file";
+        let line = "abc123\tbalancer\t/vc-bench-balancer-1\t4242\t0\tvc-bench-balancer\tjson-file\t{\"max-size\":\"10m\"}";
         let c = parse_inspect_line(line).unwrap();
         assert_eq!(c.service, "balancer");
         assert_eq!(c.name, "vc-bench-balancer-1");
         assert_eq!((c.pid, c.restarts), (4242, 0));
         assert_eq!(c.log_driver, "json-file");
+        assert_eq!(c.log_opts, r#"{"max-size":"10m"}"#);
         assert!(parse_inspect_line("abc\tbalancer").is_none());
+        assert_eq!(parse_wc_lc("  131142 26000000\n"), Some((131142, 26000000)));
+        assert_eq!(parse_wc_lc("12\n"), None);
     }
 
     #[test]
