@@ -714,9 +714,9 @@ fn start_stack(
     })
 }
 
+/// `BenchArgs` from a command line, for the tests of both runners.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub fn parse_args(argv: &[&str]) -> Result<BenchArgs, clap::Error> {
     use clap::Parser;
 
     #[derive(Parser)]
@@ -724,18 +724,24 @@ mod tests {
         #[command(flatten)]
         bench: BenchArgs,
     }
+    Cli::try_parse_from(argv).map(|cli| cli.bench)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     fn args(quick: bool) -> BenchArgs {
         let mut argv = vec!["bench", "--no-build"];
         if quick {
             argv.push("--quick");
         }
-        Cli::parse_from(argv).bench
+        parse_args(&argv).unwrap()
     }
 
     #[test]
     fn durations_need_a_unit() {
-        let parse = |d: &str| Cli::try_parse_from(["bench", "--duration", d]).map(|c| c.bench);
+        let parse = |d: &str| parse_args(&["bench", "--duration", d]);
         assert_eq!(
             parse("1500ms").unwrap().duration,
             Some(Duration::from_millis(1500))

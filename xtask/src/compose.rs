@@ -599,18 +599,11 @@ impl<'a> Runner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        bench: BenchArgs,
-    }
 
     fn plan_of(argv: &[&str]) -> Result<Plan> {
         let mut all = vec!["bench", "--compose"];
         all.extend(argv);
-        plan(&Cli::parse_from(all).bench)
+        plan(&bench::parse_args(&all).unwrap())
     }
 
     #[test]
