@@ -17,11 +17,11 @@
 # Cleans up with `down -v` on any exit and is bounded in time (E2E_TIMEOUT,
 # default 45 min, most of it for a cold release build).
 #
-# On a machine without registry access, tests/docker/standins.sh first builds
-# the base images from Debian packages. If a container cannot download crates,
-# the images are built from a copy of the source tree with a `cargo vendor`
-# directory (tests/docker/compose.vendored.yml points the builds at it); the
-# Dockerfiles themselves are the user's, unchanged.
+# On a machine without registry access, tests/docker/prepare.sh first builds
+# the base images from Debian packages (standins.sh). If a container cannot
+# download crates, the images are built from a copy of the source tree with a
+# `cargo vendor` directory (tests/docker/compose.vendored.yml points the builds
+# at it); the Dockerfiles themselves are the user's, unchanged.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -121,22 +121,11 @@ assert_port_free() {
 
 for port in 5000 5002 9000; do assert_port_free "$port"; done
 
-log "base images (stand-ins built only when missing)"
-bash "$here/standins.sh" "$root"
-
-rust_image=$(awk '/^FROM .* AS build/ {print $2; exit}' "$root/Dockerfile.app")
-if timeout 90 docker run --rm "$rust_image" cargo search --limit 1 itoa >/dev/null 2>&1; then
-    log "containers reach the crate registry: building the checkout as is"
-else
-    log "containers cannot download crates: building a copy of the checkout with a cargo vendor directory"
-    ctx=$work/context
-    mkdir -p "$ctx"
-    tar -C "$root" --exclude=./target --exclude=./.git -c . | tar -C "$ctx" -x
-    (cd "$root" && cargo vendor --locked --versioned-dirs -q "$ctx/vendor" >/dev/null)
-    mkdir -p "$ctx/.cargo"
-    printf '\n[source.crates-io]\nreplace-with = "vendored-sources"\n\n[source.vendored-sources]\ndirectory = "vendor"\n' \
-        >>"$ctx/.cargo/config.toml"
-    export E2E_BUILD_CONTEXT=$ctx
+# Base images (stand-ins when missing) and, when containers cannot download crates, a
+# vendored copy of the checkout to build from (tests/docker/prepare.sh, shared with the bench).
+context=$(bash "$here/prepare.sh" "$root" "$work") || fail "preparing the images failed"
+if [[ -n $context ]]; then
+    export E2E_BUILD_CONTEXT=$context
     compose_files+=(-f "$here/compose.vendored.yml")
 fi
 

@@ -1,26 +1,29 @@
 //! `cargo xtask bench`: the balancer measured against NGINX and a direct hit on one replica, in
 //! one run, on one machine, with `oha`.
 //!
-//! It owns the plan (which front doors, paths, worker settings, concurrencies and replica counts,
-//! in which order) and the per-run protocol: check every process is alive, read the counter,
-//! reset the proxy's peak-RSS mark and read its CPU time, run oha, read them all again, and
-//! check that the counter rose by exactly the number of successful `/count` responses. The two
-//! proxies alternate A B A B within every cell so drift on a noisy machine hits both alike.
+//! It owns the loopback plan (which front doors, paths, worker settings, concurrencies and
+//! replica counts, in which order) and the per-run protocol: check every process is alive, read
+//! the counter, reset the proxy's peak-RSS mark and read its CPU time, run oha, read them all
+//! again, and check that the counter rose by exactly the number of successful `/count`
+//! responses. The two proxies alternate A B A B within every cell so drift on a noisy machine
+//! hits both alike. The flags, the run check and the outputs are shared with `--compose`
+//! (`compose.rs`).
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use shared::duration::parse_nonzero_duration;
 
 use crate::binaries::{self, Binaries, BinaryArgs};
+use crate::model::{Door, PathKind, Phase, Plan, Report, RunRecord, Setting, StackKind};
 use crate::nginx::Nginx;
-use crate::oha;
-use crate::procstats;
-use crate::report;
+use crate::oha::{self, OhaResult};
+use crate::procstats::{self, GroupSample};
 use crate::stack::{self, Balancer, Redis, Replica, RequestLog};
+use crate::{chart, report};
 
 /// Flags of `cargo xtask bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -29,19 +32,25 @@ pub struct BenchArgs {
     /// Fails only on errors or a counter mismatch, never on speed.
     #[arg(long)]
     pub quick: bool,
+    /// Measure the Compose stack instead, through its published ports 5000 (balancer) and 5002
+    /// (NGINX): `docker compose --profile nginx up -d --build --wait`, the bench, `down -v`.
+    /// With --quick, prints SKIP and succeeds when no Docker engine answers.
+    #[arg(long)]
+    pub compose: bool,
     /// Rounds per cell (each round runs every front door once, A B A B). Default 3, quick 1.
     #[arg(long)]
     pub rounds: Option<usize>,
-    /// Load duration of one oha run, e.g. `4s`, `1500ms`. Default 4s, quick 1s.
-    #[arg(long, value_parser = parse_duration)]
+    /// Load duration of one oha run, e.g. `4s`, `1500ms` (a unit is required). Default 4s,
+    /// quick 1s.
+    #[arg(long, value_parser = parse_nonzero_duration)]
     pub duration: Option<Duration>,
     /// Concurrency sweep (oha connections). Default 16,64,256; quick 16,256.
     #[arg(long, value_delimiter = ',')]
     pub concurrency: Option<Vec<usize>>,
-    /// Replicas behind the proxies in the main matrix.
+    /// Replicas behind the proxies in the main matrix (with --compose: `--scale app=N`).
     #[arg(long, default_value_t = 3)]
     pub replicas: usize,
-    /// Replica sweep (on /count, all cores). Default 1,2,3,4; quick 1,2.
+    /// Replica sweep (on /count, all cores). Default 1,2,3,4; quick 1,2. Not with --compose.
     #[arg(long, value_delimiter = ',')]
     pub replica_sweep: Option<Vec<usize>>,
     /// Concurrency used in the replica sweep.
@@ -50,13 +59,16 @@ pub struct BenchArgs {
     /// The app's static asset measured as the cheap path.
     #[arg(long, default_value = "/static/style.css")]
     pub static_path: String,
-    /// Redis key of the counter (passed to the replicas as COUNTER_KEY).
+    /// Redis key of the counter (passed to the replicas as COUNTER_KEY; with --compose, the
+    /// key docker-compose.yml's app uses).
     #[arg(long, default_value = "visits")]
     pub counter_key: String,
     /// Balancer per-request logging. `off` matches the project's nginx.conf (`access_log off`).
+    /// Not with --compose, where docker-compose.yml decides.
     #[arg(long, value_enum, default_value = "off")]
     pub balancer_request_log: RequestLog,
-    /// Where report.json, report.md and report.svg go. Default: <target>/bench.
+    /// Where report.json, report.md and report.svg go. Default: <target>/bench
+    /// (<target>/bench-compose with --compose).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
     /// Also copy report.md, report.json and report.svg here (e.g. `docs/bench` for the README).
@@ -70,239 +82,88 @@ fn config(message: &str) -> anyhow::Error {
     crate::ConfigError(message.to_string()).into()
 }
 
-/// Parses `500ms`, `2s`, `1m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| text.split_at(i))
-        .unwrap_or((text, "s"));
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 2s or 1m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("{text:?}: unit must be ms, s or m")),
+/// The loopback plan of `args`: every flag checked, the quick and full defaults filled in.
+pub fn plan(args: &BenchArgs) -> Result<Plan> {
+    let quick = args.quick;
+    let rounds = args.rounds.unwrap_or(if quick { 1 } else { 3 });
+    let duration = args
+        .duration
+        .unwrap_or(Duration::from_secs(if quick { 1 } else { 4 }));
+    let pick = |given: &Option<Vec<usize>>, quick_default: &[usize], full: &[usize]| {
+        given
+            .clone()
+            .unwrap_or_else(|| if quick { quick_default } else { full }.to_vec())
     };
-    if seconds <= 0.0 {
-        return Err(format!("{text:?} must be positive"));
+    let concurrency = pick(&args.concurrency, &[16, 256], &[16, 64, 256]);
+    let replica_sweep = pick(&args.replica_sweep, &[1, 2], &[1, 2, 3, 4]);
+    if rounds == 0 {
+        return Err(config("--rounds must be at least 1"));
     }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-/// A front door oha hits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Door {
-    Balancer,
-    Nginx,
-    /// One replica hit directly: the floor no proxy can beat.
-    Direct,
-}
-
-impl Door {
-    pub fn label(self) -> &'static str {
-        match self {
-            Door::Balancer => "balancer",
-            Door::Nginx => "nginx",
-            Door::Direct => "direct replica",
-        }
+    if concurrency.is_empty() || concurrency.contains(&0) || args.sweep_concurrency == 0 {
+        return Err(config(
+            "--concurrency and --sweep-concurrency must be positive",
+        ));
     }
-}
-
-/// How many cores each proxy may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Setting {
-    /// `--workers 1` and `worker_processes 1`: equal CPU for both proxies.
-    OneWorker,
-    /// `--workers <cores>` and the template's `worker_processes auto`.
-    AllCores,
-}
-
-impl Setting {
-    pub fn label(self) -> &'static str {
-        match self {
-            Setting::OneWorker => "1 worker",
-            Setting::AllCores => "all cores",
-        }
+    if args.replicas == 0 || replica_sweep.contains(&0) {
+        return Err(config("--replicas and --replica-sweep must be at least 1"));
     }
+    if !args.static_path.starts_with('/') {
+        return Err(config("--static-path must start with '/'"));
+    }
+    Ok(Plan {
+        stack: StackKind::Loopback,
+        quick,
+        rounds,
+        duration_ms: duration.as_millis(),
+        warmup_ms: if quick { 300 } else { 700 },
+        concurrency,
+        replicas: args.replicas,
+        replica_sweep,
+        sweep_concurrency: args.sweep_concurrency,
+        static_path: args.static_path.clone(),
+        counter_key: args.counter_key.clone(),
+        balancer_request_log: Some(args.balancer_request_log),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    })
 }
 
-/// Which kind of response is measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PathKind {
-    /// `/count`: the full path through Redis.
-    Count,
-    /// The stylesheet: proxy overhead on a cheap response.
-    Static,
-}
-
-/// Which part of the plan a run belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Doors × paths × concurrency at both worker settings.
-    Matrix,
-    /// Replica count 1..N on /count at all cores.
-    ReplicaSweep,
-}
-
-/// One oha run and what was observed around it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunRecord {
-    pub phase: Phase,
-    /// `None` for the direct door (no proxy involved).
-    pub setting: Option<Setting>,
-    pub replicas: usize,
-    pub door: Door,
-    pub path: PathKind,
-    pub url_path: String,
-    pub concurrency: usize,
-    pub round: usize,
-    pub requests_per_sec: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    /// 200 responses.
-    pub ok_responses: u64,
-    /// Responses with any other status.
-    pub non_200: u64,
-    /// Transport errors reported by oha.
-    pub errors: u64,
-    pub error_kinds: std::collections::BTreeMap<String, u64>,
-    /// Increase of the Redis counter during the run.
-    pub counter_delta: i64,
-    /// Why the run failed the correctness check, if it did.
-    pub problem: Option<String>,
-    /// Proxy CPU seconds (utime + stime, every process of the front door) during the run.
-    pub proxy_cpu_seconds: Option<f64>,
-    pub cpu_seconds_per_10k: Option<f64>,
-    /// Peak RSS during the run, summed over the front door's processes (NGINX: master + workers).
-    pub peak_rss_kib: Option<u64>,
-    /// Largest single process's peak RSS (NGINX: the biggest worker or master).
-    pub peak_rss_max_process_kib: Option<u64>,
-    /// Number of processes the CPU and RSS figures cover.
-    pub processes: usize,
-    /// Whether the peak-RSS mark could be reset before the run (else it is a lifetime peak).
-    pub rss_peak_is_per_run: bool,
-}
-
-/// The resolved plan of a bench invocation.
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    pub quick: bool,
-    pub rounds: usize,
-    pub duration_ms: u128,
-    pub warmup_ms: u128,
-    pub concurrency: Vec<usize>,
-    pub replicas: usize,
-    pub replica_sweep: Vec<usize>,
-    pub sweep_concurrency: usize,
-    pub static_path: String,
-    pub counter_key: String,
-    pub balancer_request_log: RequestLog,
-    pub cores: usize,
-}
-
-impl Plan {
-    fn from_args(args: &BenchArgs) -> Result<Self> {
-        let quick = args.quick;
-        let rounds = args.rounds.unwrap_or(if quick { 1 } else { 3 });
-        let duration = args
-            .duration
-            .unwrap_or(Duration::from_secs(if quick { 1 } else { 4 }));
-        let concurrency = args.concurrency.clone().unwrap_or_else(|| {
-            if quick {
-                vec![16, 256]
-            } else {
-                vec![16, 64, 256]
-            }
+/// The groups of runs a loopback plan makes, in order.
+fn groups(plan: &Plan) -> Vec<Group> {
+    let both_paths = vec![PathKind::Count, PathKind::Static];
+    let mut groups = vec![
+        Group {
+            phase: Phase::Matrix,
+            setting: Setting::OneWorker,
+            replicas: plan.replicas,
+            // The direct door does not depend on the proxy setting: measured once, here.
+            doors: vec![Door::Balancer, Door::Nginx, Door::Direct],
+            paths: both_paths.clone(),
+            concurrency: plan.concurrency.clone(),
+        },
+        Group {
+            phase: Phase::Matrix,
+            setting: Setting::AllCores,
+            replicas: plan.replicas,
+            doors: vec![Door::Balancer, Door::Nginx],
+            paths: both_paths,
+            concurrency: plan.concurrency.clone(),
+        },
+    ];
+    for &replicas in &plan.replica_sweep {
+        groups.push(Group {
+            phase: Phase::ReplicaSweep,
+            setting: Setting::AllCores,
+            replicas,
+            doors: vec![Door::Balancer, Door::Nginx],
+            paths: vec![PathKind::Count],
+            concurrency: vec![plan.sweep_concurrency],
         });
-        let replica_sweep = args.replica_sweep.clone().unwrap_or_else(|| {
-            if quick {
-                vec![1, 2]
-            } else {
-                vec![1, 2, 3, 4]
-            }
-        });
-        if rounds == 0 {
-            return Err(config("--rounds must be at least 1"));
-        }
-        if concurrency.is_empty() || concurrency.contains(&0) || args.sweep_concurrency == 0 {
-            return Err(config(
-                "--concurrency and --sweep-concurrency must be positive",
-            ));
-        }
-        if args.replicas == 0 || replica_sweep.contains(&0) {
-            return Err(config("--replicas and --replica-sweep must be at least 1"));
-        }
-        if !args.static_path.starts_with('/') {
-            return Err(config("--static-path must start with '/'"));
-        }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Ok(Self {
-            quick,
-            rounds,
-            duration_ms: duration.as_millis(),
-            warmup_ms: if quick { 300 } else { 700 },
-            concurrency,
-            replicas: args.replicas,
-            replica_sweep,
-            sweep_concurrency: args.sweep_concurrency,
-            static_path: args.static_path.clone(),
-            counter_key: args.counter_key.clone(),
-            balancer_request_log: args.balancer_request_log,
-            cores,
-        })
     }
+    groups
+}
 
-    fn duration(&self) -> Duration {
-        Duration::from_millis(self.duration_ms as u64)
-    }
-
-    fn groups(&self) -> Vec<Group> {
-        let mut groups = vec![
-            Group {
-                phase: Phase::Matrix,
-                setting: Setting::OneWorker,
-                replicas: self.replicas,
-                // The direct door does not depend on the proxy setting: measured once, here.
-                doors: vec![Door::Balancer, Door::Nginx, Door::Direct],
-                paths: vec![PathKind::Count, PathKind::Static],
-                concurrency: self.concurrency.clone(),
-            },
-            Group {
-                phase: Phase::Matrix,
-                setting: Setting::AllCores,
-                replicas: self.replicas,
-                doors: vec![Door::Balancer, Door::Nginx],
-                paths: vec![PathKind::Count, PathKind::Static],
-                concurrency: self.concurrency.clone(),
-            },
-        ];
-        for &replicas in &self.replica_sweep {
-            groups.push(Group {
-                phase: Phase::ReplicaSweep,
-                setting: Setting::AllCores,
-                replicas,
-                doors: vec![Door::Balancer, Door::Nginx],
-                paths: vec![PathKind::Count],
-                concurrency: vec![self.sweep_concurrency],
-            });
-        }
-        groups
-    }
-
-    fn url_path(&self, path: PathKind) -> &str {
-        match path {
-            PathKind::Count => "/count",
-            PathKind::Static => &self.static_path,
-        }
-    }
+fn duration_of(plan: &Plan) -> Duration {
+    Duration::from_millis(plan.duration_ms as u64)
 }
 
 /// Proxies started once with one configuration, and the runs made against them.
@@ -330,6 +191,92 @@ impl Group {
     }
 }
 
+/// Which run a record belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct RunId {
+    pub phase: Phase,
+    pub setting: Option<Setting>,
+    pub replicas: usize,
+    pub door: Door,
+    pub path: PathKind,
+    pub concurrency: usize,
+    /// 0 for a warm-up.
+    pub round: usize,
+}
+
+/// What a run's correctness check found wrong: errors, non-200 answers, or a counter that did
+/// not rise by exactly the 200 responses to `/count` (and not at all on the static path).
+pub fn check_run(path: PathKind, result: &OhaResult, counter_delta: i64) -> Option<String> {
+    let ok = result.responses_with(200);
+    let expected_delta = match path {
+        PathKind::Count => ok as i64,
+        PathKind::Static => 0,
+    };
+    let mut problems = Vec::new();
+    if ok == 0 {
+        problems.push("no successful response".to_string());
+    }
+    if result.non_200() > 0 {
+        problems.push(format!("non-200 responses {:?}", result.status_counts));
+    }
+    if result.errors() > 0 {
+        problems.push(format!("transport errors {:?}", result.error_counts));
+    }
+    if counter_delta != expected_delta {
+        problems.push(format!(
+            "counter mismatch: rose by {counter_delta}, expected {expected_delta}"
+        ));
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// The record of one oha run, checked; the door's CPU and memory are the caller's to fill in.
+pub fn record(id: RunId, url_path: String, result: &OhaResult, counter_delta: i64) -> RunRecord {
+    RunRecord {
+        phase: id.phase,
+        setting: id.setting,
+        replicas: id.replicas,
+        door: id.door,
+        path: id.path,
+        url_path,
+        concurrency: id.concurrency,
+        round: id.round,
+        requests_per_sec: result.requests_per_sec,
+        p50_ms: result.p50_ms,
+        p99_ms: result.p99_ms,
+        p999_ms: result.p999_ms,
+        ok_responses: result.responses_with(200),
+        non_200: result.non_200(),
+        errors: result.errors(),
+        error_kinds: result.error_counts.clone(),
+        counter_delta,
+        problem: check_run(id.path, result, counter_delta),
+        proxy_cpu_seconds: None,
+        cpu_seconds_per_10k: None,
+        peak_rss_kib: None,
+        peak_rss_max_process_kib: None,
+        processes: 0,
+        rss_peak_is_per_run: false,
+        containers: Vec::new(),
+    }
+}
+
+/// CPU seconds per 10,000 responses.
+pub fn per_10k(cpu_seconds: f64, responses: u64) -> Option<f64> {
+    (responses > 0).then(|| cpu_seconds * 10_000.0 / responses as f64)
+}
+
+/// Where oha writes the raw output of one run.
+pub fn raw_stem(raw_dir: &Path, slug: &str, id: &RunId) -> PathBuf {
+    raw_dir.join(format!(
+        "{slug}-{}-{:?}-c{}-r{}",
+        id.door.label().replace(' ', "-"),
+        id.path,
+        id.concurrency,
+        id.round
+    ))
+}
+
 /// Everything that lives for the whole bench. Field order is drop order: replicas, then Redis.
 struct Bench {
     plan: Plan,
@@ -337,12 +284,10 @@ struct Bench {
     nginx_bin: PathBuf,
     bins: Binaries,
     work_dir: PathBuf,
-    logs_dir: PathBuf,
-    raw_dir: PathBuf,
+    out: OutDirs,
     replicas: Vec<Replica>,
     redis: Redis,
-    done: usize,
-    total: usize,
+    progress: Progress,
     records: Vec<RunRecord>,
 }
 
@@ -394,8 +339,8 @@ impl Bench {
             stack::free_port()?,
             &upstreams,
             Some(balancer_workers),
-            self.plan.balancer_request_log,
-            &self.logs_dir.join(format!("balancer-{slug}.log")),
+            self.plan.balancer_request_log.unwrap_or(RequestLog::Off),
+            &self.out.logs.join(format!("balancer-{slug}.log")),
         )?;
         let nginx = Nginx::start(
             &self.nginx_bin,
@@ -422,114 +367,25 @@ impl Bench {
             group.replicas,
             nginx_workers.map_or("auto".to_string(), |n| n.to_string()),
         );
-        let warmup = Duration::from_millis(self.plan.warmup_ms as u64);
         for &path in &group.paths {
             for &concurrency in &group.concurrency {
                 let mut doors = self.start_doors(group, &format!("{path:?}-c{concurrency}"))?;
-                // Warm-up at this cell's load: fills the keep-alive pools; checked, not recorded.
-                for &door in &group.doors {
-                    let record =
-                        self.measure(&mut doors, group, door, path, concurrency, 0, warmup)?;
-                    if let Some(problem) = record.problem {
-                        bail!(
-                            "warm-up of {} on {}: {problem}",
-                            door.label(),
-                            record.url_path
-                        );
-                    }
-                }
-                for round in 1..=self.plan.rounds {
-                    for &door in &group.doors {
-                        let duration = self.plan.duration();
-                        let record = self.measure(
-                            &mut doors,
-                            group,
-                            door,
-                            path,
-                            concurrency,
-                            round,
-                            duration,
-                        )?;
-                        self.done += 1;
-                        eprintln!(
-                            "{}",
-                            progress_line(self.done, self.total, self.plan.rounds, &record)
-                        );
-                        self.records.push(record);
-                    }
-                }
+                self.run_cell(&mut doors, group, path, concurrency)?;
                 // This cell's proxies stop here (drop), before the next cell starts its own.
             }
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn measure(
+    /// A checked warm-up of every door, then the rounds, A B A B.
+    fn run_cell(
         &mut self,
         doors: &mut Doors,
         group: &Group,
-        door: Door,
         path: PathKind,
         concurrency: usize,
-        round: usize,
-        duration: Duration,
-    ) -> Result<RunRecord> {
-        self.ensure_all_running(doors)?;
-        let addr = self.addr_of(doors, door);
-        let url_path = self.plan.url_path(path).to_string();
-        let url = format!("http://{addr}{url_path}");
-        let pids = Self::pids_of(doors, door);
-        let rss_reset = pids.iter().all(|&pid| procstats::reset_peak_rss(pid));
-        let before = if pids.is_empty() {
-            None
-        } else {
-            Some(procstats::sample(&pids).context("reading the proxy's /proc stats")?)
-        };
-        let counter_before = self.redis.counter(&self.plan.counter_key)?;
-
-        let stem = self.raw_dir.join(format!(
-            "{}-{}-{:?}-c{concurrency}-r{round}",
-            group.slug(),
-            door.label().replace(' ', "-"),
-            path
-        ));
-        let result = oha::run(&self.oha, &url, concurrency, duration, &stem)?;
-
-        let counter_after = self.redis.counter(&self.plan.counter_key)?;
-        let after = if pids.is_empty() {
-            None
-        } else {
-            Some(procstats::sample(&pids).context("reading the proxy's /proc stats")?)
-        };
-        self.ensure_all_running(doors)?;
-
-        let ok = result.responses_with(200);
-        let counter_delta = counter_after - counter_before;
-        let expected_delta = match path {
-            PathKind::Count => ok as i64,
-            PathKind::Static => 0,
-        };
-        let mut problems = Vec::new();
-        if ok == 0 {
-            problems.push("no successful response".to_string());
-        }
-        if result.non_200() > 0 {
-            problems.push(format!("non-200 responses {:?}", result.status_counts));
-        }
-        if result.errors() > 0 {
-            problems.push(format!("transport errors {:?}", result.error_counts));
-        }
-        if counter_delta != expected_delta {
-            problems.push(format!(
-                "counter mismatch: rose by {counter_delta}, expected {expected_delta}"
-            ));
-        }
-        let cpu = before
-            .zip(after)
-            .map(|(b, a)| (a.cpu_seconds - b.cpu_seconds).max(0.0));
-        let total_responses: u64 = result.status_counts.values().sum();
-        Ok(RunRecord {
+    ) -> Result<()> {
+        let id = |door: Door, round: usize| RunId {
             phase: group.phase,
             setting: (door != Door::Direct).then_some(group.setting),
             replicas: if door == Door::Direct {
@@ -539,28 +395,101 @@ impl Bench {
             },
             door,
             path,
-            url_path,
             concurrency,
             round,
-            requests_per_sec: result.requests_per_sec,
-            p50_ms: result.p50_ms,
-            p99_ms: result.p99_ms,
-            p999_ms: result.p999_ms,
-            ok_responses: ok,
-            non_200: result.non_200(),
-            errors: result.errors(),
-            error_kinds: result.error_counts.clone(),
-            counter_delta,
-            problem: (!problems.is_empty()).then(|| problems.join("; ")),
-            proxy_cpu_seconds: cpu,
-            cpu_seconds_per_10k: cpu
-                .filter(|_| total_responses > 0)
-                .map(|c| c * 10_000.0 / total_responses as f64),
-            peak_rss_kib: after.map(|a| a.peak_rss_sum_kib),
-            peak_rss_max_process_kib: after.map(|a| a.peak_rss_max_kib),
-            processes: pids.len(),
-            rss_peak_is_per_run: rss_reset,
-        })
+        };
+        // Warm-up at this cell's load: fills the keep-alive pools; checked, not recorded.
+        let warmup = Duration::from_millis(self.plan.warmup_ms as u64);
+        for &door in &group.doors {
+            let record = self.measure(doors, &group.slug(), id(door, 0), warmup)?;
+            warmup_ok(&record)?;
+        }
+        for round in 1..=self.plan.rounds {
+            for &door in &group.doors {
+                let duration = duration_of(&self.plan);
+                let record = self.measure(doors, &group.slug(), id(door, round), duration)?;
+                self.progress.report(&record);
+                self.records.push(record);
+            }
+        }
+        Ok(())
+    }
+
+    /// One oha run against `id.door`, with the counter and the door's CPU and RSS around it.
+    fn measure(
+        &mut self,
+        doors: &mut Doors,
+        slug: &str,
+        id: RunId,
+        duration: Duration,
+    ) -> Result<RunRecord> {
+        self.ensure_all_running(doors)?;
+        let addr = self.addr_of(doors, id.door);
+        let url_path = self.plan.url_path(id.path).to_string();
+        let url = format!("http://{addr}{url_path}");
+        let pids = Self::pids_of(doors, id.door);
+        let rss_reset = pids.iter().all(|&pid| procstats::reset_peak_rss(pid));
+        let before = sample_pids(&pids)?;
+        let counter_before = self.redis.counter(&self.plan.counter_key)?;
+
+        let stem = raw_stem(&self.out.raw, slug, &id);
+        let result = oha::run(&self.oha, &url, id.concurrency, duration, &stem)?;
+
+        let counter_after = self.redis.counter(&self.plan.counter_key)?;
+        let after = sample_pids(&pids)?;
+        self.ensure_all_running(doors)?;
+
+        let mut record = record(id, url_path, &result, counter_after - counter_before);
+        let cpu = before
+            .zip(after)
+            .map(|(b, a)| (a.cpu_seconds - b.cpu_seconds).max(0.0));
+        let responses = record.ok_responses + record.non_200;
+        record.proxy_cpu_seconds = cpu;
+        record.cpu_seconds_per_10k = cpu.and_then(|c| per_10k(c, responses));
+        record.peak_rss_kib = after.map(|a| a.peak_rss_sum_kib);
+        record.peak_rss_max_process_kib = after.map(|a| a.peak_rss_max_kib);
+        record.processes = pids.len();
+        record.rss_peak_is_per_run = rss_reset;
+        Ok(record)
+    }
+}
+
+/// `/proc` figures of a door's processes; `None` for a door with none (the direct replica).
+fn sample_pids(pids: &[u32]) -> Result<Option<GroupSample>> {
+    if pids.is_empty() {
+        return Ok(None);
+    }
+    procstats::sample(pids)
+        .map(Some)
+        .context("reading the proxy's /proc stats")
+}
+
+/// A warm-up must pass the run check: a broken door fails fast, before any figure is recorded.
+pub fn warmup_ok(record: &RunRecord) -> Result<()> {
+    match &record.problem {
+        None => Ok(()),
+        Some(problem) => bail!(
+            "warm-up of {} on {}: {problem}",
+            record.door.label(),
+            record.url_path
+        ),
+    }
+}
+
+/// The `[n/total] …` lines on stderr.
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub rounds: usize,
+}
+
+impl Progress {
+    pub fn report(&mut self, record: &RunRecord) {
+        self.done += 1;
+        eprintln!(
+            "{}",
+            progress_line(self.done, self.total, self.rounds, record)
+        );
     }
 }
 
@@ -596,8 +525,8 @@ fn progress_line(done: usize, total: usize, rounds: usize, r: &RunRecord) -> Str
 }
 
 /// Copies the binaries under test into `dir`, so every group runs the same build.
-fn snapshot_binaries(bins: &Binaries, dir: &std::path::Path) -> Result<Binaries> {
-    let copy = |from: &std::path::Path, name: &str| -> Result<PathBuf> {
+fn snapshot_binaries(bins: &Binaries, dir: &Path) -> Result<Binaries> {
+    let copy = |from: &Path, name: &str| -> Result<PathBuf> {
         let to = dir.join(name);
         fs::copy(from, &to)
             .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
@@ -609,9 +538,90 @@ fn snapshot_binaries(bins: &Binaries, dir: &std::path::Path) -> Result<Binaries>
     })
 }
 
-/// Runs the whole benchmark; `Ok(false)` when a correctness check failed (report still written).
+/// A bench's output directory and its `logs/` and `raw/` (oha's own output) parts.
+pub struct OutDirs {
+    pub root: PathBuf,
+    pub logs: PathBuf,
+    pub raw: PathBuf,
+}
+
+impl OutDirs {
+    /// `--out-dir`, else `<target>/<default_name>`; `logs/` and `raw/` emptied.
+    pub fn prepare(args: &BenchArgs, default_name: &str) -> Result<Self> {
+        let root = args
+            .out_dir
+            .clone()
+            .unwrap_or_else(|| binaries::target_dir().join(default_name));
+        let out = Self {
+            logs: root.join("logs"),
+            raw: root.join("raw"),
+            root,
+        };
+        for dir in [&out.logs, &out.raw] {
+            // Only our own previous output lives here.
+            let _ = fs::remove_dir_all(dir);
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        Ok(out)
+    }
+}
+
+/// Writes report.json, report.md and report.svg into `dir`; returns their paths.
+pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(report).context("serializing the report")?;
+    let outputs = [
+        ("report.json", json),
+        ("report.md", report::markdown(report)),
+        ("report.svg", chart::render(report)),
+    ];
+    let mut written = Vec::new();
+    for (name, text) in outputs {
+        let path = dir.join(name);
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Writes the report (to the output dir and `--publish-to`), prints the summary; `Ok(false)`
+/// when a run failed its check.
+pub fn finish(report: &Report, args: &BenchArgs, out: &OutDirs, started: Instant) -> Result<bool> {
+    let mut written = write_all(report, &out.root)?;
+    if let Some(dir) = &args.publish_to {
+        written.extend(write_all(report, dir)?);
+    }
+    let failures = report.failures.len();
+    eprintln!("{}", report::console_summary(report));
+    for path in written {
+        eprintln!("xtask: wrote {}", path.display());
+    }
+    eprintln!("xtask: bench took {:.0} s", started.elapsed().as_secs_f64());
+    if failures > 0 {
+        eprintln!("xtask: {failures} run(s) or check(s) failed (see report.md)");
+    }
+    Ok(failures == 0)
+}
+
+/// The replicas answer 200 with a body on both measured paths.
+fn check_paths(replica: SocketAddr, static_path: &str) -> Result<()> {
+    for path in ["/count", static_path] {
+        let reply = crate::probe::http_get(replica, path, Duration::from_secs(5))?;
+        if reply.status != 200 || reply.body.is_empty() {
+            bail!(
+                "GET {path} on a replica answered {} with {} body bytes instead of 200 with a body (for the static asset, pass --static-path)",
+                reply.status,
+                reply.body.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs the loopback benchmark; `Ok(false)` when a correctness check failed (report still
+/// written).
 pub fn run(args: &BenchArgs) -> Result<bool> {
-    let plan = Plan::from_args(args)?;
+    let plan = plan(args)?;
     // Missing tools fail before the (slow) build.
     let oha = binaries::oha()?;
     let nginx_bin = binaries::nginx()?;
@@ -624,18 +634,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     );
     // The bench's own time excludes the build, which depends on what cargo must redo.
     let started = Instant::now();
-
-    let out_dir = args
-        .out_dir
-        .clone()
-        .unwrap_or_else(|| binaries::target_dir().join("bench"));
-    let logs_dir = out_dir.join("logs");
-    let raw_dir = out_dir.join("raw");
-    for dir in [&logs_dir, &raw_dir] {
-        // Only our own previous output lives here.
-        let _ = fs::remove_dir_all(dir);
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    let out = OutDirs::prepare(args, "bench")?;
     // Redis data and NGINX prefixes are throwaway; declared first so it is removed last.
     let work = tempfile::Builder::new()
         .prefix("xtask-bench-")
@@ -645,13 +644,39 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     // balancer under test between two groups.
     let bins = snapshot_binaries(&bins, work.path())?;
     // Described now, so `git` names the tree the binaries were just built from.
-    let machine = report::Machine::describe(&oha, &nginx_bin, &redis_bin);
+    let machine = report::describe_machine(
+        &oha,
+        binaries::tool_version(&nginx_bin, "-v"),
+        binaries::tool_version(&redis_bin, "--version"),
+    );
+    let mut bench = start_stack(plan, oha, nginx_bin, &redis_bin, bins, work.path(), out)?;
+    for group in &groups(&bench.plan) {
+        bench.run_group(group)?;
+    }
+    let report = report::build(
+        bench.plan.clone(),
+        machine,
+        std::mem::take(&mut bench.records),
+        started.elapsed(),
+    );
+    finish(&report, args, &bench.out, started)
+}
 
+/// Redis and the replicas every group shares, checked on both paths.
+fn start_stack(
+    plan: Plan,
+    oha: PathBuf,
+    nginx_bin: PathBuf,
+    redis_bin: &Path,
+    bins: Binaries,
+    work_dir: &Path,
+    out: OutDirs,
+) -> Result<Bench> {
     let redis = Redis::start(
-        &redis_bin,
+        redis_bin,
         stack::free_port()?,
-        &work.path().join("redis"),
-        &logs_dir,
+        &work_dir.join("redis"),
+        &out.logs,
     )?;
     let needed = plan
         .replica_sweep
@@ -661,112 +686,81 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         .max()
         .unwrap_or(plan.replicas);
     eprintln!("xtask: starting redis-server and {needed} app replicas");
-    let replicas = stack::start_replicas(&bins.app, &redis, needed, &plan.counter_key, &logs_dir)?;
-    for path in ["/count", plan.static_path.as_str()] {
-        let reply = crate::probe::http_get(replicas[0].addr, path, Duration::from_secs(5))?;
-        if reply.status != 200 || reply.body.is_empty() {
-            bail!(
-                "GET {path} on a replica answered {} with {} body bytes instead of 200 with a body (for the static asset, pass --static-path)",
-                reply.status,
-                reply.body.len()
-            );
-        }
-    }
-
-    let groups = plan.groups();
+    let replicas = stack::start_replicas(&bins.app, &redis, needed, &plan.counter_key, &out.logs)?;
+    check_paths(replicas[0].addr, &plan.static_path)?;
+    let groups = groups(&plan);
     let total = groups.iter().map(|g| g.runs(plan.rounds)).sum();
     eprintln!(
         "xtask: {total} runs of {:?} each ({} round(s), A B alternation); oha and the proxies share this machine's {} core(s)",
-        plan.duration(),
+        duration_of(&plan),
         plan.rounds,
         plan.cores
     );
-    let mut bench = Bench {
+    Ok(Bench {
+        progress: Progress {
+            done: 0,
+            total,
+            rounds: plan.rounds,
+        },
         plan,
         oha,
         nginx_bin,
         bins,
-        work_dir: work.path().to_path_buf(),
-        logs_dir,
-        raw_dir,
+        work_dir: work_dir.to_path_buf(),
+        out,
         replicas,
         redis,
-        done: 0,
-        total,
         records: Vec::new(),
-    };
-    for group in &groups {
-        bench.run_group(group)?;
-    }
+    })
+}
 
-    let report = report::Report::build(
-        bench.plan.clone(),
-        machine,
-        bench.records.clone(),
-        started.elapsed(),
-    );
-    let mut written = report::write_all(&report, &out_dir)?;
-    if let Some(dir) = &args.publish_to {
-        written.extend(report::write_all(&report, dir)?);
+/// `BenchArgs` from a command line, for the tests of both runners.
+#[cfg(test)]
+pub fn parse_args(argv: &[&str]) -> Result<BenchArgs, clap::Error> {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
     }
-    let failures = report.failures.len();
-    eprintln!("{}", report.console_summary());
-    for path in written {
-        eprintln!("xtask: wrote {}", path.display());
-    }
-    eprintln!("xtask: bench took {:.0} s", started.elapsed().as_secs_f64());
-    if failures > 0 {
-        eprintln!("xtask: {failures} run(s) failed the correctness check (see report.md)");
-    }
-    Ok(failures == 0)
+    Cli::try_parse_from(argv).map(|cli| cli.bench)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("2h").is_err());
-        assert!(parse_duration("fast").is_err());
+    fn args(quick: bool) -> BenchArgs {
+        let mut argv = vec!["bench", "--no-build"];
+        if quick {
+            argv.push("--quick");
+        }
+        parse_args(&argv).unwrap()
     }
 
-    fn args(quick: bool) -> BenchArgs {
-        BenchArgs {
-            quick,
-            rounds: None,
-            duration: None,
-            concurrency: None,
-            replicas: 3,
-            replica_sweep: None,
-            sweep_concurrency: 64,
-            static_path: "/static/style.css".into(),
-            counter_key: "visits".into(),
-            balancer_request_log: RequestLog::Off,
-            out_dir: None,
-            publish_to: None,
-            binaries: BinaryArgs {
-                app_bin: None,
-                balancer_bin: None,
-                no_build: true,
-            },
+    #[test]
+    fn durations_need_a_unit() {
+        let parse = |d: &str| parse_args(&["bench", "--duration", d]);
+        assert_eq!(
+            parse("1500ms").unwrap().duration,
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse("1m").unwrap().duration, Some(Duration::from_secs(60)));
+        for bad in ["3", "0s", "fast"] {
+            assert!(parse(bad).is_err(), "--duration {bad} accepted");
         }
     }
 
     #[test]
     fn full_plan_meets_the_issue_and_fits_the_time_budget() {
-        let plan = Plan::from_args(&args(false)).unwrap();
+        let plan = plan(&args(false)).unwrap();
         assert!(plan.rounds >= 3);
         for c in [16, 64, 256] {
             assert!(plan.concurrency.contains(&c));
         }
         assert_eq!(plan.replica_sweep, vec![1, 2, 3, 4]);
-        let groups = plan.groups();
+        let groups = groups(&plan);
         let runs: usize = groups.iter().map(|g| g.runs(plan.rounds)).sum();
         let load_seconds = runs as f64 * plan.duration_ms as f64 / 1000.0;
         assert!(
@@ -781,11 +775,11 @@ mod tests {
 
     #[test]
     fn quick_plan_stays_well_under_a_minute_of_load() {
-        let plan = Plan::from_args(&args(true)).unwrap();
+        let plan = plan(&args(true)).unwrap();
         assert_eq!(plan.rounds, 1);
-        let runs: usize = plan.groups().iter().map(|g| g.runs(plan.rounds)).sum();
+        let runs: usize = groups(&plan).iter().map(|g| g.runs(plan.rounds)).sum();
         // One warm-up per door and cell.
-        let warmups: usize = plan.groups().iter().map(|g| g.runs(1)).sum();
+        let warmups: usize = groups(&plan).iter().map(|g| g.runs(1)).sum();
         let load = runs as f64 * plan.duration_ms as f64 / 1000.0
             + warmups as f64 * plan.warmup_ms as f64 / 1000.0;
         assert!(load < 40.0, "{runs} runs: {load} s of load");
@@ -795,12 +789,43 @@ mod tests {
     fn bad_plans_are_rejected() {
         let mut a = args(false);
         a.rounds = Some(0);
-        assert!(Plan::from_args(&a).is_err());
+        assert!(plan(&a).is_err());
         let mut a = args(false);
         a.static_path = "static/style.css".into();
-        assert!(Plan::from_args(&a).is_err());
+        assert!(plan(&a).is_err());
         let mut a = args(false);
         a.concurrency = Some(vec![0]);
-        assert!(Plan::from_args(&a).is_err());
+        assert!(plan(&a).is_err());
+    }
+
+    fn oha_result(ok: u64, other: Option<(u16, u64)>, errors: u64) -> OhaResult {
+        let mut status_counts = std::collections::BTreeMap::from([(200, ok)]);
+        status_counts.extend(other);
+        OhaResult {
+            requests_per_sec: 1.0,
+            p50_ms: 1.0,
+            p99_ms: 1.0,
+            p999_ms: 1.0,
+            status_counts,
+            error_counts: std::collections::BTreeMap::from([("reset".to_string(), errors)]),
+        }
+    }
+
+    #[test]
+    fn the_run_check_wants_an_exact_counter_and_no_errors() {
+        assert_eq!(
+            check_run(PathKind::Count, &oha_result(10, None, 0), 10),
+            None
+        );
+        assert_eq!(
+            check_run(PathKind::Static, &oha_result(10, None, 0), 0),
+            None
+        );
+        let mismatch = check_run(PathKind::Count, &oha_result(10, None, 0), 11).unwrap();
+        assert!(mismatch.contains("counter mismatch"), "{mismatch}");
+        assert!(check_run(PathKind::Static, &oha_result(10, None, 0), 1).is_some());
+        assert!(check_run(PathKind::Count, &oha_result(10, Some((502, 1)), 0), 10).is_some());
+        assert!(check_run(PathKind::Count, &oha_result(10, None, 1), 10).is_some());
+        assert!(check_run(PathKind::Count, &oha_result(0, None, 0), 0).is_some());
     }
 }

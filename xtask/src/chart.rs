@@ -6,8 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::bench::{Door, PathKind, Phase, Setting};
-use crate::report::{CellSummary, Report};
+use crate::model::{CellSummary, Door, PathKind, Phase, Report, Setting, StackKind};
 
 const PANEL_W: f64 = 440.0;
 const PANEL_H: f64 = 250.0;
@@ -80,16 +79,45 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Where a panel's plot area lies and how values map into it.
+struct Frame {
+    left: f64,
+    top: f64,
+    plot_w: f64,
+    plot_h: f64,
+    y_max: f64,
+    points: usize,
+}
+
+impl Frame {
+    fn x_at(&self, i: usize) -> f64 {
+        if self.points <= 1 {
+            self.left + self.plot_w / 2.0
+        } else {
+            self.left + 20.0 + (self.plot_w - 40.0) * i as f64 / (self.points - 1) as f64
+        }
+    }
+
+    fn y_at(&self, value: f64) -> f64 {
+        self.top + self.plot_h - value / self.y_max * self.plot_h
+    }
+}
+
 fn draw_panel(svg: &mut String, panel: &Panel, x0: f64, y0: f64) {
-    let plot_w = PANEL_W - MARGIN_L - MARGIN_R;
-    let plot_h = PANEL_H - MARGIN_T - MARGIN_B;
-    let (left, top) = (x0 + MARGIN_L, y0 + MARGIN_T);
     let max = panel
         .series
         .iter()
         .flat_map(|s| s.values.iter().flatten())
         .fold(0.0f64, |a, &b| a.max(b));
     let (y_max, step) = nice_scale(max);
+    let frame = Frame {
+        left: x0 + MARGIN_L,
+        top: y0 + MARGIN_T,
+        plot_w: PANEL_W - MARGIN_L - MARGIN_R,
+        plot_h: PANEL_H - MARGIN_T - MARGIN_B,
+        y_max,
+        points: panel.x_labels.len().max(1),
+    };
     let _ = writeln!(
         svg,
         r##"<rect x="{x0}" y="{y0}" width="{PANEL_W}" height="{PANEL_H}" fill="#fff" stroke="#dadce0"/>"##
@@ -101,80 +129,84 @@ fn draw_panel(svg: &mut String, panel: &Panel, x0: f64, y0: f64) {
         y0 + 20.0,
         escape(&panel.title)
     );
+    draw_y_ticks(svg, &frame, step);
+    draw_x_axis(svg, &frame, panel);
+    for series in &panel.series {
+        draw_series(svg, &frame, series);
+    }
+}
+
+fn draw_y_ticks(svg: &mut String, f: &Frame, step: f64) {
     let mut tick = 0.0;
-    while tick <= y_max + step / 2.0 {
-        let y = top + plot_h - tick / y_max * plot_h;
+    while tick <= f.y_max + step / 2.0 {
+        let y = f.y_at(tick);
         let _ = writeln!(
             svg,
-            r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#555">{}</text>"##,
-            left + plot_w,
-            left - 6.0,
+            r##"<line x1="{}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end" fill="#555">{}</text>"##,
+            f.left,
+            f.left + f.plot_w,
+            f.left - 6.0,
             y + 4.0,
             fmt_tick(tick)
         );
         tick += step;
     }
-    let n = panel.x_labels.len().max(1);
-    let x_at = |i: usize| {
-        if n == 1 {
-            left + plot_w / 2.0
-        } else {
-            left + 20.0 + (plot_w - 40.0) * i as f64 / (n - 1) as f64
-        }
-    };
+}
+
+fn draw_x_axis(svg: &mut String, f: &Frame, panel: &Panel) {
+    let bottom = f.top + f.plot_h;
     for (i, label) in panel.x_labels.iter().enumerate() {
         let _ = writeln!(
             svg,
             r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#555">{}</text>"##,
-            x_at(i),
-            top + plot_h + 16.0,
+            f.x_at(i),
+            bottom + 16.0,
             escape(label)
         );
     }
     let _ = writeln!(
         svg,
         r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#555">{}</text>"##,
-        left + plot_w / 2.0,
-        top + plot_h + 32.0,
+        f.left + f.plot_w / 2.0,
+        bottom + 32.0,
         panel.x_title
     );
+    let (left, top) = (f.left, f.top);
     let _ = writeln!(
         svg,
-        r##"<line x1="{left}" y1="{top}" x2="{left}" y2="{:.1}" stroke="#999"/><line x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#999"/>"##,
-        top + plot_h,
-        top + plot_h,
-        left + plot_w,
-        top + plot_h
+        r##"<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom:.1}" stroke="#999"/><line x1="{left}" y1="{bottom:.1}" x2="{:.1}" y2="{bottom:.1}" stroke="#999"/>"##,
+        left + f.plot_w,
     );
-    for series in &panel.series {
-        let points: Vec<(f64, f64)> = series
-            .values
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| v.map(|v| (x_at(i), top + plot_h - v / y_max * plot_h)))
-            .collect();
-        if points.is_empty() {
-            continue;
-        }
-        let path: Vec<String> = points
-            .iter()
-            .map(|(x, y)| format!("{x:.1},{y:.1}"))
-            .collect();
+}
+
+fn draw_series(svg: &mut String, f: &Frame, series: &Series) {
+    let points: Vec<(f64, f64)> = series
+        .values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (f.x_at(i), f.y_at(v))))
+        .collect();
+    if points.is_empty() {
+        return;
+    }
+    let path: Vec<String> = points
+        .iter()
+        .map(|(x, y)| format!("{x:.1},{y:.1}"))
+        .collect();
+    let _ = writeln!(
+        svg,
+        r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="2.2" stroke-dasharray="{}"><title>{}</title></polyline>"##,
+        path.join(" "),
+        series.color,
+        series.dash,
+        escape(&series.name)
+    );
+    for (x, y) in points {
         let _ = writeln!(
             svg,
-            r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="2.2" stroke-dasharray="{}"><title>{}</title></polyline>"##,
-            path.join(" "),
-            series.color,
-            series.dash,
-            escape(&series.name)
+            r##"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{}"/>"##,
+            series.color
         );
-        for (x, y) in points {
-            let _ = writeln!(
-                svg,
-                r##"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{}"/>"##,
-                series.color
-            );
-        }
     }
 }
 
@@ -303,15 +335,38 @@ pub fn render(report: &Report) -> String {
         svg,
         r##"<rect width="100%" height="100%" fill="#f8f9fa"/>"##
     );
+    draw_header(&mut svg, report);
+    draw_legend(&mut svg, report);
+    for (row, panels) in rows.iter().enumerate() {
+        let y = HEADER + LEGEND + row as f64 * (PANEL_H + GAP);
+        for (col, panel) in panels.iter().enumerate() {
+            draw_panel(&mut svg, panel, GAP + col as f64 * (PANEL_W + GAP), y);
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn draw_header(svg: &mut String, report: &Report) {
+    let (title, shared_by) = match report.plan.stack {
+        StackKind::Loopback => (
+            "Balancer vs NGINX vs one replica",
+            "oha, proxies, replicas and Redis",
+        ),
+        StackKind::Compose { .. } => (
+            "Docker Compose: balancer :5000 vs NGINX :5002",
+            "oha, dockerd and every container",
+        ),
+    };
     let _ = writeln!(
         svg,
-        r##"<text x="{GAP}" y="26" font-size="17" font-weight="bold">Balancer vs NGINX vs one replica (oha, medians of {} round(s))</text>"##,
+        r##"<text x="{GAP}" y="26" font-size="17" font-weight="bold">{title} (oha, medians of {} round(s))</text>"##,
         report.plan.rounds
     );
     let m = &report.machine;
     let subtitle = [
         format!(
-            "{} · {} ({} cores, shared by oha, proxies, replicas and Redis), {} GiB, Linux {}",
+            "{} · {} ({} cores, shared by {shared_by}), {} GiB, Linux {}",
             report.generated_utc, m.cpu_model, m.cores, m.memory_gib, m.kernel
         ),
         format!("{} · {} · {}", m.nginx, m.oha, m.rustc),
@@ -324,6 +379,10 @@ pub fn render(report: &Report) -> String {
             escape(line)
         );
     }
+}
+
+/// One legend entry per line the report has data for.
+fn draw_legend(svg: &mut String, report: &Report) {
     let legend = [
         (
             Door::Balancer,
@@ -339,7 +398,13 @@ pub fn render(report: &Report) -> String {
         (Door::Nginx, Some(Setting::AllCores), "NGINX, all cores"),
         (Door::Direct, None, "one replica directly"),
     ];
-    for (i, (door, setting, label)) in legend.iter().enumerate() {
+    let present = legend.iter().filter(|(door, setting, _)| {
+        report
+            .cells
+            .iter()
+            .any(|c| c.door == *door && c.setting == *setting)
+    });
+    for (i, (door, setting, label)) in present.enumerate() {
         let (color, dash) = style(*door, *setting);
         let x = GAP + i as f64 * 180.0;
         let y = HEADER + 16.0;
@@ -351,14 +416,6 @@ pub fn render(report: &Report) -> String {
             y + 4.0
         );
     }
-    for (row, panels) in rows.iter().enumerate() {
-        let y = HEADER + LEGEND + row as f64 * (PANEL_H + GAP);
-        for (col, panel) in panels.iter().enumerate() {
-            draw_panel(&mut svg, panel, GAP + col as f64 * (PANEL_W + GAP), y);
-        }
-    }
-    svg.push_str("</svg>\n");
-    svg
 }
 
 #[cfg(test)]

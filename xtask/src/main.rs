@@ -5,10 +5,20 @@
 //!   in the foreground, until Ctrl-C.
 //! * `cargo xtask bench [--quick]`: the balancer against NGINX and a direct replica with oha;
 //!   writes `target/bench/report.{json,md,svg}`.
+//! * `cargo xtask bench --compose [--quick]`: the same through the Compose stack's published
+//!   ports; writes `target/bench-compose/report.{json,md,svg}`.
+//!
+//! The bench's modules, bottom up (no cycles): `model` (data) ← `report`, `chart` ← `bench`
+//! (loopback runner, shared run check and outputs) ← `compose` (Compose runner, on `docker` and
+//! `cgroup`).
 
 mod bench;
 mod binaries;
+mod cgroup;
 mod chart;
+mod compose;
+mod docker;
+mod model;
 mod nginx;
 mod oha;
 mod probe;
@@ -56,6 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Up(args) => up::run(args).map(|()| true),
+        Command::Bench(args) if args.compose => compose::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match outcome {

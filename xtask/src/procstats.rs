@@ -109,6 +109,28 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     children
 }
 
+/// Processes whose command name (`/proc/PID/comm`, at most 15 bytes) is one of `names`, as
+/// `(pid, comm, command line)`, in PID order.
+pub fn processes_named(names: &[&str]) -> Vec<(u32, String, String)> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u32, String, String)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter_map(|pid| {
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            let comm = comm.trim().to_string();
+            names.contains(&comm.as_str()).then_some(())?;
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            Some((pid, comm, cmdline.trim().to_string()))
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
 /// Reads CPU and peak RSS of every process in `pids`.
 pub fn sample(pids: &[u32]) -> Result<GroupSample> {
     let mut out = GroupSample {
@@ -145,6 +167,13 @@ mod tests {
         let status = "Name:\tbalancer\nVmPeak:\t  100 kB\nVmHWM:\t    8123 kB\nVmRSS:\t 7000 kB\n";
         assert_eq!(parse_vm_hwm_kib(status).unwrap(), 8123);
         assert!(parse_vm_hwm_kib("Name:\tx\n").is_err());
+    }
+
+    #[test]
+    fn own_process_is_found_by_name() {
+        let comm = fs::read_to_string("/proc/self/comm").unwrap();
+        let found = processes_named(&[comm.trim()]);
+        assert!(found.iter().any(|(pid, ..)| *pid == std::process::id()));
     }
 
     #[test]

@@ -1,158 +1,77 @@
-//! The benchmark's results: medians per cell, balancer/NGINX ratios, the issue's targets checked
-//! (informational: only errors and counter mismatches fail a bench), and the three outputs under
-//! `target/bench/`: `report.json` (everything, every run), `report.md` (tables) and
-//! `report.svg` (drawn by [`crate::chart`]).
+//! The benchmark's results: medians per cell, balancer/NGINX ratios, the issues' targets checked
+//! (informational: only errors and counter mismatches fail a bench), and the Markdown tables of
+//! `report.md`. The data types live in [`crate::model`]; the chart is [`crate::chart`]'s.
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
-use serde::Serialize;
+use crate::model::{
+    CellSummary, ContainerUsage, Door, Machine, PathKind, Phase, Plan, Ratio, Report, RunRecord,
+    ServiceUsage, Setting, StackKind, TargetCheck,
+};
+use crate::stack::RequestLog;
 
-use crate::bench::{Door, PathKind, Phase, Plan, RunRecord, Setting};
-
-/// Where the numbers come from.
-#[derive(Debug, Clone, Serialize)]
-pub struct Machine {
-    pub cpu_model: String,
-    pub cores: usize,
-    pub memory_gib: f64,
-    pub kernel: String,
-    pub nginx: String,
-    pub redis: String,
-    pub oha: String,
-    pub rustc: String,
-    /// `git describe --always --dirty` of the workspace the binaries were built from.
-    pub git: String,
+/// This machine, the tools (their versions as given) and the workspace's git state.
+pub fn describe_machine(oha: &Path, nginx: String, redis: String) -> Machine {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or_else(|| "unknown CPU".to_string(), |m| m.trim().to_string());
+    let memory_gib = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| (kib / 1024.0 / 1024.0 * 10.0).round() / 10.0);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |k| k.trim().to_string());
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    Machine {
+        cpu_model,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_gib,
+        kernel,
+        nginx,
+        redis,
+        oha: crate::oha::version(oha),
+        rustc: crate::binaries::tool_version(Path::new(&rustc), "--version"),
+        git: git_describe(),
+    }
 }
 
-impl Machine {
-    pub fn describe(oha: &Path, nginx: &Path, redis: &Path) -> Self {
-        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split(':').nth(1))
-            .map_or_else(|| "unknown CPU".to_string(), |m| m.trim().to_string());
-        let memory_gib = fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| {
-                m.lines()
-                    .find(|l| l.starts_with("MemTotal:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kib| kib.parse::<f64>().ok())
-            })
-            .map_or(0.0, |kib| (kib / 1024.0 / 1024.0 * 10.0).round() / 10.0);
-        let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map_or_else(|_| "unknown".into(), |k| k.trim().to_string());
-        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-        Self {
-            cpu_model,
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            memory_gib,
-            kernel,
-            nginx: crate::binaries::tool_version(nginx, "-v"),
-            redis: crate::binaries::tool_version(redis, "--version"),
-            oha: crate::oha::version(oha),
-            rustc: crate::binaries::tool_version(Path::new(&rustc), "--version"),
-            git: std::process::Command::new("git")
-                .args(["describe", "--always", "--dirty"])
-                .current_dir(crate::binaries::workspace_root())
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map_or_else(
-                    || "unknown".into(),
-                    |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
-                ),
-        }
-    }
-
-    pub fn one_line(&self) -> String {
-        format!(
-            "{} ({} cores), {} GiB RAM, Linux {}; {}; {}; {}; {}; git {}",
-            self.cpu_model,
-            self.cores,
-            self.memory_gib,
-            self.kernel,
-            self.nginx,
-            self.redis.split(" sha=").next().unwrap_or(&self.redis),
-            self.oha,
-            self.rustc,
-            self.git
+fn git_describe() -> String {
+    std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(crate::binaries::workspace_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".into(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
         )
-    }
 }
 
-/// Medians over the rounds of one cell (door × path × concurrency × setting × replicas).
-#[derive(Debug, Clone, Serialize)]
-pub struct CellSummary {
-    pub phase: Phase,
-    pub setting: Option<Setting>,
-    pub replicas: usize,
-    pub door: Door,
-    pub path: PathKind,
-    pub concurrency: usize,
-    pub rounds: usize,
-    pub requests_per_sec: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    /// Median of transport errors + non-200 responses per round.
-    pub errors_median: f64,
-    /// Sum over rounds of transport errors + non-200 responses.
-    pub errors_total: u64,
-    pub failed_rounds: usize,
-    pub cpu_seconds_per_10k: Option<f64>,
-    /// Median per-run peak RSS, summed over the door's processes (NGINX: master + workers).
-    pub peak_rss_kib: Option<f64>,
-    /// Largest single-process peak RSS seen in any round.
-    pub peak_rss_max_process_kib: Option<u64>,
-}
-
-/// Balancer figures divided by NGINX figures for one cell.
-#[derive(Debug, Clone, Serialize)]
-pub struct Ratio {
-    pub phase: Phase,
-    pub setting: Setting,
-    pub replicas: usize,
-    pub path: PathKind,
-    pub concurrency: usize,
-    /// > 1: the balancer serves more.
-    pub requests_per_sec: f64,
-    /// < 1: the balancer's tail is shorter.
-    pub p99: f64,
-    pub p999: f64,
-    /// < 1: the balancer spends less CPU per request.
-    pub cpu_per_request: Option<f64>,
-    pub balancer_peak_rss_kib: Option<f64>,
-    pub nginx_peak_rss_kib: Option<f64>,
-}
-
-/// One of the issue's targets, checked against the medians.
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetCheck {
-    pub target: String,
-    pub cell: String,
-    pub measured: String,
-    pub met: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub generated_utc: String,
-    pub duration_seconds: f64,
-    pub command: String,
-    pub plan: Plan,
-    pub machine: Machine,
-    pub notes: Vec<String>,
-    pub targets: Vec<TargetCheck>,
-    pub ratios: Vec<Ratio>,
-    pub cells: Vec<CellSummary>,
-    pub failures: Vec<String>,
-    pub runs: Vec<RunRecord>,
+fn machine_line(m: &Machine) -> String {
+    format!(
+        "{} ({} cores), {} GiB RAM, Linux {}; {}; {}; {}; {}; git {}",
+        m.cpu_model,
+        m.cores,
+        m.memory_gib,
+        m.kernel,
+        m.nginx,
+        m.redis.split(" sha=").next().unwrap_or(&m.redis),
+        m.oha,
+        m.rustc,
+        m.git
+    )
 }
 
 pub fn median(values: &mut [f64]) -> Option<f64> {
@@ -173,63 +92,94 @@ fn median_of(runs: &[&RunRecord], f: impl Fn(&RunRecord) -> Option<f64>) -> Opti
     median(&mut values)
 }
 
+type CellKey = (Phase, Option<Setting>, usize, PathKind, usize, Door);
+
+fn cell_key(r: &RunRecord) -> CellKey {
+    (
+        r.phase,
+        r.setting,
+        r.replicas,
+        r.path,
+        r.concurrency,
+        r.door,
+    )
+}
+
 fn summarize(runs: &[RunRecord]) -> Vec<CellSummary> {
-    type Key = (Phase, Option<Setting>, usize, PathKind, usize, Door);
-    let mut keys: Vec<Key> = runs
-        .iter()
-        .map(|r| {
-            (
-                r.phase,
-                r.setting,
-                r.replicas,
-                r.path,
-                r.concurrency,
-                r.door,
-            )
-        })
-        .collect();
+    let mut keys: Vec<CellKey> = runs.iter().map(cell_key).collect();
     keys.sort();
     keys.dedup();
     keys.into_iter()
-        .map(|(phase, setting, replicas, path, concurrency, door)| {
-            let cell: Vec<&RunRecord> = runs
-                .iter()
-                .filter(|r| {
-                    (
-                        r.phase,
-                        r.setting,
-                        r.replicas,
-                        r.path,
-                        r.concurrency,
-                        r.door,
-                    ) == (phase, setting, replicas, path, concurrency, door)
-                })
-                .collect();
-            CellSummary {
-                phase,
-                setting,
-                replicas,
-                door,
-                path,
-                concurrency,
-                rounds: cell.len(),
-                requests_per_sec: median_of(&cell, |r| Some(r.requests_per_sec)).unwrap_or(0.0),
-                p50_ms: median_of(&cell, |r| Some(r.p50_ms)).unwrap_or(0.0),
-                p99_ms: median_of(&cell, |r| Some(r.p99_ms)).unwrap_or(0.0),
-                p999_ms: median_of(&cell, |r| Some(r.p999_ms)).unwrap_or(0.0),
-                errors_median: median_of(&cell, |r| Some((r.errors + r.non_200) as f64))
-                    .unwrap_or(0.0),
-                errors_total: cell.iter().map(|r| r.errors + r.non_200).sum(),
-                failed_rounds: cell.iter().filter(|r| r.problem.is_some()).count(),
-                cpu_seconds_per_10k: median_of(&cell, |r| r.cpu_seconds_per_10k),
-                peak_rss_kib: median_of(&cell, |r| r.peak_rss_kib.map(|k| k as f64)),
-                peak_rss_max_process_kib: cell
+        .map(|key| {
+            let cell: Vec<&RunRecord> = runs.iter().filter(|r| cell_key(r) == key).collect();
+            summarize_cell(key, &cell)
+        })
+        .collect()
+}
+
+fn summarize_cell(key: CellKey, cell: &[&RunRecord]) -> CellSummary {
+    let (phase, setting, replicas, path, concurrency, door) = key;
+    CellSummary {
+        phase,
+        setting,
+        replicas,
+        door,
+        path,
+        concurrency,
+        rounds: cell.len(),
+        requests_per_sec: median_of(cell, |r| Some(r.requests_per_sec)).unwrap_or(0.0),
+        p50_ms: median_of(cell, |r| Some(r.p50_ms)).unwrap_or(0.0),
+        p99_ms: median_of(cell, |r| Some(r.p99_ms)).unwrap_or(0.0),
+        p999_ms: median_of(cell, |r| Some(r.p999_ms)).unwrap_or(0.0),
+        errors_median: median_of(cell, |r| Some((r.errors + r.non_200) as f64)).unwrap_or(0.0),
+        errors_total: cell.iter().map(|r| r.errors + r.non_200).sum(),
+        failed_rounds: cell.iter().filter(|r| r.problem.is_some()).count(),
+        cpu_seconds_per_10k: median_of(cell, |r| r.cpu_seconds_per_10k),
+        peak_rss_kib: median_of(cell, |r| r.peak_rss_kib.map(|k| k as f64)),
+        peak_rss_max_process_kib: cell.iter().filter_map(|r| r.peak_rss_max_process_kib).max(),
+        services: summarize_services(cell),
+    }
+}
+
+/// Per service: the medians over the rounds of the sums over its containers.
+fn summarize_services(cell: &[&RunRecord]) -> Vec<ServiceUsage> {
+    let mut names: Vec<&str> = cell
+        .iter()
+        .flat_map(|r| r.containers.iter().map(|c| c.service.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|service| {
+            let cpu = median_of(cell, |r| {
+                let responses = r.ok_responses + r.non_200;
+                let seconds: Option<f64> = of_service(r, service).map(|c| c.cpu_seconds).sum();
+                seconds
+                    .filter(|_| responses > 0)
+                    .map(|s| s * 10_000.0 / responses as f64)
+            });
+            ServiceUsage {
+                service: service.to_string(),
+                containers: cell
                     .iter()
-                    .filter_map(|r| r.peak_rss_max_process_kib)
-                    .max(),
+                    .map(|r| of_service(r, service).count())
+                    .max()
+                    .unwrap_or(0),
+                cpu_seconds_per_10k: cpu,
+                memory_kib: median_of(cell, |r| {
+                    of_service(r, service)
+                        .map(|c| c.memory_kib)
+                        .sum::<Option<u64>>()
+                        .map(|k| k as f64)
+                }),
             }
         })
         .collect()
+}
+
+fn of_service<'r>(r: &'r RunRecord, service: &'r str) -> impl Iterator<Item = &'r ContainerUsage> {
+    r.containers.iter().filter(move |c| c.service == service)
 }
 
 fn ratios(cells: &[CellSummary]) -> Vec<Ratio> {
@@ -264,50 +214,64 @@ fn ratios(cells: &[CellSummary]) -> Vec<Ratio> {
     out
 }
 
-fn path_label(path: PathKind, plan: &Plan) -> String {
-    match path {
-        PathKind::Count => "/count".into(),
-        PathKind::Static => plan.static_path.clone(),
+fn ratio_cell(r: &Ratio, plan: &Plan) -> String {
+    format!(
+        "{}, {}, {} conns",
+        r.setting.label(),
+        plan.url_path(r.path),
+        r.concurrency
+    )
+}
+
+fn check(target: &str, cell: &str, measured: f64, met: bool) -> TargetCheck {
+    TargetCheck {
+        target: target.into(),
+        cell: cell.into(),
+        measured: format!("{measured:.2}×"),
+        met,
     }
+}
+
+/// Issue 5's loopback targets: measured at equal workers.
+fn loopback_targets(r: &Ratio, plan: &Plan, out: &mut Vec<TargetCheck>) {
+    if r.setting != Setting::OneWorker {
+        return;
+    }
+    let cell = ratio_cell(r, plan);
+    let (target, need) = match r.path {
+        PathKind::Static => ("static: req/s ≥ 1.25× NGINX (equal workers)", 1.25),
+        PathKind::Count => ("/count: req/s ≥ NGINX (equal workers)", 1.0),
+    };
+    out.push(check(
+        target,
+        &cell,
+        r.requests_per_sec,
+        r.requests_per_sec >= need,
+    ));
+    if r.path == PathKind::Static {
+        let target = "static: p99 ≤ NGINX's (equal workers)";
+        out.push(check(target, &cell, r.p99, r.p99 <= 1.0));
+    }
+}
+
+/// Issue 16's Compose targets: through the published ports, as the stack is configured.
+fn compose_targets(r: &Ratio, plan: &Plan, out: &mut Vec<TargetCheck>) {
+    let cell = ratio_cell(r, plan);
+    let rps = r.requests_per_sec;
+    out.push(check("Compose: req/s ≥ NGINX's", &cell, rps, rps >= 1.0));
+    out.push(check("Compose: p99 ≤ NGINX's", &cell, r.p99, r.p99 <= 1.0));
 }
 
 fn targets(ratios: &[Ratio], cells: &[CellSummary], plan: &Plan) -> Vec<TargetCheck> {
     let mut out = Vec::new();
-    let matrix = |r: &&Ratio| r.phase == Phase::Matrix;
-    for r in ratios.iter().filter(matrix) {
-        let cell = format!(
-            "{}, {}, {} conns",
-            r.setting.label(),
-            path_label(r.path, plan),
-            r.concurrency
-        );
-        if r.setting == Setting::OneWorker {
-            let (target, need) = match r.path {
-                PathKind::Static => ("static: req/s ≥ 1.25× NGINX (equal workers)", 1.25),
-                PathKind::Count => ("/count: req/s ≥ NGINX (equal workers)", 1.0),
-            };
-            out.push(TargetCheck {
-                target: target.into(),
-                cell: cell.clone(),
-                measured: format!("{:.2}×", r.requests_per_sec),
-                met: r.requests_per_sec >= need,
-            });
-            if r.path == PathKind::Static {
-                out.push(TargetCheck {
-                    target: "static: p99 ≤ NGINX's (equal workers)".into(),
-                    cell: cell.clone(),
-                    measured: format!("{:.2}×", r.p99),
-                    met: r.p99 <= 1.0,
-                });
-            }
+    for r in ratios.iter().filter(|r| r.phase == Phase::Matrix) {
+        match plan.stack {
+            StackKind::Loopback => loopback_targets(r, plan, &mut out),
+            StackKind::Compose { .. } => compose_targets(r, plan, &mut out),
         }
         if let Some(cpu) = r.cpu_per_request {
-            out.push(TargetCheck {
-                target: "CPU per request ≤ NGINX's".into(),
-                cell,
-                measured: format!("{cpu:.2}×"),
-                met: cpu <= 1.0,
-            });
+            let cell = ratio_cell(r, plan);
+            out.push(check("CPU per request ≤ NGINX's", &cell, cpu, cpu <= 1.0));
         }
     }
     let top = plan.concurrency.iter().copied().max().unwrap_or(0);
@@ -321,7 +285,7 @@ fn targets(ratios: &[Ratio], cells: &[CellSummary], plan: &Plan) -> Vec<TargetCh
                 cell: format!(
                     "{}, {}",
                     c.setting.map_or("-", Setting::label),
-                    path_label(c.path, plan)
+                    plan.url_path(c.path)
                 ),
                 measured: format!("{:.1} MiB", rss / 1024.0),
                 met: rss < 20.0 * 1024.0,
@@ -352,212 +316,312 @@ pub fn iso_utc(time: SystemTime) -> String {
     )
 }
 
-impl Report {
-    pub fn build(plan: Plan, machine: Machine, runs: Vec<RunRecord>, took: Duration) -> Self {
-        let cells = summarize(&runs);
-        let ratios = ratios(&cells);
-        let targets = targets(&ratios, &cells, &plan);
-        let failures = runs
-            .iter()
-            .filter_map(|r| {
-                r.problem.as_ref().map(|p| {
-                    format!(
-                        "{} {} {} c={} round {}: {p}",
-                        r.setting.map_or("-", Setting::label),
-                        r.door.label(),
-                        r.url_path,
-                        r.concurrency,
-                        r.round
-                    )
+/// The report of `runs` made under `plan`; the caller may add notes and failures it found.
+pub fn build(plan: Plan, machine: Machine, runs: Vec<RunRecord>, took: Duration) -> Report {
+    let cells = summarize(&runs);
+    let ratios = ratios(&cells);
+    let targets = targets(&ratios, &cells, &plan);
+    let failures = runs
+        .iter()
+        .filter_map(|r| {
+            r.problem.as_ref().map(|p| {
+                format!(
+                    "{} {} {} c={} round {}: {p}",
+                    r.setting.map_or("-", Setting::label),
+                    r.door.label(),
+                    r.url_path,
+                    r.concurrency,
+                    r.round
+                )
+            })
+        })
+        .collect();
+    let notes = match plan.stack {
+        StackKind::Loopback => loopback_notes(&plan, &machine, &runs),
+        StackKind::Compose { .. } => compose_notes(&machine),
+    };
+    Report {
+        generated_utc: iso_utc(SystemTime::now()),
+        duration_seconds: took.as_secs_f64(),
+        command: plan.command(),
+        plan,
+        machine,
+        notes,
+        targets,
+        ratios,
+        cells,
+        failures,
+        runs,
+    }
+}
+
+const ALTERNATION_NOTE: &str = "Each cell is the median of its rounds; within a round the front doors run back to back (A B A B …), so drift hits them alike.";
+
+fn loopback_notes(plan: &Plan, machine: &Machine, runs: &[RunRecord]) -> Vec<String> {
+    let per_run = runs.iter().all(|r| r.rss_peak_is_per_run);
+    vec![
+        format!(
+            "oha, the proxy under test, the app replicas and Redis all share the same {} core(s); nothing is pinned, so absolute figures are lower than on a dedicated load generator, and the ratios are what to read.",
+            machine.cores
+        ),
+        format!("{ALTERNATION_NOTE} Both proxies are started afresh for every cell and warmed up at that cell's concurrency (not recorded), so pools and peak memory do not carry over between cells."),
+        "CPU: utime + stime from /proc/PID/stat over the run, all threads; NGINX is charged master + workers. Shown per 10,000 responses.".into(),
+        format!(
+            "Peak RSS: VmHWM from /proc/PID/status, {}; NGINX is the SUM over master + workers (shared pages counted once per process, so it overstates NGINX slightly); the largest single NGINX process is in report.json (peak_rss_max_process_kib).",
+            if per_run { "reset before every run (clear_refs 5), so it is the peak of that run" } else { "lifetime peak (the kernel refused the reset)" }
+        ),
+        format!(
+            "Balancer request logging: {} (the project's nginx.conf has access_log off). Every run waits for in-flight requests (oha -w) and checks the Redis counter rose by exactly the 200 responses to /count (and not at all on the static path).",
+            match plan.balancer_request_log {
+                Some(RequestLog::Default) => "on, one line per request",
+                _ => "off, RUST_LOG=warn",
+            }
+        ),
+        "The direct-replica door has no proxy: it is the floor, measured once (its figures repeat under both settings).".into(),
+    ]
+}
+
+fn compose_notes(machine: &Machine) -> Vec<String> {
+    vec![
+        format!(
+            "The Compose stack as a user starts it (`docker compose --profile nginx up -d --build --wait`, docker-compose.yml unchanged), measured through the published ports: the balancer on 127.0.0.1:5000, NGINX on 127.0.0.1:5002, both in front of the same app replicas and Redis. oha, dockerd, the containers and their log driver share this machine's {} core(s).",
+            machine.cores
+        ),
+        format!("{ALTERNATION_NOTE} The stack stays up for the whole bench; every cell is warmed up at its concurrency (not recorded)."),
+        "Both doors log as docker-compose.yml and nginx.conf configure them; the balancer's log-line count over the bench is below. Every run waits for in-flight requests (oha -w) and checks the Redis counter (`redis-cli GET` in the redis container) rose by exactly the 200 responses to /count (and not at all on the static path).".into(),
+        "CPU and memory per container from its cgroup (cpuacct.usage or cpu.stat; memory max_usage_in_bytes reset before each run, or memory.current at its end), per 10,000 responses; the app column sums its replicas. Container memory includes the page cache charged to it. `engine` is dockerd + containerd + the shims (they carry and write the containers' logs), `docker-proxy :PORT` the userland proxy every loopback request to a published port passes through (CPU only, from /proc).".into(),
+    ]
+}
+
+/// `report.md`.
+pub fn markdown(report: &Report) -> String {
+    let mut md = String::new();
+    header_section(&mut md, report);
+    ratio_section(&mut md, report);
+    target_section(&mut md, report);
+    matrix_sections(&mut md, report);
+    services_section(&mut md, report);
+    sweep_section(&mut md, report);
+    let _ = writeln!(md, "\n![requests/s and p99 per front door](report.svg)");
+    md
+}
+
+fn title(plan: &Plan) -> &'static str {
+    match plan.stack {
+        StackKind::Loopback => "Benchmark: balancer vs NGINX vs one replica",
+        StackKind::Compose { .. } => {
+            "Benchmark through Docker Compose: balancer :5000 vs NGINX :5002"
+        }
+    }
+}
+
+fn header_section(md: &mut String, report: &Report) {
+    let plan = &report.plan;
+    let _ = writeln!(md, "# {}\n", title(plan));
+    let sweep = if plan.replica_sweep.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (sweep {:?} at {} conns)",
+            plan.replica_sweep, plan.sweep_concurrency
+        )
+    };
+    let _ = writeln!(
+        md,
+        "Generated {} by `{}` in {:.0} s: {} round(s) of {} ms per cell, concurrency {:?}, {} replicas{sweep}.\n",
+        report.generated_utc,
+        report.command,
+        report.duration_seconds,
+        plan.rounds,
+        plan.duration_ms,
+        plan.concurrency,
+        plan.replicas,
+    );
+    let _ = writeln!(md, "Machine: {}.\n", machine_line(&report.machine));
+    for note in &report.notes {
+        let _ = writeln!(md, "- {note}");
+    }
+    if report.failures.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nCorrectness: every run had 0 errors and an exact counter. ✅\n"
+        );
+    } else {
+        let _ = writeln!(md, "\n## Failures ❌\n");
+        for f in &report.failures {
+            let _ = writeln!(md, "- {f}");
+        }
+        md.push('\n');
+    }
+}
+
+fn ratio_section(md: &mut String, report: &Report) {
+    let _ = writeln!(md, "## Balancer / NGINX (medians)\n");
+    let _ = writeln!(
+        md,
+        "| setting | replicas | path | conns | req/s ratio | p99 ratio | p99.9 ratio | CPU/req ratio | balancer RSS | NGINX RSS (sum) |"
+    );
+    let _ = writeln!(md, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &report.ratios {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | **{:.2}×** | {:.2}× | {:.2}× | {} | {} | {} |",
+            r.setting.label(),
+            r.replicas,
+            report.plan.url_path(r.path),
+            r.concurrency,
+            r.requests_per_sec,
+            r.p99,
+            r.p999,
+            r.cpu_per_request.map_or("-".into(), |c| format!("{c:.2}×")),
+            mib(r.balancer_peak_rss_kib),
+            mib(r.nginx_peak_rss_kib),
+        );
+    }
+}
+
+fn target_section(md: &mut String, report: &Report) {
+    let _ = writeln!(
+        md,
+        "\n## Targets (informational: the bench fails only on errors or a counter mismatch)\n"
+    );
+    let _ = writeln!(md, "| target | where | measured | met |");
+    let _ = writeln!(md, "|---|---|---:|:---:|");
+    for t in &report.targets {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            t.target,
+            t.cell,
+            t.measured,
+            if t.met { "yes" } else { "**no**" }
+        );
+    }
+}
+
+fn matrix_sections(md: &mut String, report: &Report) {
+    let plan = &report.plan;
+    for setting in [Setting::OneWorker, Setting::AllCores] {
+        for path in [PathKind::Count, PathKind::Static] {
+            let mut rows: Vec<&CellSummary> = report
+                .cells
+                .iter()
+                .filter(|c| {
+                    c.phase == Phase::Matrix
+                        && c.path == path
+                        && (c.setting == Some(setting) || c.setting.is_none())
                 })
+                .collect();
+            if !rows.iter().any(|c| c.setting == Some(setting)) {
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "\n## {} · {} · {} replicas\n",
+                setting.label(),
+                plan.url_path(path),
+                plan.replicas
+            );
+            table_header(md, "conns");
+            rows.sort_by_key(|c| (c.concurrency, c.door));
+            for c in rows {
+                table_row(md, &c.concurrency.to_string(), c);
+            }
+        }
+    }
+}
+
+/// Compose only: CPU and memory of every service, per cell and door.
+fn services_section(md: &mut String, report: &Report) {
+    let mut names: Vec<&str> = report
+        .cells
+        .iter()
+        .flat_map(|c| c.services.iter().map(|s| s.service.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## Containers: CPU s per 10k responses · memory (medians)\n"
+    );
+    let _ = writeln!(md, "| path | conns | front door | {} |", names.join(" | "));
+    let _ = writeln!(md, "|---|---:|---|{}", "---:|".repeat(names.len()));
+    for c in report.cells.iter().filter(|c| !c.services.is_empty()) {
+        let figures: Vec<String> = names
+            .iter()
+            .map(|name| {
+                c.services
+                    .iter()
+                    .find(|s| s.service == *name)
+                    .map_or("-".into(), service_figure)
             })
             .collect();
-        let per_run = runs.iter().all(|r| r.rss_peak_is_per_run);
-        let notes = vec![
-            format!(
-                "oha, the proxy under test, the app replicas and Redis all share the same {} core(s); nothing is pinned, so absolute figures are lower than on a dedicated load generator, and the ratios are what to read.",
-                machine.cores
-            ),
-            "Each cell is the median of its rounds; within a round the front doors run back to back (A B A B …), so drift hits them alike. Both proxies are started afresh for every cell and warmed up at that cell's concurrency (not recorded), so pools and peak memory do not carry over between cells.".into(),
-            "CPU: utime + stime from /proc/PID/stat over the run, all threads; NGINX is charged master + workers. Shown per 10,000 responses.".into(),
-            format!(
-                "Peak RSS: VmHWM from /proc/PID/status, {}; NGINX is the SUM over master + workers (shared pages counted once per process, so it overstates NGINX slightly); the largest single NGINX process is in report.json (peak_rss_max_process_kib).",
-                if per_run { "reset before every run (clear_refs 5), so it is the peak of that run" } else { "lifetime peak (the kernel refused the reset)" }
-            ),
-            format!(
-                "Balancer request logging: {} (the project's nginx.conf has access_log off). Every run waits for in-flight requests (oha -w) and checks the Redis counter rose by exactly the 200 responses to /count (and not at all on the static path).",
-                match plan.balancer_request_log {
-                    crate::stack::RequestLog::Off => "off, RUST_LOG=warn",
-                    crate::stack::RequestLog::Default => "on, one line per request",
-                }
-            ),
-            "The direct-replica door has no proxy: it is the floor, measured once (its figures repeat under both settings).".into(),
-        ];
-        Self {
-            generated_utc: iso_utc(SystemTime::now()),
-            duration_seconds: took.as_secs_f64(),
-            command: if plan.quick {
-                "cargo xtask bench --quick".into()
-            } else {
-                "cargo xtask bench".into()
-            },
-            plan,
-            machine,
-            notes,
-            targets,
-            ratios,
-            cells,
-            failures,
-            runs,
-        }
-    }
-
-    pub fn markdown(&self) -> String {
-        let plan = &self.plan;
-        let mut md = String::new();
-        let _ = writeln!(md, "# Benchmark: balancer vs NGINX vs one replica\n");
         let _ = writeln!(
             md,
-            "Generated {} by `{}` in {:.0} s: {} round(s) of {} ms per cell, concurrency {:?}, {} replicas (sweep {:?} at {} conns).\n",
-            self.generated_utc,
-            self.command,
-            self.duration_seconds,
-            plan.rounds,
-            plan.duration_ms,
-            plan.concurrency,
-            plan.replicas,
-            plan.replica_sweep,
-            plan.sweep_concurrency
+            "| {} | {} | {} | {} |",
+            report.plan.url_path(c.path),
+            c.concurrency,
+            c.door.label(),
+            figures.join(" | ")
         );
-        let _ = writeln!(md, "Machine: {}.\n", self.machine.one_line());
-        for note in &self.notes {
-            let _ = writeln!(md, "- {note}");
-        }
-        if self.failures.is_empty() {
-            let _ = writeln!(
-                md,
-                "\nCorrectness: every run had 0 errors and an exact counter. ✅\n"
-            );
-        } else {
-            let _ = writeln!(md, "\n## Failures ❌\n");
-            for f in &self.failures {
-                let _ = writeln!(md, "- {f}");
-            }
-            md.push('\n');
-        }
-
-        let _ = writeln!(md, "## Balancer / NGINX (medians)\n");
-        let _ = writeln!(
-            md,
-            "| setting | replicas | path | conns | req/s ratio | p99 ratio | p99.9 ratio | CPU/req ratio | balancer RSS | NGINX RSS (sum) |"
-        );
-        let _ = writeln!(md, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
-        for r in &self.ratios {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | **{:.2}×** | {:.2}× | {:.2}× | {} | {} | {} |",
-                r.setting.label(),
-                r.replicas,
-                path_label(r.path, plan),
-                r.concurrency,
-                r.requests_per_sec,
-                r.p99,
-                r.p999,
-                r.cpu_per_request.map_or("-".into(), |c| format!("{c:.2}×")),
-                mib(r.balancer_peak_rss_kib),
-                mib(r.nginx_peak_rss_kib),
-            );
-        }
-
-        let _ = writeln!(
-            md,
-            "\n## Targets (informational: the bench fails only on errors or a counter mismatch)\n"
-        );
-        let _ = writeln!(md, "| target | where | measured | met |");
-        let _ = writeln!(md, "|---|---|---:|:---:|");
-        for t in &self.targets {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} |",
-                t.target,
-                t.cell,
-                t.measured,
-                if t.met { "yes" } else { "**no**" }
-            );
-        }
-
-        for setting in [Setting::OneWorker, Setting::AllCores] {
-            for path in [PathKind::Count, PathKind::Static] {
-                let rows: Vec<&CellSummary> = self
-                    .cells
-                    .iter()
-                    .filter(|c| {
-                        c.phase == Phase::Matrix
-                            && c.path == path
-                            && (c.setting == Some(setting) || c.setting.is_none())
-                    })
-                    .collect();
-                if rows.is_empty() {
-                    continue;
-                }
-                let _ = writeln!(
-                    md,
-                    "\n## {} · {} · {} replicas\n",
-                    setting.label(),
-                    path_label(path, plan),
-                    plan.replicas
-                );
-                table_header(&mut md, "conns");
-                let mut sorted = rows;
-                sorted.sort_by_key(|c| (c.concurrency, c.door));
-                for c in sorted {
-                    table_row(&mut md, &c.concurrency.to_string(), c);
-                }
-            }
-        }
-
-        let sweep: Vec<&CellSummary> = self
-            .cells
-            .iter()
-            .filter(|c| c.phase == Phase::ReplicaSweep)
-            .collect();
-        if !sweep.is_empty() {
-            let _ = writeln!(
-                md,
-                "\n## Replica sweep · all cores · /count · {} conns\n",
-                plan.sweep_concurrency
-            );
-            table_header(&mut md, "replicas");
-            let mut sorted = sweep;
-            sorted.sort_by_key(|c| (c.replicas, c.door));
-            for c in sorted {
-                table_row(&mut md, &c.replicas.to_string(), c);
-            }
-        }
-        let _ = writeln!(md, "\n![requests/s and p99 per front door](report.svg)");
-        md
     }
+}
 
-    /// A few lines for the terminal: the ratio table.
-    pub fn console_summary(&self) -> String {
-        let mut out = String::from("balancer / nginx (medians):\n");
-        for r in &self.ratios {
-            let _ = writeln!(
-                out,
-                "  {:<9} {} repl {:<18} c={:<3}  req/s {:.2}x  p99 {:.2}x  cpu/req {}  rss {} vs {}",
-                r.setting.label(),
-                r.replicas,
-                path_label(r.path, &self.plan),
-                r.concurrency,
-                r.requests_per_sec,
-                r.p99,
-                r.cpu_per_request.map_or("-".into(), |c| format!("{c:.2}x")),
-                mib(r.balancer_peak_rss_kib),
-                mib(r.nginx_peak_rss_kib),
-            );
-        }
-        out
+fn service_figure(s: &ServiceUsage) -> String {
+    let cpu = s
+        .cpu_seconds_per_10k
+        .map_or("-".into(), |v| format!("{v:.2} s"));
+    let count = if s.containers > 1 {
+        format!(" ({}×)", s.containers)
+    } else {
+        String::new()
+    };
+    format!("{cpu} · {}{count}", mib(s.memory_kib))
+}
+
+fn sweep_section(md: &mut String, report: &Report) {
+    let mut sweep: Vec<&CellSummary> = report
+        .cells
+        .iter()
+        .filter(|c| c.phase == Phase::ReplicaSweep)
+        .collect();
+    if sweep.is_empty() {
+        return;
     }
+    let _ = writeln!(
+        md,
+        "\n## Replica sweep · all cores · /count · {} conns\n",
+        report.plan.sweep_concurrency
+    );
+    table_header(md, "replicas");
+    sweep.sort_by_key(|c| (c.replicas, c.door));
+    for c in sweep {
+        table_row(md, &c.replicas.to_string(), c);
+    }
+}
+
+/// A few lines for the terminal: the ratio table.
+pub fn console_summary(report: &Report) -> String {
+    let mut out = String::from("balancer / nginx (medians):\n");
+    for r in &report.ratios {
+        let _ = writeln!(
+            out,
+            "  {:<9} {} repl {:<18} c={:<3}  req/s {:.2}x  p99 {:.2}x  cpu/req {}  rss {} vs {}",
+            r.setting.label(),
+            r.replicas,
+            report.plan.url_path(r.path),
+            r.concurrency,
+            r.requests_per_sec,
+            r.p99,
+            r.cpu_per_request.map_or("-".into(), |c| format!("{c:.2}x")),
+            mib(r.balancer_peak_rss_kib),
+            mib(r.nginx_peak_rss_kib),
+        );
+    }
+    out
 }
 
 fn mib(kib: Option<f64>) -> String {
@@ -586,24 +650,6 @@ fn table_row(md: &mut String, first: &str, c: &CellSummary) {
             .map_or("-".into(), |v| format!("{v:.2}")),
         mib(c.peak_rss_kib),
     );
-}
-
-/// Writes report.json, report.md and report.svg into `dir`; returns their paths.
-pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let json = serde_json::to_string_pretty(report).context("serializing the report")?;
-    let outputs = [
-        ("report.json", json),
-        ("report.md", report.markdown()),
-        ("report.svg", crate::chart::render(report)),
-    ];
-    let mut written = Vec::new();
-    for (name, text) in outputs {
-        let path = dir.join(name);
-        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        written.push(path);
-    }
-    Ok(written)
 }
 
 #[cfg(test)]
