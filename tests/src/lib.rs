@@ -8,6 +8,7 @@
 pub mod bins;
 pub mod http;
 pub mod net;
+pub mod nginx_config;
 pub mod process;
 pub mod raw;
 pub mod redis_server;

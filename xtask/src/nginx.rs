@@ -1,5 +1,5 @@
 //! NGINX as the alternative front door, run in the foreground under a prefix directory we own,
-//! with the configuration [`xtask::nginx_config`] generates from the project's `nginx.conf`.
+//! with the configuration [`e2e::nginx_config`] generates from the project's `nginx.conf`.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use xtask::nginx_config::{directive, render_config};
+use e2e::nginx_config::{directive, render_config};
 
 use crate::stack::{answers_ok, ManagedProcess};
 

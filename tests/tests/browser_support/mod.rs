@@ -355,7 +355,7 @@ impl Nginx {
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create an nginx prefix: {e}"));
         let conf = prefix.path().join("nginx.conf");
-        let rendered = xtask::nginx_config::render_config(&template, replicas, addr, None)
+        let rendered = e2e::nginx_config::render_config(&template, replicas, addr, None)
             .unwrap_or_else(|e| panic!("cannot render nginx.conf: {e:#}"));
         std::fs::write(&conf, rendered)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
