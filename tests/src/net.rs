@@ -10,3 +10,8 @@ pub fn free_port() -> u16 {
         Err(e) => panic!("cannot bind an ephemeral port on 127.0.0.1: {e}"),
     }
 }
+
+/// A port with nothing listening on it (bound, then released): an upstream that refuses connections.
+pub fn dead_port() -> u16 {
+    free_port()
+}

@@ -15,6 +15,9 @@ use crate::{bin_path, free_port, wait_until_async};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Redis key the app counts visits under (its default `COUNTER_KEY`).
+pub const COUNTER_KEY: &str = "visits";
+
 /// Variables a developer's shell may carry that would change what a test process does.
 const SCRUBBED_ENV: &[&str] = &[
     "REDIS_URL",
@@ -208,6 +211,12 @@ impl BalancerBuilder {
 
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_string());
+        self
+    }
+
+    /// Every flag in `args`, in order.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
         self
     }
 

@@ -6,14 +6,12 @@
 //! clear 4xx or a closed connection, never a panic, never a file outside the static set, and a normal
 //! request right after must still work.
 
-mod common_fault;
-
 use std::time::{Duration, Instant};
 
-use common_fault::{
-    assert_normal_request, balancer_for, panicked, raise_nofile, raw, rss_kib, RawReply,
-    COUNTER_KEY,
-};
+use e2e::hostile::{assert_normal_request, expect_rejected, panicked, HostileTarget};
+use e2e::raw::{send as raw, RawReply};
+use e2e::resources::{raise_nofile, rss_kib};
+use e2e::{Balancer, COUNTER_KEY};
 use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(3);
@@ -31,12 +29,28 @@ impl Fixture {
         let app = e2e::App::start(&redis).await;
         Fixture { redis, app }
     }
+}
 
-    /// Sends one case; returns the reply and how much the counter rose meanwhile.
+/// A case's effect: how much the counter rose meanwhile.
+impl HostileTarget for Fixture {
+    type Effect = i64;
+
+    fn front(&self) -> &'static str {
+        "app"
+    }
+
     async fn send(&self, bytes: &[u8]) -> (RawReply, i64) {
         let before = self.redis.get_i64(COUNTER_KEY).await;
         let reply = raw(self.app.addr(), bytes, WAIT).await;
         (reply, self.redis.get_i64(COUNTER_KEY).await - before)
+    }
+
+    fn describe(counted: &i64) -> String {
+        format!("counted {counted}")
+    }
+
+    fn leak(counted: &i64) -> Option<String> {
+        (*counted != 0).then(|| format!("counted {counted} visit(s)"))
     }
 
     async fn after(&mut self, case: &str) {
@@ -48,39 +62,6 @@ impl Fixture {
             self.app.log()
         );
     }
-}
-
-async fn expect_rejected(fx: &mut Fixture, cases: &[(&str, Vec<u8>)], exact: Option<u16>) {
-    let mut misses = Vec::new();
-    for (case, bytes) in cases {
-        let (reply, counted) = fx.send(bytes).await;
-        eprintln!(
-            "hostile app: {case}: {} in {:?}, counted {counted}",
-            reply.verdict(),
-            reply.elapsed
-        );
-        let status_ok = match exact {
-            Some(code) => reply.status() == Some(code),
-            None => reply.rejected(),
-        };
-        if !status_ok {
-            misses.push(format!(
-                "{case}: expected {}, got {} ({:?})",
-                exact.map_or("a 4xx or a close".to_string(), |c| c.to_string()),
-                reply.verdict(),
-                String::from_utf8_lossy(&reply.bytes[..reply.bytes.len().min(200)])
-            ));
-        }
-        if counted != 0 {
-            misses.push(format!("{case}: counted {counted} visit(s)"));
-        }
-        fx.after(case).await;
-    }
-    assert!(
-        misses.is_empty(),
-        "hostile cases mishandled:\n{}",
-        misses.join("\n")
-    );
 }
 
 #[tokio::test]
@@ -181,7 +162,10 @@ async fn smuggled_count_behind_both_framings_is_never_counted_unseen() {
 #[tokio::test]
 async fn path_tricks_never_leave_the_static_set() {
     let mut fx = Fixture::start().await;
-    let balancer = balancer_for(&fx.app.addr().to_string(), &[]).start().await;
+    let balancer = Balancer::builder()
+        .upstreams(&fx.app.addr().to_string())
+        .start()
+        .await;
     let targets = [
         "/static/../Cargo.toml",
         "/static/../../Cargo.toml",

@@ -5,14 +5,13 @@
 //! case must get a clear 4xx or a closed connection (never a panic, never a forwarded request that should
 //! not pass), and a normal request right after must still work.
 
-mod common_fault;
-
 use std::time::{Duration, Instant};
 
-use common_fault::{
-    assert_normal_request, balancer_for, panicked, raise_nofile, raw, rss_kib, RawReply,
-    RecordingBackend, Seen,
-};
+use e2e::backends::{RecordingBackend, Seen};
+use e2e::hostile::{assert_normal_request, expect_rejected, panicked, HostileTarget};
+use e2e::raw::{send as raw, RawReply};
+use e2e::resources::{raise_nofile, rss_kib};
+use e2e::Balancer;
 use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(3);
@@ -29,19 +28,18 @@ impl Fixture {
     async fn start() -> Fixture {
         let recorder = RecordingBackend::start().await;
         let decoy = RecordingBackend::start().await;
-        let balancer = balancer_for(
-            &recorder.addr.to_string(),
-            &[
+        let balancer = Balancer::builder()
+            .upstreams(&recorder.addr.to_string())
+            .args(&[
                 "--header-read-timeout",
                 "1s",
                 "--max-body",
                 "1KiB",
                 "--health-interval",
                 "300ms",
-            ],
-        )
-        .start()
-        .await;
+            ])
+            .start()
+            .await;
         assert_normal_request(&balancer.url("/"), "start").await;
         Fixture {
             recorder,
@@ -49,13 +47,29 @@ impl Fixture {
             balancer,
         }
     }
+}
 
-    /// Sends one hostile case; returns the reply and what reached the recorder meanwhile.
+/// A case's effect: what reached the recorder meanwhile.
+impl HostileTarget for Fixture {
+    type Effect = Vec<Seen>;
+
+    fn front(&self) -> &'static str {
+        "balancer"
+    }
+
     async fn send(&self, bytes: &[u8]) -> (RawReply, Vec<Seen>) {
         let before = self.recorder.count();
         let reply = raw(self.balancer.addr(), bytes, WAIT).await;
         let forwarded = self.recorder.seen().split_off(before);
         (reply, forwarded)
+    }
+
+    fn describe(forwarded: &Vec<Seen>) -> String {
+        format!("forwarded {}", forwarded.len())
+    }
+
+    fn leak(forwarded: &Vec<Seen>) -> Option<String> {
+        (!forwarded.is_empty()).then(|| format!("forwarded to the backend: {forwarded:?}"))
     }
 
     /// After a case: a normal request works, nothing reached the decoy, the balancer did not panic.
@@ -73,42 +87,6 @@ impl Fixture {
             self.balancer.log()
         );
     }
-}
-
-/// Cases that must be rejected outright with nothing forwarded; collects every miss before failing, so one
-/// run shows them all.
-async fn expect_rejected(fx: &mut Fixture, cases: &[(&str, Vec<u8>)], exact: Option<u16>) {
-    let mut misses = Vec::new();
-    for (case, bytes) in cases {
-        let (reply, forwarded) = fx.send(bytes).await;
-        eprintln!(
-            "hostile balancer: {case}: {} in {:?}, forwarded {}",
-            reply.verdict(),
-            reply.elapsed,
-            forwarded.len()
-        );
-        let status_ok = match exact {
-            Some(code) => reply.status() == Some(code),
-            None => reply.rejected(),
-        };
-        if !status_ok {
-            misses.push(format!(
-                "{case}: expected {}, got {} ({:?})",
-                exact.map_or("a 4xx or a close".to_string(), |c| c.to_string()),
-                reply.verdict(),
-                String::from_utf8_lossy(&reply.bytes[..reply.bytes.len().min(200)])
-            ));
-        }
-        if !forwarded.is_empty() {
-            misses.push(format!("{case}: forwarded to the backend: {forwarded:?}"));
-        }
-        fx.after(case).await;
-    }
-    assert!(
-        misses.is_empty(),
-        "hostile cases mishandled:\n{}",
-        misses.join("\n")
-    );
 }
 
 #[tokio::test]
@@ -653,7 +631,10 @@ async fn heavy_thousands_of_idle_connections_keep_memory_bounded() {
     );
     let recorder = RecordingBackend::start().await;
     // The default --header-read-timeout (10 s) keeps them open for the whole measurement.
-    let balancer = balancer_for(&recorder.addr.to_string(), &[]).start().await;
+    let balancer = Balancer::builder()
+        .upstreams(&recorder.addr.to_string())
+        .start()
+        .await;
     assert_normal_request(&balancer.url("/"), "start").await;
     let Some(rss_before) = rss_kib(balancer.pid()) else {
         panic!("cannot read the balancer's RSS from /proc");
