@@ -10,7 +10,9 @@ use anyhow::{bail, Context, Result};
 
 use e2e::nginx_config::{directive, render_config};
 
-use crate::stack::{answers_ok, ManagedProcess};
+use e2e::Process;
+
+use crate::stack::{self, answers_ok};
 
 /// The project's `nginx.conf`.
 pub fn template_path() -> PathBuf {
@@ -20,7 +22,7 @@ pub fn template_path() -> PathBuf {
 /// A running NGINX (master in the foreground; workers are its children).
 #[derive(Debug)]
 pub struct Nginx {
-    pub process: ManagedProcess,
+    pub process: Process,
     pub addr: SocketAddr,
     pub prefix: PathBuf,
 }
@@ -80,9 +82,8 @@ impl Nginx {
                 String::from_utf8_lossy(&check.stderr).trim()
             );
         }
-        let mut process =
-            ManagedProcess::spawn("nginx", command(false), &prefix.join("nginx.log"))?;
-        process.wait_ready("GET /health through a replica = 200", || {
+        let mut process = stack::spawn("nginx", command(false), &prefix.join("nginx.log"))?;
+        stack::wait_ready(&mut process, "GET /health through a replica = 200", || {
             answers_ok(listen, "/health")
         })?;
         Ok(Self {
