@@ -90,16 +90,6 @@ impl AppBuilder {
         self
     }
 
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    pub fn arg(mut self, arg: &str) -> Self {
-        self.args.push(arg.to_string());
-        self
-    }
-
     pub async fn start(self) -> App {
         let port = self.port.unwrap_or_else(free_port);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -204,22 +194,6 @@ impl BalancerBuilder {
         self
     }
 
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    pub fn arg(mut self, arg: &str) -> Self {
-        self.args.push(arg.to_string());
-        self
-    }
-
-    /// Every flag in `args`, in order.
-    pub fn args(mut self, args: &[&str]) -> Self {
-        self.args.extend(args.iter().map(|a| a.to_string()));
-        self
-    }
-
     pub async fn start(self) -> Balancer {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port.unwrap_or_else(free_port)));
         let admin = SocketAddr::from(([127, 0, 0, 1], self.admin_port.unwrap_or_else(free_port)));
@@ -276,6 +250,33 @@ impl Balancer {
         &mut self.process
     }
 }
+
+/// The environment and flags both builders pass to their process.
+macro_rules! env_and_args {
+    ($($builder:ty),*) => {$(
+        impl $builder {
+            /// An environment variable for the process.
+            pub fn env(mut self, key: &str, value: &str) -> Self {
+                self.env.push((key.to_string(), value.to_string()));
+                self
+            }
+
+            /// One command-line argument.
+            pub fn arg(mut self, arg: &str) -> Self {
+                self.args.push(arg.to_string());
+                self
+            }
+
+            /// Every argument in `args`, in order.
+            pub fn args(mut self, args: &[&str]) -> Self {
+                self.args.extend(args.iter().map(|a| a.to_string()));
+                self
+            }
+        }
+    )*};
+}
+
+env_and_args!(AppBuilder, BalancerBuilder);
 
 macro_rules! derefs_to_process {
     ($($service:ty),*) => {$(

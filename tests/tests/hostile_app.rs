@@ -8,9 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::hostile::{assert_normal_request, expect_rejected, panicked, HostileTarget};
+use e2e::hostile::{
+    assert_normal_request, expect_rejected, hold_idle_connections, huge_header_request,
+    many_headers_request, panicked, HostileTarget,
+};
 use e2e::raw::{send as raw, RawReply};
-use e2e::resources::{raise_nofile, rss_kib};
 use e2e::{Balancer, COUNTER_KEY};
 use tokio::io::AsyncWriteExt;
 
@@ -67,14 +69,6 @@ impl HostileTarget for Fixture {
 #[tokio::test]
 async fn malformed_requests_to_the_app_are_rejected_and_count_nothing() {
     let mut fx = Fixture::start().await;
-    let mut huge_header = b"GET /count HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
-    huge_header.extend(std::iter::repeat_n(b'a', 1024 * 1024));
-    huge_header.extend_from_slice(b"\r\n\r\n");
-    let mut many_headers = b"GET /count HTTP/1.1\r\nHost: x\r\n".to_vec();
-    for i in 0..1000 {
-        many_headers.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
-    }
-    many_headers.extend_from_slice(b"\r\n");
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("garbage request line", b"GARBAGE\r\n\r\n".to_vec()),
         ("unknown HTTP version", b"GET /count HTTP/7.0\r\nHost: x\r\n\r\n".to_vec()),
@@ -99,8 +93,8 @@ async fn malformed_requests_to_the_app_are_rejected_and_count_nothing() {
             "invalid chunk size",
             b"POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".to_vec(),
         ),
-        ("1 MiB header", huge_header),
-        ("1000 headers", many_headers),
+        ("1 MiB header", huge_header_request("/count")),
+        ("1000 headers", many_headers_request("/count")),
         ("CONNECT", b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n".to_vec()),
         (
             "POST with a large body",
@@ -270,40 +264,16 @@ async fn slow_trickling_headers_do_not_block_the_app_and_are_cut() {
 #[tokio::test]
 async fn heavy_thousands_of_idle_connections_to_the_app_keep_memory_bounded() {
     const IDLE: usize = 2000;
-    let limit = raise_nofile(IDLE as u64 + 1024);
-    assert!(
-        limit >= IDLE as u64 + 256,
-        "open-file limit {limit} too low for {IDLE} connections"
-    );
     let mut fx = Fixture::start().await;
     assert_normal_request(&fx.app.url("/about"), "start").await;
-    let Some(rss_before) = rss_kib(fx.app.pid()) else {
-        panic!("cannot read the app's RSS from /proc");
-    };
-    let began = Instant::now();
-    let mut idle = Vec::with_capacity(IDLE);
-    for _ in 0..IDLE {
-        match tokio::net::TcpStream::connect(fx.app.addr()).await {
-            Ok(s) => idle.push(s),
-            Err(e) => panic!("connection {} of {IDLE} failed: {e}", idle.len() + 1),
-        }
-    }
-    let opened_in = began.elapsed();
-    let normal = Instant::now();
-    assert_normal_request(&fx.app.url("/count"), "opening idle connections").await;
-    let normal_latency = normal.elapsed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_during = rss_kib(fx.app.pid()).unwrap_or(0);
-    let grew = rss_during.saturating_sub(rss_before);
-    eprintln!(
-        "hostile app: {IDLE} idle connections opened in {opened_in:?}: RSS {rss_before} KiB -> {rss_during} \
-         KiB (+{grew} KiB, {} B per connection), normal /count {normal_latency:?}",
-        grew * 1024 / IDLE as u64
-    );
-    assert!(
-        grew < (IDLE as u64 * 64),
-        "app RSS grew by {grew} KiB for {IDLE} idle connections"
-    );
+    let idle = hold_idle_connections(
+        "app",
+        fx.app.addr(),
+        fx.app.pid(),
+        &fx.app.url("/count"),
+        IDLE,
+    )
+    .await;
     drop(idle);
     assert_eq!(
         fx.redis.get_i64(COUNTER_KEY).await,

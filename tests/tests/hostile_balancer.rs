@@ -8,9 +8,11 @@
 use std::time::{Duration, Instant};
 
 use e2e::backends::{RecordingBackend, Seen};
-use e2e::hostile::{assert_normal_request, expect_rejected, panicked, HostileTarget};
+use e2e::hostile::{
+    assert_normal_request, expect_rejected, hold_idle_connections, huge_header_request,
+    many_headers_request, panicked, HostileTarget,
+};
 use e2e::raw::{send as raw, RawReply};
-use e2e::resources::{raise_nofile, rss_kib};
 use e2e::Balancer;
 use tokio::io::AsyncWriteExt;
 
@@ -376,19 +378,11 @@ async fn smuggling_and_conflicting_lengths_never_desynchronise_the_backend() {
 #[tokio::test]
 async fn oversized_headers_get_431_and_oversized_bodies_413() {
     let mut fx = Fixture::start().await;
-    let mut huge_header = b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
-    huge_header.extend(std::iter::repeat_n(b'a', 1024 * 1024));
-    huge_header.extend_from_slice(b"\r\n\r\n");
-    let mut many_headers = b"GET /many HTTP/1.1\r\nHost: x\r\n".to_vec();
-    for i in 0..1000 {
-        many_headers.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
-    }
-    many_headers.extend_from_slice(b"\r\n");
     expect_rejected(
         &mut fx,
         &[
-            ("1 MiB header", huge_header),
-            ("1000 headers", many_headers),
+            ("1 MiB header", huge_header_request("/big")),
+            ("1000 headers", many_headers_request("/many")),
         ],
         Some(431),
     )
@@ -624,48 +618,15 @@ async fn slow_trickling_headers_are_cut_at_the_header_read_timeout() {
 #[tokio::test]
 async fn heavy_thousands_of_idle_connections_keep_memory_bounded() {
     const IDLE: usize = 2000;
-    let limit = raise_nofile(IDLE as u64 + 1024);
-    assert!(
-        limit >= IDLE as u64 + 256,
-        "open-file limit {limit} too low for {IDLE} connections"
-    );
     let recorder = RecordingBackend::start().await;
     // The default --header-read-timeout (10 s) keeps them open for the whole measurement.
     let balancer = Balancer::builder()
         .upstreams(&recorder.addr.to_string())
         .start()
         .await;
-    assert_normal_request(&balancer.url("/"), "start").await;
-    let Some(rss_before) = rss_kib(balancer.pid()) else {
-        panic!("cannot read the balancer's RSS from /proc");
-    };
-    let began = Instant::now();
-    let mut idle = Vec::with_capacity(IDLE);
-    for _ in 0..IDLE {
-        match tokio::net::TcpStream::connect(balancer.addr()).await {
-            Ok(s) => idle.push(s),
-            Err(e) => panic!("connection {} of {IDLE} failed: {e}", idle.len() + 1),
-        }
-    }
-    let opened_in = began.elapsed();
-    // Let the balancer accept and set up every one of them before measuring.
     let url = balancer.url("/");
-    let normal = Instant::now();
-    assert_normal_request(&url, "opening idle connections").await;
-    let normal_latency = normal.elapsed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_during = rss_kib(balancer.pid()).unwrap_or(0);
-    let grew = rss_during.saturating_sub(rss_before);
-    eprintln!(
-        "hostile balancer: {IDLE} idle connections opened in {opened_in:?}: RSS {rss_before} KiB -> \
-         {rss_during} KiB (+{grew} KiB, {} B per connection), normal request {normal_latency:?}",
-        grew * 1024 / IDLE as u64
-    );
-    // 64 KiB per idle connection would mean a whole buffer is kept per socket: far too much.
-    assert!(
-        grew < (IDLE as u64 * 64),
-        "balancer RSS grew by {grew} KiB for {IDLE} idle connections"
-    );
+    assert_normal_request(&url, "start").await;
+    let idle = hold_idle_connections("balancer", balancer.addr(), balancer.pid(), &url, IDLE).await;
     drop(idle);
     assert_normal_request(&url, "closing idle connections").await;
 }
