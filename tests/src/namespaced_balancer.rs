@@ -9,15 +9,6 @@ use std::time::Duration;
 /// How long the namespaced balancer may take to answer its admin `/status`.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Variables that must not leak from the developer's shell into a balancer a test starts itself.
-const SCRUBBED: &[&str] = &[
-    "BALANCER_LISTEN",
-    "BALANCER_UPSTREAMS",
-    "BALANCER_ADMIN_LISTEN",
-    "BALANCER_WORKERS",
-    "BALANCER_MAX_BODY",
-];
-
 /// A balancer inside a private mount namespace whose `/etc/hosts` is `hosts` (bind-mounted, so the
 /// test edits it in place) and whose resolver points at loopback port 53 where nothing listens, so
 /// no lookup leaves the machine. The real `/etc/hosts` is never touched. `None` when the machine
@@ -72,7 +63,7 @@ impl NamespacedBalancer {
             .arg(&resolv)
             .arg(crate::bin_path("balancer"))
             .args(args);
-        for var in SCRUBBED {
+        for var in crate::services::SCRUBBED_ENV {
             cmd.env_remove(var);
         }
         cmd.env("BALANCER_LISTEN", addr.to_string())

@@ -18,8 +18,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Redis key the app counts visits under (its default `COUNTER_KEY`).
 pub const COUNTER_KEY: &str = "visits";
 
-/// Variables a developer's shell may carry that would change what a test process does.
-const SCRUBBED_ENV: &[&str] = &[
+/// Variables a developer's shell may carry that would change what a test process does: removed from
+/// every `app` and `balancer` a test starts.
+pub const SCRUBBED_ENV: &[&str] = &[
     "REDIS_URL",
     "REDIS_HOST",
     "REDIS_PORT",
@@ -35,6 +36,8 @@ const SCRUBBED_ENV: &[&str] = &[
     "BALANCER_LISTEN",
     "BALANCER_UPSTREAMS",
     "BALANCER_ADMIN_LISTEN",
+    "BALANCER_WORKERS",
+    "BALANCER_MAX_BODY",
 ];
 
 fn command(bin: &str) -> Command {
