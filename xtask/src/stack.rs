@@ -80,20 +80,7 @@ impl Redis {
             .canonicalize()
             .with_context(|| format!("resolving {}", data_dir.display()))?;
         let addr = loopback(port);
-        let mut cmd = Command::new(bin);
-        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--dir")
-            .arg(&data_dir)
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-            ]);
+        let cmd = e2e::redis_server::redis_server_command(bin, port, &data_dir);
         let mut process = spawn("redis-server", cmd, &log_dir.join("redis.log"))?;
         wait_ready(&mut process, "PING", || {
             matches!(
