@@ -58,7 +58,7 @@ pub async fn request(
     let authority = uri.authority().ok_or("URL has no host")?.clone();
     let port = authority.port_u16().unwrap_or(80);
     let req = build(method, &uri, headers, body.into())?;
-    tokio::time::timeout(REQUEST_TIMEOUT, async move {
+    within_timeout(url, async move {
         let stream = tokio::net::TcpStream::connect((authority.host(), port)).await?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -67,7 +67,16 @@ pub async fn request(
         read(response).await
     })
     .await
-    .map_err(|_| format!("{url}: no complete response within {REQUEST_TIMEOUT:?}"))?
+}
+
+/// `exchange`, failed with a message naming `url` when it takes longer than [`REQUEST_TIMEOUT`].
+async fn within_timeout(
+    url: &str,
+    exchange: impl std::future::Future<Output = Result<Resp, Error>>,
+) -> Result<Resp, Error> {
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("{url}: no complete response within {REQUEST_TIMEOUT:?}"))?
 }
 
 /// A keep-alive client for many requests.
@@ -103,12 +112,11 @@ impl Client {
     ) -> Result<Resp, Error> {
         let uri: Uri = url.parse()?;
         let req = build(method, &uri, headers, body.into())?;
-        tokio::time::timeout(REQUEST_TIMEOUT, async {
+        within_timeout(url, async {
             let response = self.inner.request(req).await?;
             read(response).await
         })
         .await
-        .map_err(|_| format!("{url}: no complete response within {REQUEST_TIMEOUT:?}"))?
     }
 }
 

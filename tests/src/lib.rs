@@ -1,22 +1,46 @@
 //! End-to-end test harness: real `redis-server`, `app` and `balancer` processes.
 //!
-//! Every test in `tests/tests/` runs the real binaries, never mocks. This crate owns the plumbing they share:
-//! building the binaries once ([`bin_path`]), picking free ports, starting processes and waiting for them by
-//! polling (never by a fixed sleep), and killing everything on drop, even when the test panics. A process whose
-//! test failed prints the tail of its log, so a red run says why.
+//! Every test in `tests/tests/` runs the real binaries, never mocks. This crate owns everything they share,
+//! written once: building the binaries once ([`bin_path`]), picking free ports, starting processes and
+//! waiting for them by polling (never by a fixed sleep), and killing everything on drop, even when the test
+//! panics. A process whose test failed prints the tail of its log, so a red run says why. `cargo xtask`
+//! runs its local stack and benchmark on the same [`Process`] harness and NGINX configuration.
+//!
+//! By concern:
+//! * processes: [`process`] (one child), [`services`] (`app`, `balancer`), [`redis_server`], [`nginx`],
+//!   [`namespaced_balancer`], [`stack`] (Redis + replicas + balancer), [`bins`], [`net`];
+//! * talking to them: [`http`], [`raw`] (bytes over TCP), [`page`] (the count page),
+//!   [`balancer_status`] (the admin `/status`), [`browser`] (headless Chromium);
+//! * the far side of the balancer: [`backends`] (echo, recording, hung, breaking, WebSocket);
+//! * faults and abuse: [`load`] (a recording load generator), [`netns`] (cutting a link),
+//!   [`hostile`] (rejected-case checks), [`resources`] (RSS, open-file limit);
+//! * time: [`wait`] (polling, test bounds).
 
+pub mod backends;
+pub mod balancer_status;
 pub mod bins;
+pub mod browser;
+pub mod hostile;
 pub mod http;
+pub mod load;
+pub mod namespaced_balancer;
 pub mod net;
+pub mod netns;
+pub mod nginx;
+pub mod nginx_config;
+pub mod page;
 pub mod process;
 pub mod raw;
 pub mod redis_server;
+pub mod resources;
 pub mod services;
+pub mod stack;
 pub mod wait;
 
 pub use bins::bin_path;
 pub use net::free_port;
 pub use process::Process;
 pub use redis_server::RedisServer;
-pub use services::{App, AppBuilder, Balancer, BalancerBuilder};
-pub use wait::{wait_until, wait_until_async};
+pub use services::{App, AppBuilder, Balancer, BalancerBuilder, COUNTER_KEY};
+pub use stack::Stack;
+pub use wait::{bounded, wait_until, wait_until_async, TEST_BOUND};

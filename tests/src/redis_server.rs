@@ -12,6 +12,30 @@ use crate::{free_port, wait_until_async};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `redis-server` (the program at `bin`) on 127.0.0.1:`port` in the foreground, its data in `dir`,
+/// append-only file on with `appendfsync everysec` and no RDB snapshots: the one Redis set-up of the
+/// tests and of `cargo xtask up`/`bench`.
+pub fn redis_server_command(bin: &Path, port: u16, dir: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--bind", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .arg("--dir")
+        .arg(dir)
+        .args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--protected-mode",
+            "no",
+            "--daemonize",
+            "no",
+        ]);
+    cmd
+}
+
 pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
@@ -70,23 +94,7 @@ impl RedisServer {
         if let Some(mut old) = self.process.take() {
             old.kill();
         }
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--bind", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--protected-mode",
-                "no",
-                "--daemonize",
-                "no",
-            ]);
+        let cmd = redis_server_command(Path::new("redis-server"), self.port, self.dir.path());
         let process = match Process::spawn(format!("redis-{}", self.port), cmd) {
             Ok(p) => p,
             Err(e) => panic!("cannot start redis-server: {e}"),

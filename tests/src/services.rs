@@ -15,8 +15,12 @@ use crate::{bin_path, free_port, wait_until_async};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Variables a developer's shell may carry that would change what a test process does.
-const SCRUBBED_ENV: &[&str] = &[
+/// Redis key the app counts visits under (its default `COUNTER_KEY`).
+pub const COUNTER_KEY: &str = "visits";
+
+/// Variables a developer's shell may carry that would change what a test process does: removed from
+/// every `app` and `balancer` a test starts.
+pub const SCRUBBED_ENV: &[&str] = &[
     "REDIS_URL",
     "REDIS_HOST",
     "REDIS_PORT",
@@ -32,6 +36,8 @@ const SCRUBBED_ENV: &[&str] = &[
     "BALANCER_LISTEN",
     "BALANCER_UPSTREAMS",
     "BALANCER_ADMIN_LISTEN",
+    "BALANCER_WORKERS",
+    "BALANCER_MAX_BODY",
 ];
 
 fn command(bin: &str) -> Command {
@@ -84,16 +90,6 @@ impl AppBuilder {
     /// The replica's `REPLICA_NAME` (default `app-<port>`).
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.to_string());
-        self
-    }
-
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    pub fn arg(mut self, arg: &str) -> Self {
-        self.args.push(arg.to_string());
         self
     }
 
@@ -201,16 +197,6 @@ impl BalancerBuilder {
         self
     }
 
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    pub fn arg(mut self, arg: &str) -> Self {
-        self.args.push(arg.to_string());
-        self
-    }
-
     pub async fn start(self) -> Balancer {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port.unwrap_or_else(free_port)));
         let admin = SocketAddr::from(([127, 0, 0, 1], self.admin_port.unwrap_or_else(free_port)));
@@ -267,6 +253,33 @@ impl Balancer {
         &mut self.process
     }
 }
+
+/// The environment and flags both builders pass to their process.
+macro_rules! env_and_args {
+    ($($builder:ty),*) => {$(
+        impl $builder {
+            /// An environment variable for the process.
+            pub fn env(mut self, key: &str, value: &str) -> Self {
+                self.env.push((key.to_string(), value.to_string()));
+                self
+            }
+
+            /// One command-line argument.
+            pub fn arg(mut self, arg: &str) -> Self {
+                self.args.push(arg.to_string());
+                self
+            }
+
+            /// Every argument in `args`, in order.
+            pub fn args(mut self, args: &[&str]) -> Self {
+                self.args.extend(args.iter().map(|a| a.to_string()));
+                self
+            }
+        }
+    )*};
+}
+
+env_and_args!(AppBuilder, BalancerBuilder);
 
 macro_rules! derefs_to_process {
     ($($service:ty),*) => {$(

@@ -43,3 +43,13 @@ where
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// Hard bound on any one test's body, so a wedged process fails the test instead of hanging the suite.
+pub const TEST_BOUND: Duration = Duration::from_secs(150);
+
+/// Runs a test body bounded by [`TEST_BOUND`], failing with a message that names `what`.
+pub async fn bounded<F: Future<Output = ()>>(what: &str, body: F) {
+    if tokio::time::timeout(TEST_BOUND, body).await.is_err() {
+        panic!("{what}: did not finish within {TEST_BOUND:?}");
+    }
+}

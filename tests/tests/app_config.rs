@@ -4,30 +4,15 @@
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use e2e::services::SCRUBBED_ENV;
 use e2e::{bin_path, free_port, App, RedisServer};
 
 const T: Duration = Duration::from_secs(60);
 
-/// Variables that would leak in from the developer's shell.
-const APP_ENV: &[&str] = &[
-    "REDIS_URL",
-    "REDIS_HOST",
-    "REDIS_PORT",
-    "REDIS_TIMEOUT",
-    "APP_LISTEN",
-    "APP_NAME",
-    "REPLICA_NAME",
-    "COUNTER_KEY",
-    "GITHUB_URL",
-    "LINKEDIN_URL",
-    "DRAIN_TIMEOUT",
-    "TEMPLATES_DIR",
-];
-
 /// Runs `app` with exactly these variables and arguments, bounded in time (killed on timeout).
 async fn run_app(env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = tokio::process::Command::new(bin_path("app"));
-    for var in APP_ENV {
+    for var in SCRUBBED_ENV {
         cmd.env_remove(var);
     }
     // A listener that could never start, in case validation wrongly lets the server run.

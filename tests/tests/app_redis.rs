@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::http::{get, Resp};
+use e2e::page::visits_shown;
 use e2e::{wait_until_async, App, RedisServer};
 
 const T: Duration = Duration::from_secs(60);
@@ -24,20 +25,6 @@ async fn timed(url: &str) -> (Resp, Duration) {
     let started = Instant::now();
     let resp = ok(url).await;
     (resp, started.elapsed())
-}
-
-fn visits_in(page: &str) -> i64 {
-    let start = page
-        .find("This page has been visited")
-        .unwrap_or_else(|| panic!("no visit line in page:\n{page}"));
-    let digits: String = page[start..]
-        .chars()
-        .skip_while(|c| !c.is_ascii_digit())
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|e| panic!("visit count {digits:?}: {e}"))
 }
 
 /// Asserts that every Redis-backed route answers 503 quickly and the rest still work.
@@ -124,7 +111,7 @@ async fn thousand_concurrent_counts_raise_the_counter_by_exactly_1000() {
                 Err(e) => panic!("a request task failed: {e}"),
             };
             assert_eq!(resp.status, 200, "{}", resp.text());
-            seen.push(visits_in(&resp.text()));
+            seen.push(visits_shown(&resp.text()));
         }
         // Each INCR returned a distinct value: together exactly 101..=1100.
         seen.sort_unstable();

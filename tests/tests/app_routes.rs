@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use e2e::http::{get, request, Resp};
+use e2e::page::visits_shown;
 use e2e::{App, RedisServer};
 use http::Method;
 use http_body_util::{BodyExt, Empty};
@@ -27,28 +28,6 @@ async fn send(method: Method, url: &str, headers: &[(&str, &str)]) -> Resp {
     match request(method.clone(), url, headers, Bytes::new()).await {
         Ok(resp) => resp,
         Err(e) => panic!("{method} {url}: {e}"),
-    }
-}
-
-/// The number in "This page has been visited N times."
-fn visits_in(page: &str) -> i64 {
-    let start = match page.find("This page has been visited") {
-        Some(i) => i,
-        None => panic!("no visit line in page:\n{page}"),
-    };
-    let digits: String = page[start..]
-        .chars()
-        .skip_while(|c| !c.is_ascii_digit())
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    let rest = &page[start..];
-    assert!(
-        rest.contains("</span> times."),
-        "visit line is not complete: {rest:.120}"
-    );
-    match digits.parse() {
-        Ok(n) => n,
-        Err(e) => panic!("visit count {digits:?} is not a number: {e}"),
     }
 }
 
@@ -103,7 +82,7 @@ async fn count_increments_exactly_once_and_shows_quote_and_replica() {
         assert_eq!(resp.status, 200);
         assert_eq!(resp.header("cache-control"), Some("no-store"));
         let page = resp.text();
-        assert_eq!(visits_in(&page), 42);
+        assert_eq!(visits_shown(&page), 42);
         assert!(page.contains("This page has been visited <span class=\"count\">42</span> times."));
         assert!(page.contains(app.name()), "names the replica");
         assert!(page.contains(">Refresh<") && page.contains(">Home<"));
@@ -113,7 +92,7 @@ async fn count_increments_exactly_once_and_shows_quote_and_replica() {
         let mut quotes = std::collections::HashSet::new();
         for expected in 43..=82 {
             let page = ok(&app.url("/count")).await.text();
-            assert_eq!(visits_in(&page), expected);
+            assert_eq!(visits_shown(&page), expected);
             quotes.insert(quote_in(&page));
         }
         assert!(quotes.len() >= 3, "quotes do not vary: {quotes:?}");
@@ -131,7 +110,7 @@ async fn counter_key_is_configurable() {
             .env("COUNTER_KEY", "hits:test")
             .start()
             .await;
-        assert_eq!(visits_in(&ok(&app.url("/count")).await.text()), 1);
+        assert_eq!(visits_shown(&ok(&app.url("/count")).await.text()), 1);
         assert_eq!(redis.get_i64("hits:test").await, 1);
         assert_eq!(redis.get_i64("visits").await, 0);
         assert_eq!(

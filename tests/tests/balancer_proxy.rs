@@ -2,29 +2,36 @@
 //! timeouts, broken backends, safe retries, WebSocket tunnelling, late DNS, admin endpoints,
 //! configuration errors and graceful shutdown. Every case runs the real `balancer` binary.
 
-mod balancer_support;
-
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use balancer_support::*;
-use e2e::raw;
+use e2e::backends::{
+    breaking_backend, echo_backend, echo_backend_on, echoed, websocket_backend, HungBackend,
+};
+use e2e::balancer_status::{backend_entry, status};
+use e2e::namespaced_balancer::NamespacedBalancer;
+use e2e::net::dead_port;
+use e2e::raw::{self, RawResponse};
 use e2e::Balancer;
 use http::Method;
 
-async fn balancer_for(backends: &[&TestBackend], args: &[&str]) -> Balancer {
-    let list: Vec<String> = backends.iter().map(|b| b.addr.to_string()).collect();
-    let mut builder = Balancer::builder().upstreams(&list.join(","));
-    for a in args {
-        builder = builder.arg(a);
-    }
-    builder.start().await
+const T: Duration = Duration::from_secs(20);
+
+/// A balancer in front of `backends`, started with `args`.
+async fn balancer_for(backends: &[SocketAddr], args: &[&str]) -> Balancer {
+    let list: Vec<String> = backends.iter().map(|b| b.to_string()).collect();
+    Balancer::builder()
+        .upstreams(&list.join(","))
+        .args(args)
+        .start()
+        .await
 }
 
 async fn raw_request(b: &Balancer, req: &str) -> RawResponse {
     let bytes = raw::exchange(b.addr(), req.as_bytes(), Duration::from_secs(10)).await;
-    RawResponse::parse(&bytes).unwrap_or_else(|| {
+    RawResponse::parse(&bytes).unwrap_or_else(|why| {
         panic!(
-            "no HTTP response to {req:?}: {:?}",
+            "no HTTP response to {req:?} ({why}): {:?}",
             String::from_utf8_lossy(&bytes)
         )
     })
@@ -33,7 +40,7 @@ async fn raw_request(b: &Balancer, req: &str) -> RawResponse {
 #[tokio::test]
 async fn header_rules_hold_in_both_directions() {
     let echo = echo_backend().await;
-    let b = balancer_for(&[&echo], &[]).await;
+    let b = balancer_for(&[echo.addr], &[]).await;
     let resp = raw_request(
         &b,
         "GET /hdr?x=1 HTTP/1.1\r\n\
@@ -93,7 +100,7 @@ async fn header_rules_hold_in_both_directions() {
 #[tokio::test]
 async fn bodies_stream_through_both_ways() {
     let echo = echo_backend().await;
-    let b = balancer_for(&[&echo], &[]).await;
+    let b = balancer_for(&[echo.addr], &[]).await;
     // A chunked upload of 300 KiB: no Content-Length, so the balancer must stream it.
     let mut req = String::from(
         "POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -120,7 +127,7 @@ async fn bodies_stream_through_both_ways() {
 async fn absolute_form_and_connect_never_reach_the_named_host() {
     let echo = echo_backend().await;
     let decoy = echo_backend().await;
-    let b = balancer_for(&[&echo], &[]).await;
+    let b = balancer_for(&[echo.addr], &[]).await;
 
     let resp = raw_request(
         &b,
@@ -170,7 +177,7 @@ async fn absolute_form_and_connect_never_reach_the_named_host() {
 async fn limits_oversized_headers_bodies_and_slow_headers() {
     let echo = echo_backend().await;
     let b = balancer_for(
-        &[&echo],
+        &[echo.addr],
         &["--max-body", "64KiB", "--header-read-timeout", "1s"],
     )
     .await;
@@ -249,9 +256,9 @@ async fn limits_oversized_headers_bodies_and_slow_headers() {
 #[tokio::test]
 async fn hanging_backend_gets_504_and_others_keep_serving() {
     let echo = echo_backend().await;
-    let hang = hanging_backend().await;
+    let hang = HungBackend::start().await;
     let b = balancer_for(
-        &[&echo, &hang],
+        &[echo.addr, hang.addr],
         &["--upstream-timeout", "1s", "--health-interval", "1m"],
     )
     .await;
@@ -313,7 +320,7 @@ async fn hanging_backend_gets_504_and_others_keep_serving() {
 async fn broken_backends_give_502_and_are_never_retried_once_sent() {
     let echo = echo_backend().await;
     let closer = breaking_backend(false).await;
-    let b = balancer_for(&[&echo, &closer], &["--health-interval", "1m"]).await;
+    let b = balancer_for(&[echo.addr, closer.addr], &["--health-interval", "1m"]).await;
     let mut ok = 0;
     let mut bad = 0;
     for i in 0..10 {
@@ -337,7 +344,7 @@ async fn broken_backends_give_502_and_are_never_retried_once_sent() {
 
     // A response cut mid-body reaches the client truncated (never padded), and is a failure.
     let partial = breaking_backend(true).await;
-    let b2 = balancer_for(&[&partial], &[]).await;
+    let b2 = balancer_for(&[partial.addr], &[]).await;
     let bytes = raw::exchange(
         b2.addr(),
         b"GET /cut HTTP/1.1\r\nHost: t\r\n\r\n",
@@ -419,7 +426,7 @@ async fn websocket_upgrade_is_tunnelled() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let ws = websocket_backend().await;
-    let b = balancer_for(&[&ws], &[]).await;
+    let b = balancer_for(&[ws.addr], &[]).await;
     let stream = tokio::net::TcpStream::connect(b.addr()).await.unwrap();
     let (mut socket, resp) = tokio::time::timeout(
         T,
@@ -456,7 +463,7 @@ async fn websocket_upgrade_is_tunnelled() {
 async fn http2_prior_knowledge_clients_are_served() {
     use http_body_util::{BodyExt, Empty};
     let echo = echo_backend().await;
-    let b = balancer_for(&[&echo], &[]).await;
+    let b = balancer_for(&[echo.addr], &[]).await;
     let stream = tokio::net::TcpStream::connect(b.addr()).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
@@ -659,7 +666,7 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_flag() {
 #[tokio::test]
 async fn graceful_shutdown_finishes_the_request_in_flight() {
     let echo = echo_backend().await;
-    let mut b = balancer_for(&[&echo], &[]).await;
+    let mut b = balancer_for(&[echo.addr], &[]).await;
     let url = b.url("/slow?ms=1500");
     let in_flight = tokio::spawn(async move { e2e::http::get(&url).await });
     let admin = b.admin_url("/status");

@@ -31,8 +31,8 @@ async fn healthy_count(b: &Balancer) -> usize {
     }
 }
 
-#[tokio::test]
-async fn round_robin_gives_each_replica_exactly_a_third() {
+/// Redis, three replicas and a balancer (default flags) that reports all three healthy.
+async fn three_replicas() -> (RedisServer, [App; 3], Balancer) {
     let redis = RedisServer::start().await;
     let apps = [
         App::start(&redis).await,
@@ -44,6 +44,12 @@ async fn round_robin_gives_each_replica_exactly_a_third() {
         .start()
         .await;
     assert!(e2e::wait_until_async(T, || async { healthy_count(&b).await == 3 }).await);
+    (redis, apps, b)
+}
+
+#[tokio::test]
+async fn round_robin_gives_each_replica_exactly_a_third() {
+    let (_redis, apps, b) = three_replicas().await;
     let shares = served_by(&b, "/about", 30).await;
     assert_eq!(shares.len(), 3, "{shares:?}");
     for app in &apps {
@@ -86,17 +92,7 @@ async fn killed_replica_loses_its_traffic_and_gets_it_back_after_restart() {
 
 #[tokio::test]
 async fn every_successful_count_through_the_balancer_is_counted_exactly_once() {
-    let redis = RedisServer::start().await;
-    let apps = [
-        App::start(&redis).await,
-        App::start(&redis).await,
-        App::start(&redis).await,
-    ];
-    let b = Balancer::builder()
-        .apps(&[&apps[0], &apps[1], &apps[2]])
-        .start()
-        .await;
-    assert!(e2e::wait_until_async(T, || async { healthy_count(&b).await == 3 }).await);
+    let (redis, _apps, b) = three_replicas().await;
     let before = redis.get_i64("visits").await;
 
     // 8 keep-alive clients, 25 requests each, concurrently.

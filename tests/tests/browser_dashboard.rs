@@ -2,12 +2,10 @@
 //! with their health, follows traffic and a replica's death live (no reload), stays readable with
 //! 50 backends, logs no console error and loads nothing but its own admin endpoints.
 
-mod browser_support;
-
 use std::time::Duration;
 
-use browser_support::{bounded, step, Browser, Stack};
-use e2e::{free_port, wait_until_async, Balancer};
+use e2e::browser::{stack, step, Browser};
+use e2e::{bounded, free_port, wait_until_async, Balancer};
 use fantoccini::Locator;
 use serde_json::Value;
 
@@ -49,7 +47,7 @@ async fn cell(browser: &Browser, address: &str, column: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_backends_live_and_a_dead_replica_without_reload() {
     bounded("dashboard walk", async {
-        let mut stack = Stack::start().await;
+        let mut stack = stack().await;
         let browser = Browser::start().await;
         let origin = stack.admin_origin();
         let resp = e2e::http::get(&format!("{origin}/"))

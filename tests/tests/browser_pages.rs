@@ -5,11 +5,11 @@
 //! exactly one (checked against Redis too), see the replicas take turns, open About, hit a
 //! made-up path. Every page must log no console error and load nothing from outside the stack.
 
-mod browser_support;
-
 use std::collections::BTreeSet;
 
-use browser_support::{bounded, step, Browser, Nginx, Stack, GITHUB_URL, LINKEDIN_URL};
+use e2e::browser::{stack, step, Browser, GITHUB_URL, LINKEDIN_URL};
+use e2e::nginx::Nginx;
+use e2e::{bounded, Stack};
 use fantoccini::Locator;
 
 /// The number in "This page has been visited N times."
@@ -173,7 +173,7 @@ async fn walk_pages(browser: &Browser, stack: &Stack, origin: &str, shots: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_through_the_balancer() {
     bounded("browser walk through the balancer", async {
-        let stack = Stack::start().await;
+        let stack = stack().await;
         let browser = Browser::start().await;
         let origin = stack.balancer_origin();
         let seen = walk_pages(&browser, &stack, &origin, "").await;
@@ -193,7 +193,7 @@ async fn every_page_through_the_balancer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_through_nginx() {
     bounded("browser walk through NGINX", async {
-        let stack = Stack::start().await;
+        let stack = stack().await;
         let nginx = Nginx::start(&stack.replica_addrs()).await;
         let browser = Browser::start().await;
         let seen = walk_pages(&browser, &stack, &nginx.origin(), "nginx-").await;

@@ -7,11 +7,11 @@
 //! port the balancer knows of (a spare upstream, refused until then), the replica rejoins within
 //! `--health-interval` plus one `--resolve-interval`.
 
-mod common_fault;
-
 use std::time::{Duration, Instant};
 
-use common_fault::{backend_status, Load, Outcome, Stack, COUNTER_KEY, TEST_BOUND};
+use e2e::balancer_status::backend_status;
+use e2e::load::{Load, Outcome};
+use e2e::{Stack, COUNTER_KEY};
 
 const WORKERS: usize = 8;
 const PACE: Duration = Duration::from_millis(2);
@@ -22,9 +22,7 @@ const SLACK: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_replica_fails_only_its_in_flight_requests_and_rejoins() {
-    if tokio::time::timeout(TEST_BOUND, crash()).await.is_err() {
-        panic!("crash test did not finish within {TEST_BOUND:?}");
-    }
+    e2e::bounded("crash test", crash()).await;
 }
 
 async fn crash() {

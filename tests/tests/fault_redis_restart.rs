@@ -5,11 +5,10 @@
 //! AOF) no acknowledged visit may be lost; after SIGKILL, Redis restarted from its AOF (`appendfsync
 //! everysec`) may lose only visits acknowledged in the last second before the kill.
 
-mod common_fault;
-
 use std::time::{Duration, Instant};
 
-use common_fault::{Load, LoadReport, Outcome, Stack, COUNTER_KEY, TEST_BOUND};
+use e2e::load::{Load, LoadReport, Outcome};
+use e2e::{Stack, COUNTER_KEY};
 
 const WORKERS: usize = 4;
 const PACE: Duration = Duration::from_millis(5);
@@ -26,22 +25,12 @@ const BALANCER_ARGS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_clean_restart_answers_503_fast_recovers_and_loses_nothing() {
-    if tokio::time::timeout(TEST_BOUND, clean_restart())
-        .await
-        .is_err()
-    {
-        panic!("Redis clean restart test did not finish within {TEST_BOUND:?}");
-    }
+    e2e::bounded("Redis clean restart test", clean_restart()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sigkill_restart_from_aof_loses_at_most_the_last_second() {
-    if tokio::time::timeout(TEST_BOUND, killed_restart())
-        .await
-        .is_err()
-    {
-        panic!("Redis SIGKILL restart test did not finish within {TEST_BOUND:?}");
-    }
+    e2e::bounded("Redis SIGKILL restart test", killed_restart()).await;
 }
 
 /// Checks what happened while Redis was away (between `away` and `back`) and after: 503 fast while away,

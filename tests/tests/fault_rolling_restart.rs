@@ -6,11 +6,11 @@
 //! of successful responses: the balancer retries only what was never sent, the app finishes what it
 //! accepted, so nothing is lost and nothing is counted twice.
 
-mod common_fault;
-
 use std::time::{Duration, Instant};
 
-use common_fault::{Load, Stack, COUNTER_KEY, TEST_BOUND};
+use e2e::load::Load;
+use e2e::stack::REPLICA_SHUTDOWN_DELAY;
+use e2e::{Stack, COUNTER_KEY};
 
 const WORKERS: usize = 8;
 const PACE: Duration = Duration::from_millis(2);
@@ -20,12 +20,7 @@ const ROUNDS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_under_load_fails_nothing_and_counts_each_visit_once() {
-    if tokio::time::timeout(TEST_BOUND, rolling_restart())
-        .await
-        .is_err()
-    {
-        panic!("rolling restart test did not finish within {TEST_BOUND:?}");
-    }
+    e2e::bounded("rolling restart test", rolling_restart()).await;
 }
 
 async fn rolling_restart() {
@@ -71,7 +66,7 @@ async fn rolling_restart() {
         stack.apps[i] = e2e::App::builder(&stack.redis)
             .port(port)
             .name(&name)
-            .env("SHUTDOWN_DELAY", common_fault::REPLICA_SHUTDOWN_DELAY)
+            .env("SHUTDOWN_DELAY", REPLICA_SHUTDOWN_DELAY)
             .start()
             .await;
         let ready_at = Instant::now();

@@ -6,14 +6,14 @@
 //! clear 4xx or a closed connection, never a panic, never a file outside the static set, and a normal
 //! request right after must still work.
 
-mod common_fault;
-
 use std::time::{Duration, Instant};
 
-use common_fault::{
-    assert_normal_request, balancer_for, panicked, raise_nofile, raw, rss_kib, RawReply,
-    COUNTER_KEY,
+use e2e::hostile::{
+    assert_normal_request, expect_rejected, hold_idle_connections, huge_header_request,
+    many_headers_request, panicked, HostileTarget,
 };
+use e2e::raw::{send as raw, RawReply};
+use e2e::{Balancer, COUNTER_KEY};
 use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(3);
@@ -31,12 +31,28 @@ impl Fixture {
         let app = e2e::App::start(&redis).await;
         Fixture { redis, app }
     }
+}
 
-    /// Sends one case; returns the reply and how much the counter rose meanwhile.
+/// A case's effect: how much the counter rose meanwhile.
+impl HostileTarget for Fixture {
+    type Effect = i64;
+
+    fn front(&self) -> &'static str {
+        "app"
+    }
+
     async fn send(&self, bytes: &[u8]) -> (RawReply, i64) {
         let before = self.redis.get_i64(COUNTER_KEY).await;
         let reply = raw(self.app.addr(), bytes, WAIT).await;
         (reply, self.redis.get_i64(COUNTER_KEY).await - before)
+    }
+
+    fn describe(counted: &i64) -> String {
+        format!("counted {counted}")
+    }
+
+    fn leak(counted: &i64) -> Option<String> {
+        (*counted != 0).then(|| format!("counted {counted} visit(s)"))
     }
 
     async fn after(&mut self, case: &str) {
@@ -50,50 +66,9 @@ impl Fixture {
     }
 }
 
-async fn expect_rejected(fx: &mut Fixture, cases: &[(&str, Vec<u8>)], exact: Option<u16>) {
-    let mut misses = Vec::new();
-    for (case, bytes) in cases {
-        let (reply, counted) = fx.send(bytes).await;
-        eprintln!(
-            "hostile app: {case}: {} in {:?}, counted {counted}",
-            reply.verdict(),
-            reply.elapsed
-        );
-        let status_ok = match exact {
-            Some(code) => reply.status() == Some(code),
-            None => reply.rejected(),
-        };
-        if !status_ok {
-            misses.push(format!(
-                "{case}: expected {}, got {} ({:?})",
-                exact.map_or("a 4xx or a close".to_string(), |c| c.to_string()),
-                reply.verdict(),
-                String::from_utf8_lossy(&reply.bytes[..reply.bytes.len().min(200)])
-            ));
-        }
-        if counted != 0 {
-            misses.push(format!("{case}: counted {counted} visit(s)"));
-        }
-        fx.after(case).await;
-    }
-    assert!(
-        misses.is_empty(),
-        "hostile cases mishandled:\n{}",
-        misses.join("\n")
-    );
-}
-
 #[tokio::test]
 async fn malformed_requests_to_the_app_are_rejected_and_count_nothing() {
     let mut fx = Fixture::start().await;
-    let mut huge_header = b"GET /count HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
-    huge_header.extend(std::iter::repeat_n(b'a', 1024 * 1024));
-    huge_header.extend_from_slice(b"\r\n\r\n");
-    let mut many_headers = b"GET /count HTTP/1.1\r\nHost: x\r\n".to_vec();
-    for i in 0..1000 {
-        many_headers.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
-    }
-    many_headers.extend_from_slice(b"\r\n");
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("garbage request line", b"GARBAGE\r\n\r\n".to_vec()),
         ("unknown HTTP version", b"GET /count HTTP/7.0\r\nHost: x\r\n\r\n".to_vec()),
@@ -118,8 +93,8 @@ async fn malformed_requests_to_the_app_are_rejected_and_count_nothing() {
             "invalid chunk size",
             b"POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".to_vec(),
         ),
-        ("1 MiB header", huge_header),
-        ("1000 headers", many_headers),
+        ("1 MiB header", huge_header_request("/count")),
+        ("1000 headers", many_headers_request("/count")),
         ("CONNECT", b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n".to_vec()),
         (
             "POST with a large body",
@@ -181,7 +156,10 @@ async fn smuggled_count_behind_both_framings_is_never_counted_unseen() {
 #[tokio::test]
 async fn path_tricks_never_leave_the_static_set() {
     let mut fx = Fixture::start().await;
-    let balancer = balancer_for(&fx.app.addr().to_string(), &[]).start().await;
+    let balancer = Balancer::builder()
+        .upstreams(&fx.app.addr().to_string())
+        .start()
+        .await;
     let targets = [
         "/static/../Cargo.toml",
         "/static/../../Cargo.toml",
@@ -286,40 +264,16 @@ async fn slow_trickling_headers_do_not_block_the_app_and_are_cut() {
 #[tokio::test]
 async fn heavy_thousands_of_idle_connections_to_the_app_keep_memory_bounded() {
     const IDLE: usize = 2000;
-    let limit = raise_nofile(IDLE as u64 + 1024);
-    assert!(
-        limit >= IDLE as u64 + 256,
-        "open-file limit {limit} too low for {IDLE} connections"
-    );
     let mut fx = Fixture::start().await;
     assert_normal_request(&fx.app.url("/about"), "start").await;
-    let Some(rss_before) = rss_kib(fx.app.pid()) else {
-        panic!("cannot read the app's RSS from /proc");
-    };
-    let began = Instant::now();
-    let mut idle = Vec::with_capacity(IDLE);
-    for _ in 0..IDLE {
-        match tokio::net::TcpStream::connect(fx.app.addr()).await {
-            Ok(s) => idle.push(s),
-            Err(e) => panic!("connection {} of {IDLE} failed: {e}", idle.len() + 1),
-        }
-    }
-    let opened_in = began.elapsed();
-    let normal = Instant::now();
-    assert_normal_request(&fx.app.url("/count"), "opening idle connections").await;
-    let normal_latency = normal.elapsed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_during = rss_kib(fx.app.pid()).unwrap_or(0);
-    let grew = rss_during.saturating_sub(rss_before);
-    eprintln!(
-        "hostile app: {IDLE} idle connections opened in {opened_in:?}: RSS {rss_before} KiB -> {rss_during} \
-         KiB (+{grew} KiB, {} B per connection), normal /count {normal_latency:?}",
-        grew * 1024 / IDLE as u64
-    );
-    assert!(
-        grew < (IDLE as u64 * 64),
-        "app RSS grew by {grew} KiB for {IDLE} idle connections"
-    );
+    let idle = hold_idle_connections(
+        "app",
+        fx.app.addr(),
+        fx.app.pid(),
+        &fx.app.url("/count"),
+        IDLE,
+    )
+    .await;
     drop(idle);
     assert_eq!(
         fx.redis.get_i64(COUNTER_KEY).await,

@@ -5,14 +5,15 @@
 //! case must get a clear 4xx or a closed connection (never a panic, never a forwarded request that should
 //! not pass), and a normal request right after must still work.
 
-mod common_fault;
-
 use std::time::{Duration, Instant};
 
-use common_fault::{
-    assert_normal_request, balancer_for, panicked, raise_nofile, raw, rss_kib, RawReply,
-    RecordingBackend, Seen,
+use e2e::backends::{RecordingBackend, Seen};
+use e2e::hostile::{
+    assert_normal_request, expect_rejected, hold_idle_connections, huge_header_request,
+    many_headers_request, panicked, HostileTarget,
 };
+use e2e::raw::{send as raw, RawReply};
+use e2e::Balancer;
 use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(3);
@@ -29,19 +30,18 @@ impl Fixture {
     async fn start() -> Fixture {
         let recorder = RecordingBackend::start().await;
         let decoy = RecordingBackend::start().await;
-        let balancer = balancer_for(
-            &recorder.addr.to_string(),
-            &[
+        let balancer = Balancer::builder()
+            .upstreams(&recorder.addr.to_string())
+            .args(&[
                 "--header-read-timeout",
                 "1s",
                 "--max-body",
                 "1KiB",
                 "--health-interval",
                 "300ms",
-            ],
-        )
-        .start()
-        .await;
+            ])
+            .start()
+            .await;
         assert_normal_request(&balancer.url("/"), "start").await;
         Fixture {
             recorder,
@@ -49,13 +49,29 @@ impl Fixture {
             balancer,
         }
     }
+}
 
-    /// Sends one hostile case; returns the reply and what reached the recorder meanwhile.
+/// A case's effect: what reached the recorder meanwhile.
+impl HostileTarget for Fixture {
+    type Effect = Vec<Seen>;
+
+    fn front(&self) -> &'static str {
+        "balancer"
+    }
+
     async fn send(&self, bytes: &[u8]) -> (RawReply, Vec<Seen>) {
         let before = self.recorder.count();
         let reply = raw(self.balancer.addr(), bytes, WAIT).await;
         let forwarded = self.recorder.seen().split_off(before);
         (reply, forwarded)
+    }
+
+    fn describe(forwarded: &Vec<Seen>) -> String {
+        format!("forwarded {}", forwarded.len())
+    }
+
+    fn leak(forwarded: &Vec<Seen>) -> Option<String> {
+        (!forwarded.is_empty()).then(|| format!("forwarded to the backend: {forwarded:?}"))
     }
 
     /// After a case: a normal request works, nothing reached the decoy, the balancer did not panic.
@@ -73,42 +89,6 @@ impl Fixture {
             self.balancer.log()
         );
     }
-}
-
-/// Cases that must be rejected outright with nothing forwarded; collects every miss before failing, so one
-/// run shows them all.
-async fn expect_rejected(fx: &mut Fixture, cases: &[(&str, Vec<u8>)], exact: Option<u16>) {
-    let mut misses = Vec::new();
-    for (case, bytes) in cases {
-        let (reply, forwarded) = fx.send(bytes).await;
-        eprintln!(
-            "hostile balancer: {case}: {} in {:?}, forwarded {}",
-            reply.verdict(),
-            reply.elapsed,
-            forwarded.len()
-        );
-        let status_ok = match exact {
-            Some(code) => reply.status() == Some(code),
-            None => reply.rejected(),
-        };
-        if !status_ok {
-            misses.push(format!(
-                "{case}: expected {}, got {} ({:?})",
-                exact.map_or("a 4xx or a close".to_string(), |c| c.to_string()),
-                reply.verdict(),
-                String::from_utf8_lossy(&reply.bytes[..reply.bytes.len().min(200)])
-            ));
-        }
-        if !forwarded.is_empty() {
-            misses.push(format!("{case}: forwarded to the backend: {forwarded:?}"));
-        }
-        fx.after(case).await;
-    }
-    assert!(
-        misses.is_empty(),
-        "hostile cases mishandled:\n{}",
-        misses.join("\n")
-    );
 }
 
 #[tokio::test]
@@ -398,19 +378,11 @@ async fn smuggling_and_conflicting_lengths_never_desynchronise_the_backend() {
 #[tokio::test]
 async fn oversized_headers_get_431_and_oversized_bodies_413() {
     let mut fx = Fixture::start().await;
-    let mut huge_header = b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
-    huge_header.extend(std::iter::repeat_n(b'a', 1024 * 1024));
-    huge_header.extend_from_slice(b"\r\n\r\n");
-    let mut many_headers = b"GET /many HTTP/1.1\r\nHost: x\r\n".to_vec();
-    for i in 0..1000 {
-        many_headers.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
-    }
-    many_headers.extend_from_slice(b"\r\n");
     expect_rejected(
         &mut fx,
         &[
-            ("1 MiB header", huge_header),
-            ("1000 headers", many_headers),
+            ("1 MiB header", huge_header_request("/big")),
+            ("1000 headers", many_headers_request("/many")),
         ],
         Some(431),
     )
@@ -646,45 +618,15 @@ async fn slow_trickling_headers_are_cut_at_the_header_read_timeout() {
 #[tokio::test]
 async fn heavy_thousands_of_idle_connections_keep_memory_bounded() {
     const IDLE: usize = 2000;
-    let limit = raise_nofile(IDLE as u64 + 1024);
-    assert!(
-        limit >= IDLE as u64 + 256,
-        "open-file limit {limit} too low for {IDLE} connections"
-    );
     let recorder = RecordingBackend::start().await;
     // The default --header-read-timeout (10 s) keeps them open for the whole measurement.
-    let balancer = balancer_for(&recorder.addr.to_string(), &[]).start().await;
-    assert_normal_request(&balancer.url("/"), "start").await;
-    let Some(rss_before) = rss_kib(balancer.pid()) else {
-        panic!("cannot read the balancer's RSS from /proc");
-    };
-    let began = Instant::now();
-    let mut idle = Vec::with_capacity(IDLE);
-    for _ in 0..IDLE {
-        match tokio::net::TcpStream::connect(balancer.addr()).await {
-            Ok(s) => idle.push(s),
-            Err(e) => panic!("connection {} of {IDLE} failed: {e}", idle.len() + 1),
-        }
-    }
-    let opened_in = began.elapsed();
-    // Let the balancer accept and set up every one of them before measuring.
+    let balancer = Balancer::builder()
+        .upstreams(&recorder.addr.to_string())
+        .start()
+        .await;
     let url = balancer.url("/");
-    let normal = Instant::now();
-    assert_normal_request(&url, "opening idle connections").await;
-    let normal_latency = normal.elapsed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_during = rss_kib(balancer.pid()).unwrap_or(0);
-    let grew = rss_during.saturating_sub(rss_before);
-    eprintln!(
-        "hostile balancer: {IDLE} idle connections opened in {opened_in:?}: RSS {rss_before} KiB -> \
-         {rss_during} KiB (+{grew} KiB, {} B per connection), normal request {normal_latency:?}",
-        grew * 1024 / IDLE as u64
-    );
-    // 64 KiB per idle connection would mean a whole buffer is kept per socket: far too much.
-    assert!(
-        grew < (IDLE as u64 * 64),
-        "balancer RSS grew by {grew} KiB for {IDLE} idle connections"
-    );
+    assert_normal_request(&url, "start").await;
+    let idle = hold_idle_connections("balancer", balancer.addr(), balancer.pid(), &url, IDLE).await;
     drop(idle);
     assert_normal_request(&url, "closing idle connections").await;
 }

@@ -1,5 +1,5 @@
 //! NGINX as the alternative front door, run in the foreground under a prefix directory we own,
-//! with the configuration [`xtask::nginx_config`] generates from the project's `nginx.conf`.
+//! with the configuration [`e2e::nginx_config`] generates from the project's `nginx.conf`.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -8,9 +8,11 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use xtask::nginx_config::{directive, render_config};
+use e2e::nginx_config::{directive, render_config};
 
-use crate::stack::{answers_ok, ManagedProcess};
+use e2e::Process;
+
+use crate::stack::{self, answers_ok};
 
 /// The project's `nginx.conf`.
 pub fn template_path() -> PathBuf {
@@ -20,7 +22,7 @@ pub fn template_path() -> PathBuf {
 /// A running NGINX (master in the foreground; workers are its children).
 #[derive(Debug)]
 pub struct Nginx {
-    pub process: ManagedProcess,
+    pub process: Process,
     pub addr: SocketAddr,
     pub prefix: PathBuf,
 }
@@ -80,9 +82,8 @@ impl Nginx {
                 String::from_utf8_lossy(&check.stderr).trim()
             );
         }
-        let mut process =
-            ManagedProcess::spawn("nginx", command(false), &prefix.join("nginx.log"))?;
-        process.wait_ready("GET /health through a replica = 200", || {
+        let mut process = stack::spawn("nginx", command(false), &prefix.join("nginx.log"))?;
+        stack::wait_ready(&mut process, "GET /health through a replica = 200", || {
             answers_ok(listen, "/health")
         })?;
         Ok(Self {

@@ -2,13 +2,16 @@
 //! `GET` on a fresh connection, and one Redis command over RESP.
 //!
 //! Hand-written on `std::net` on purpose: the xtask must observe the stack from outside with no
-//! shared code (and no extra client crates) between the probe and the thing it checks.
+//! shared code (and no extra client crates) between the probe and the thing it checks. The response
+//! is read by the end-to-end tests' [`RawResponse`] parser, the one rule for "a status line, a head,
+//! a body" in the workspace.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use e2e::raw::RawResponse;
 
 /// Status code and body of one HTTP response.
 #[derive(Debug)]
@@ -36,24 +39,10 @@ pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<HttpR
 }
 
 fn parse_http_reply(raw: &[u8]) -> Result<HttpReply> {
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("no complete response head")?;
-    let head = std::str::from_utf8(&raw[..head_end]).context("response head is not UTF-8")?;
-    let status_line = head.lines().next().context("empty response")?;
-    let mut parts = status_line.split_whitespace();
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        bail!("unexpected status line {status_line:?}");
-    }
-    let status = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("no status code in {status_line:?}"))?;
+    let response = RawResponse::parse(raw).map_err(anyhow::Error::msg)?;
     Ok(HttpReply {
-        status,
-        body: raw[head_end + 4..].to_vec(),
+        status: response.status,
+        body: response.body,
     })
 }
 

@@ -1,163 +1,44 @@
 //! The processes of a local stack on loopback: `redis-server` (AOF on), `app` replicas and the
-//! balancer, each a [`ManagedProcess`] that logs to its own file and is stopped on drop.
+//! balancer, each an [`e2e::Process`] (the harness the end-to-end tests use) that logs to its own
+//! file and is stopped on drop.
 //!
 //! Both `cargo xtask up` and `cargo xtask bench` build their stacks from these pieces. Readiness
 //! is always observed from outside by polling (Redis `PING`, HTTP `/health`), and a process that
 //! dies while we wait for it fails at once with the tail of its log rather than a timeout.
 
-use std::fs::{self, File};
+use std::fs;
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use e2e::Process;
 
 use crate::probe::{self, RedisReply};
 
 /// How long a started process may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a process may take to exit after SIGTERM before it gets SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// A child process that logs to a file and is terminated (SIGTERM, then SIGKILL) when dropped.
-#[derive(Debug)]
-pub struct ManagedProcess {
-    name: String,
-    child: Child,
-    log_path: PathBuf,
-    exited: Option<ExitStatus>,
+/// Spawns `cmd` as `name`, logging to `log_path` (see [`Process::spawn_logged`]).
+pub fn spawn(name: &str, cmd: Command, log_path: &Path) -> Result<Process> {
+    let program = cmd.get_program().to_os_string();
+    Process::spawn_logged(name, cmd, log_path).with_context(|| {
+        format!(
+            "starting {name} ({program:?}), logging to {}",
+            log_path.display()
+        )
+    })
 }
 
-impl ManagedProcess {
-    /// Spawns `cmd` with stdout and stderr appended to `log_path`.
-    ///
-    /// The child gets its own process group, so a terminal's Ctrl-C reaches only the xtask, which
-    /// then stops the stack front to back; and it is sent SIGTERM if the xtask itself dies.
-    pub fn spawn(name: &str, mut cmd: Command, log_path: &Path) -> Result<Self> {
-        let log = File::create(log_path)
-            .with_context(|| format!("creating log file {}", log_path.display()))?;
-        let log_err = log.try_clone().context("duplicating the log file handle")?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches only the child's own state.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
-        Ok(Self {
-            name: name.to_string(),
-            child,
-            log_path: log_path.to_path_buf(),
-            exited: None,
-        })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The last `lines` lines of the process's log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        let text = fs::read_to_string(&self.log_path).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-
-    /// `Err` (with the log tail) if the process has exited.
-    pub fn ensure_running(&mut self) -> Result<()> {
-        if self.exited.is_none() {
-            self.exited = self.child.try_wait().context("polling a child process")?;
-        }
-        match self.exited {
-            None => Ok(()),
-            Some(status) => bail!(
-                "{} exited unexpectedly ({status}); log {}:\n{}",
-                self.name,
-                self.log_path.display(),
-                self.log_tail(15)
-            ),
-        }
-    }
-
-    /// Polls `ready` every 50 ms until it returns true, failing early if the process exits.
-    pub fn wait_ready(&mut self, what: &str, mut ready: impl FnMut() -> bool) -> Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            self.ensure_running()?;
-            if ready() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{} did not become ready ({what}) within {READY_TIMEOUT:?}; log {}:\n{}",
-                    self.name,
-                    self.log_path.display(),
-                    self.log_tail(15)
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Sends `signal` to the process (ignored if it already exited).
-    pub fn signal(&self, signal: i32) {
-        if self.exited.is_none() {
-            if let Ok(pid) = i32::try_from(self.child.id()) {
-                // SAFETY: kill(2) with a PID we own; a stale PID is harmless because we have not
-                // reaped the child yet, so the PID cannot have been reused.
-                unsafe { libc::kill(pid, signal) };
-            }
-        }
-    }
-
-    /// SIGTERM, wait up to `grace`, then SIGKILL. Idempotent.
-    pub fn stop(&mut self, grace: Duration) {
-        if self.exited.is_some() {
-            return;
-        }
-        self.signal(libc::SIGTERM);
-        let deadline = Instant::now() + grace;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    self.exited = Some(status);
-                    return;
-                }
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                _ => break,
-            }
-        }
-        eprintln!(
-            "xtask: {} ignored SIGTERM for {grace:?}, killing it",
-            self.name
-        );
-        let _ = self.child.kill();
-        self.exited = self.child.wait().ok();
-    }
-}
-
-impl Drop for ManagedProcess {
-    fn drop(&mut self) {
-        self.stop(STOP_GRACE);
-    }
+/// Polls `ready` until it returns true, failing early if `process` exits.
+pub fn wait_ready(process: &mut Process, what: &str, ready: impl FnMut() -> bool) -> Result<()> {
+    process.wait_ready(what, READY_TIMEOUT, ready)
 }
 
 /// A free loopback port (bound then released; the usual small race is acceptable here).
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
-    Ok(listener.local_addr()?.port())
+    e2e::net::try_free_port().context("finding a free loopback port")
 }
 
 /// `port` if nonzero and free, a free port if zero; a taken port is one clear error naming `flag`.
@@ -186,7 +67,7 @@ pub fn answers_ok(addr: SocketAddr, path: &str) -> bool {
 /// A `redis-server` with AOF on (`appendfsync everysec`), data in a directory of our choosing.
 #[derive(Debug)]
 pub struct Redis {
-    pub process: ManagedProcess,
+    pub process: Process,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
 }
@@ -199,22 +80,9 @@ impl Redis {
             .canonicalize()
             .with_context(|| format!("resolving {}", data_dir.display()))?;
         let addr = loopback(port);
-        let mut cmd = Command::new(bin);
-        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--dir")
-            .arg(&data_dir)
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-            ]);
-        let mut process = ManagedProcess::spawn("redis-server", cmd, &log_dir.join("redis.log"))?;
-        process.wait_ready("PING", || {
+        let cmd = e2e::redis_server::redis_server_command(bin, port, &data_dir);
+        let mut process = spawn("redis-server", cmd, &log_dir.join("redis.log"))?;
+        wait_ready(&mut process, "PING", || {
             matches!(
                 probe::redis_command(addr, &["PING"], Duration::from_secs(1)),
                 Ok(RedisReply::Status(s)) if s == "PONG"
@@ -240,7 +108,7 @@ impl Redis {
 /// One `app` replica on a loopback port.
 #[derive(Debug)]
 pub struct Replica {
-    pub process: ManagedProcess,
+    pub process: Process,
     pub addr: SocketAddr,
     pub name: String,
 }
@@ -265,7 +133,7 @@ pub fn start_replicas(
             .env("APP_LISTEN", addr.to_string())
             .env("REPLICA_NAME", &name)
             .env("COUNTER_KEY", counter_key);
-        let process = ManagedProcess::spawn(&name, cmd, &log_dir.join(format!("{name}.log")))?;
+        let process = spawn(&name, cmd, &log_dir.join(format!("{name}.log")))?;
         replicas.push(Replica {
             process,
             addr,
@@ -275,9 +143,9 @@ pub fn start_replicas(
     // Start them all first, then wait: they boot in parallel.
     for replica in &mut replicas {
         let addr = replica.addr;
-        replica
-            .process
-            .wait_ready("GET /health = 200", || answers_ok(addr, "/health"))?;
+        wait_ready(&mut replica.process, "GET /health = 200", || {
+            answers_ok(addr, "/health")
+        })?;
     }
     Ok(replicas)
 }
@@ -303,7 +171,7 @@ pub enum RequestLog {
 /// The balancer in front of some replicas.
 #[derive(Debug)]
 pub struct Balancer {
-    pub process: ManagedProcess,
+    pub process: Process,
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
 }
@@ -332,11 +200,11 @@ impl Balancer {
         if request_log == RequestLog::Off {
             cmd.env("RUST_LOG", "warn");
         }
-        let mut process = ManagedProcess::spawn("balancer", cmd, log_path)?;
-        process.wait_ready("admin GET /status = 200", || {
+        let mut process = spawn("balancer", cmd, log_path)?;
+        wait_ready(&mut process, "admin GET /status = 200", || {
             answers_ok(admin_addr, "/status")
         })?;
-        process.wait_ready("GET /health through a replica = 200", || {
+        wait_ready(&mut process, "GET /health through a replica = 200", || {
             answers_ok(addr, "/health")
         })?;
         Ok(Self {
@@ -350,39 +218,6 @@ impl Balancer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sh(script: &str) -> Command {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(script);
-        cmd
-    }
-
-    #[test]
-    fn a_dead_process_reports_its_log_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut p = ManagedProcess::spawn(
-            "failing",
-            sh("echo boom-line; exit 3"),
-            &dir.path().join("f.log"),
-        )
-        .unwrap();
-        let err = p.wait_ready("never", || false).unwrap_err().to_string();
-        assert!(err.contains("failing exited unexpectedly"), "{err}");
-        assert!(err.contains("boom-line"), "{err}");
-    }
-
-    #[test]
-    fn stop_terminates_a_running_process_quickly() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut p =
-            ManagedProcess::spawn("sleeper", sh("exec sleep 100"), &dir.path().join("s.log"))
-                .unwrap();
-        p.ensure_running().unwrap();
-        let started = Instant::now();
-        p.stop(Duration::from_secs(5));
-        assert!(started.elapsed() < Duration::from_secs(3));
-        assert!(p.ensure_running().is_err());
-    }
 
     #[test]
     fn taken_port_is_a_config_error_naming_the_flag() {

@@ -15,7 +15,9 @@ use anyhow::{Context, Result};
 
 use crate::binaries::{self, BinaryArgs};
 use crate::nginx::Nginx;
-use crate::stack::{self, Balancer, ManagedProcess, Redis, Replica, RequestLog};
+use e2e::Process;
+
+use crate::stack::{self, Balancer, Redis, Replica, RequestLog};
 
 /// Flags of `cargo xtask up`.
 #[derive(Debug, Clone, clap::Args)]
@@ -61,8 +63,8 @@ struct Stack {
 }
 
 impl Stack {
-    fn processes(&mut self) -> Vec<&mut ManagedProcess> {
-        let mut all: Vec<&mut ManagedProcess> = Vec::new();
+    fn processes(&mut self) -> Vec<&mut Process> {
+        let mut all: Vec<&mut Process> = Vec::new();
         if let Some(nginx) = self.nginx.as_mut() {
             all.push(&mut nginx.process);
         }

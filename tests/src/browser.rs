@@ -1,32 +1,28 @@
-//! Shared plumbing of the browser tests: a real headless Chromium driven over WebDriver
-//! (chromedriver + fantoccini), the stack it looks at (Redis, 3 app replicas, the balancer, NGINX
-//! from the project's `nginx.conf`), and the checks every page must pass (no console errors,
-//! nothing loaded from outside the stack).
+//! A real headless Chromium driven over WebDriver (chromedriver + fantoccini), for the browser tests,
+//! with the checks every page must pass (no console errors, nothing loaded from outside the stack).
 //!
 //! Chromium is a grandchild (chromedriver starts it), so killing chromedriver alone would orphan
 //! it: [`Browser`]'s drop also kills every process whose command line names its own, freshly made
 //! `--user-data-dir`, which identifies exactly the browser this test started and nothing else.
-
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::{free_port, wait_until_async, App, Balancer, Process, RedisServer};
 use fantoccini::{Client, ClientBuilder, Locator};
 use http::Method;
 use serde_json::{json, Value};
+
+use crate::{free_port, wait_until_async, Process};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub const GITHUB_URL: &str = "https://github.com/example-owner";
 pub const LINKEDIN_URL: &str = "https://www.linkedin.com/in/example-owner";
 
-/// Upper bound for a whole browser test; each step has its own smaller bound on top.
-pub const TEST_TIMEOUT: Duration = Duration::from_secs(150);
-const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bound on each browser step (a WebDriver call, a page load).
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Exactly the flags the issue names, plus a fixed window size so screenshots are comparable.
 const CHROMIUM_FLAGS: &[&str] = &[
@@ -37,13 +33,6 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-component-update",
     "--no-first-run",
 ];
-
-/// Runs a test body bounded in time, with a message that says which bound was hit.
-pub async fn bounded<F: std::future::Future<Output = ()>>(what: &str, body: F) {
-    if tokio::time::timeout(TEST_TIMEOUT, body).await.is_err() {
-        panic!("{what}: did not finish within {TEST_TIMEOUT:?}");
-    }
-}
 
 /// Awaits one WebDriver step: bounded, and any error fails the test naming the step.
 pub async fn step<T, E: std::fmt::Debug>(
@@ -329,151 +318,18 @@ async fn driver_call(
 pub fn screenshots_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        .unwrap_or_else(|| crate::bins::workspace_root().join("target"));
     target.join("screenshots")
 }
 
-/// A real NGINX in the foreground under its own prefix directory, killed on drop.
-pub struct Nginx {
-    process: Process,
-    addr: SocketAddr,
-    _prefix: tempfile::TempDir,
-}
-
-impl Nginx {
-    pub async fn start(replicas: &[SocketAddr]) -> Nginx {
-        let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or_else(|| panic!("nginx not found: install the Debian package `nginx`"));
-        let template_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nginx.conf");
-        let template = std::fs::read_to_string(&template_path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", template_path.display()));
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let prefix = tempfile::Builder::new()
-            .prefix("e2e-nginx-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("cannot create an nginx prefix: {e}"));
-        let conf = prefix.path().join("nginx.conf");
-        let rendered = xtask::nginx_config::render_config(&template, replicas, addr, None)
-            .unwrap_or_else(|e| panic!("cannot render nginx.conf: {e:#}"));
-        std::fs::write(&conf, rendered)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
-        let mut cmd = Command::new(bin);
-        // Its own process group, so the workers can be found and stopped with the master.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        cmd.arg("-p")
-            .arg(prefix.path())
-            .arg("-c")
-            .arg(&conf)
-            .arg("-e")
-            .arg("stderr")
-            .arg("-g")
-            .arg(format!(
-                "pid {}; daemon off;",
-                prefix.path().join("nginx.pid").display()
-            ));
-        let mut process = Process::spawn(format!("nginx-{}", addr.port()), cmd)
-            .unwrap_or_else(|e| panic!("cannot start nginx: {e}"));
-        let health = format!("http://{addr}/health");
-        let ready = wait_until_async(STEP_TIMEOUT, || async {
-            e2e::http::get(&health)
-                .await
-                .map(|r| r.status == 200)
-                .unwrap_or(false)
-        })
-        .await;
-        process.assert_running();
-        assert!(
-            ready,
-            "nginx did not serve {health}; log:\n{}",
-            process.log()
-        );
-        Nginx {
-            process,
-            addr,
-            _prefix: prefix,
-        }
-    }
-
-    pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Nginx {
-    /// NGINX's workers outlive a master killed with SIGKILL, which is what dropping its
-    /// [`Process`] does (each CI run left one worker behind). SIGTERM makes the master stop its
-    /// workers and wait for them; if it has not exited within 5 s, its whole process group
-    /// (master and workers, nothing else) is killed.
-    fn drop(&mut self) {
-        let pid = self.process.pid();
-        if pid == 0 || self.process.try_exit().is_some() {
-            return;
-        }
-        self.process.sigterm();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while self.process.try_exit().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if self.process.try_exit().is_some() {
-            // The master stops only after its workers have.
-            return;
-        }
-        if let Ok(group) = i32::try_from(pid) {
-            // SAFETY: kill(2) with a negative pid signals that process group only: the one created
-            // for this NGINX at spawn, whose leader (the master) is still alive, so the id is not
-            // reused.
-            unsafe {
-                libc::kill(-group, libc::SIGKILL);
-            }
-        }
-    }
-}
-
-/// Redis, 3 app replicas and the balancer in front of them (health checked every 200 ms).
-pub struct Stack {
-    pub redis: RedisServer,
-    pub apps: Vec<App>,
-    pub balancer: Balancer,
-}
-
-impl Stack {
-    pub async fn start() -> Stack {
-        let redis = RedisServer::start().await;
-        let mut apps = Vec::new();
-        for _ in 0..3 {
-            apps.push(
-                App::builder(&redis)
-                    .env("GITHUB_URL", GITHUB_URL)
-                    .env("LINKEDIN_URL", LINKEDIN_URL)
-                    .start()
-                    .await,
-            );
-        }
-        let refs: Vec<&App> = apps.iter().collect();
-        let balancer = Balancer::builder()
-            .apps(&refs)
-            .arg("--health-interval")
-            .arg("200ms")
-            .start()
-            .await;
-        Stack {
-            redis,
-            apps,
-            balancer,
-        }
-    }
-
-    pub fn replica_addrs(&self) -> Vec<SocketAddr> {
-        self.apps.iter().map(|a| a.addr()).collect()
-    }
-
-    pub fn balancer_origin(&self) -> String {
-        format!("http://{}", self.balancer.addr())
-    }
-
-    pub fn admin_origin(&self) -> String {
-        format!("http://{}", self.balancer.admin_addr())
-    }
+/// The stack the browser tests look at: Redis, 3 replicas configured with the owner's GitHub and
+/// LinkedIn URLs, and the balancer health-checking them every 200 ms. Not warmed up, so the dashboard's
+/// request counts are the test's own.
+pub async fn stack() -> crate::Stack {
+    crate::Stack::builder(3)
+        .app_env("GITHUB_URL", GITHUB_URL)
+        .app_env("LINKEDIN_URL", LINKEDIN_URL)
+        .balancer_args(&["--health-interval", "200ms"])
+        .start()
+        .await
 }

@@ -1,5 +1,5 @@
 //! The NGINX configuration generated from the project's top-level `nginx.conf` (the single source
-//! of truth for the NGINX setup), with only mechanical swaps. A library module so the browser tests
+//! of truth for the NGINX setup), with only mechanical swaps. Here, in the test library, so the browser tests
 //! render the same configuration as `cargo xtask up` and the benchmark.
 //!
 //! The swaps, and nothing else:

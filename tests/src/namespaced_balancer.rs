@@ -1,0 +1,118 @@
+//! The balancer inside a private mount namespace with its own `/etc/hosts`, for late DNS resolution: the
+//! test edits the namespace's hosts file and watches the balancer follow it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// How long the namespaced balancer may take to answer its admin `/status`.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A balancer inside a private mount namespace whose `/etc/hosts` is `hosts` (bind-mounted, so the
+/// test edits it in place) and whose resolver points at loopback port 53 where nothing listens, so
+/// no lookup leaves the machine. The real `/etc/hosts` is never touched. `None` when the machine
+/// cannot make mount namespaces (not root, no `unshare`).
+pub struct NamespacedBalancer {
+    pub process: crate::Process,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    _dir: tempfile::TempDir,
+    pub hosts: PathBuf,
+}
+
+impl NamespacedBalancer {
+    pub async fn start(upstreams: &str, args: &[&str]) -> Option<NamespacedBalancer> {
+        let dir = tempfile::tempdir().ok()?;
+        let hosts = dir.path().join("hosts");
+        let resolv = dir.path().join("resolv.conf");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").ok()?;
+        std::fs::write(
+            &resolv,
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        )
+        .ok()?;
+        let probe = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$1\" /etc/hosts && mount --bind \"$2\" /etc/resolv.conf")
+            .args(["sh"])
+            .arg(&hosts)
+            .arg(&resolv)
+            .output();
+        match probe {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                eprintln!(
+                    "SKIP: cannot make a mount namespace here: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                return None;
+            }
+            Err(e) => {
+                eprintln!("SKIP: unshare not available: {e}");
+                return None;
+            }
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
+        let admin = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$1\" /etc/hosts && mount --bind \"$2\" /etc/resolv.conf && shift 2 && exec \"$@\"")
+            .arg("sh")
+            .arg(&hosts)
+            .arg(&resolv)
+            .arg(crate::bin_path("balancer"))
+            .args(args);
+        for var in crate::services::SCRUBBED_ENV {
+            cmd.env_remove(var);
+        }
+        cmd.env("BALANCER_LISTEN", addr.to_string())
+            .env("BALANCER_ADMIN_LISTEN", admin.to_string())
+            .env("BALANCER_UPSTREAMS", upstreams)
+            .env("RUST_LOG", "info");
+        let mut process = crate::Process::spawn(format!("balancer-ns-{}", addr.port()), cmd)
+            .unwrap_or_else(|e| panic!("spawn namespaced balancer: {e}"));
+        let url = format!("http://{admin}/status");
+        let up = crate::wait_until_async(READY_TIMEOUT, || async {
+            crate::http::get(&url).await.is_ok()
+        })
+        .await;
+        process.assert_running();
+        assert!(
+            up,
+            "namespaced balancer did not answer; log:\n{}",
+            process.log()
+        );
+        Some(NamespacedBalancer {
+            process,
+            addr,
+            admin,
+            _dir: dir,
+            hosts,
+        })
+    }
+
+    /// Rewrites the namespace's /etc/hosts in place (same inode, so the bind mount sees it).
+    pub fn set_hosts(&self, content: &str) {
+        write_in_place(&self.hosts, content);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+}
+
+fn write_in_place(path: &Path, content: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    f.write_all(content.as_bytes())
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
