@@ -371,10 +371,11 @@ fn loopback_notes(plan: &Plan, machine: &Machine, runs: &[RunRecord]) -> Vec<Str
             if per_run { "reset before every run (clear_refs 5), so it is the peak of that run" } else { "lifetime peak (the kernel refused the reset)" }
         ),
         format!(
-            "Balancer request logging: {} (the project's nginx.conf has access_log off). Every run waits for in-flight requests (oha -w) and checks the Redis counter rose by exactly the 200 responses to /count (and not at all on the static path).",
+            "Balancer access log: {} (the project's nginx.conf has access_log off). Every run waits for in-flight requests (oha -w) and checks the Redis counter rose by exactly the 200 responses to /count (and not at all on the static path).",
             match plan.balancer_request_log {
-                Some(RequestLog::Default) => "on, one line per request",
-                _ => "off, RUST_LOG=warn",
+                Some(RequestLog::Off) | None => "off (--access-log off, the default)",
+                Some(RequestLog::Combined) => "on, --access-log combined",
+                Some(RequestLog::Json) => "on, --access-log json",
             }
         ),
         "The direct-replica door has no proxy: it is the floor, measured once (its figures repeat under both settings).".into(),

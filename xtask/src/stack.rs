@@ -159,13 +159,27 @@ pub fn upstream_list(addrs: &[SocketAddr]) -> String {
         .join(",")
 }
 
-/// How the balancer logs each request.
+/// The balancer's access log (`BALANCER_ACCESS_LOG`): off by default, like the project's
+/// nginx.conf (`access_log off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum RequestLog {
-    /// The balancer's default (`RUST_LOG` as set by the user, else one line per request).
-    Default,
-    /// `RUST_LOG=warn`: no per-request lines.
+    /// No line per request.
     Off,
+    /// NGINX's `combined` line plus request ID, backend and upstream time.
+    Combined,
+    /// One JSON object per request.
+    Json,
+}
+
+impl RequestLog {
+    /// The `--access-log` value.
+    pub fn as_flag(self) -> &'static str {
+        match self {
+            RequestLog::Off => "off",
+            RequestLog::Combined => "combined",
+            RequestLog::Json => "json",
+        }
+    }
 }
 
 /// The balancer in front of some replicas.
@@ -197,9 +211,7 @@ impl Balancer {
         if let Some(workers) = workers {
             cmd.arg("--workers").arg(workers.to_string());
         }
-        if request_log == RequestLog::Off {
-            cmd.env("RUST_LOG", "warn");
-        }
+        cmd.env("BALANCER_ACCESS_LOG", request_log.as_flag());
         let mut process = spawn("balancer", cmd, log_path)?;
         wait_ready(&mut process, "admin GET /status = 200", || {
             answers_ok(admin_addr, "/status")

@@ -47,8 +47,8 @@ pub struct UpArgs {
     /// Balancer worker threads (default: the balancer's own, all cores).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Balancer per-request log lines (into its log file).
-    #[arg(long, value_enum, default_value = "default")]
+    /// The balancer's access log (into its log file); off by default, like nginx.conf.
+    #[arg(long, value_enum, default_value = "off")]
     pub balancer_request_log: RequestLog,
     #[command(flatten)]
     pub binaries: BinaryArgs,
@@ -75,31 +75,59 @@ impl Stack {
     }
 }
 
+/// Tools, ports and binaries, all checked before anything starts (and before the slow build).
+struct Plan {
+    redis_bin: PathBuf,
+    nginx_bin: Option<PathBuf>,
+    port: u16,
+    admin_port: u16,
+    nginx_port: u16,
+    redis_port: u16,
+    bins: binaries::Binaries,
+    state_dir: PathBuf,
+    logs_dir: PathBuf,
+}
+
+impl Plan {
+    fn new(args: &UpArgs) -> Result<Self> {
+        let redis_bin = binaries::redis_server()?;
+        let nginx_bin = if args.nginx {
+            Some(binaries::nginx()?)
+        } else {
+            None
+        };
+        let port = stack::pick_port(args.port, "--port")?;
+        let admin_port = stack::pick_port(args.admin_port, "--admin-port")?;
+        let nginx_port = if args.nginx {
+            stack::pick_port(args.nginx_port, "--nginx-port")?
+        } else {
+            0
+        };
+        let redis_port = stack::pick_port(args.redis_port, "--redis-port")?;
+        let bins = args.binaries.resolve()?;
+        let state_dir = args
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| binaries::target_dir().join("stack"));
+        let logs_dir = state_dir.join("logs");
+        fs::create_dir_all(&logs_dir)
+            .with_context(|| format!("creating {}", logs_dir.display()))?;
+        Ok(Plan {
+            redis_bin,
+            nginx_bin,
+            port,
+            admin_port,
+            nginx_port,
+            redis_port,
+            bins,
+            state_dir,
+            logs_dir,
+        })
+    }
+}
+
 pub fn run(args: &UpArgs) -> Result<()> {
-    // Tool and port problems are reported before the slow build.
-    let redis_bin = binaries::redis_server()?;
-    let nginx_bin = if args.nginx {
-        Some(binaries::nginx()?)
-    } else {
-        None
-    };
-    let port = stack::pick_port(args.port, "--port")?;
-    let admin_port = stack::pick_port(args.admin_port, "--admin-port")?;
-    let nginx_port = if args.nginx {
-        stack::pick_port(args.nginx_port, "--nginx-port")?
-    } else {
-        0
-    };
-    let redis_port = stack::pick_port(args.redis_port, "--redis-port")?;
-    let bins = args.binaries.resolve()?;
-
-    let state_dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| binaries::target_dir().join("stack"));
-    let logs_dir = state_dir.join("logs");
-    fs::create_dir_all(&logs_dir).with_context(|| format!("creating {}", logs_dir.display()))?;
-
+    let plan = Plan::new(args)?;
     // Signals first: a Ctrl-C during start-up still stops what has started (by unwinding drops).
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     ctrlc::set_handler(move || {
@@ -107,54 +135,71 @@ pub fn run(args: &UpArgs) -> Result<()> {
     })
     .context("installing the Ctrl-C/SIGTERM handler")?;
 
+    let stack = start(args, &plan)?;
+    print_urls(&stack, &plan.state_dir);
+    serve_until_stopped(stack, &stop_rx)?;
+    eprintln!("xtask: stopped");
+    Ok(())
+}
+
+/// Redis, the replicas, the balancer and (with `--nginx`) NGINX, each waited for in turn.
+fn start(args: &UpArgs, plan: &Plan) -> Result<Stack> {
     eprintln!(
         "xtask: starting redis-server, {} app replica(s) and the balancer",
         args.replicas
     );
-    let redis = Redis::start(&redis_bin, redis_port, &state_dir.join("redis"), &logs_dir)?;
+    let logs_dir = &plan.logs_dir;
+    let redis = Redis::start(
+        &plan.redis_bin,
+        plan.redis_port,
+        &plan.state_dir.join("redis"),
+        logs_dir,
+    )?;
     let replicas = stack::start_replicas(
-        &bins.app,
+        &plan.bins.app,
         &redis,
         usize::from(args.replicas),
         "visits",
-        &logs_dir,
+        logs_dir,
     )?;
     let upstreams: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
     let balancer = Balancer::start(
-        &bins.balancer,
-        port,
-        admin_port,
+        &plan.bins.balancer,
+        plan.port,
+        plan.admin_port,
         &upstreams,
         args.workers,
         args.balancer_request_log,
         &logs_dir.join("balancer.log"),
     )?;
-    let nginx = match &nginx_bin {
+    let nginx = match &plan.nginx_bin {
         Some(bin) => Some(Nginx::start(
             bin,
-            &state_dir.join("nginx"),
+            &plan.state_dir.join("nginx"),
             &upstreams,
-            SocketAddr::from(([127, 0, 0, 1], nginx_port)),
+            SocketAddr::from(([127, 0, 0, 1], plan.nginx_port)),
             None,
         )?),
         None => None,
     };
-    let mut stack = Stack {
+    Ok(Stack {
         nginx,
         balancer,
         replicas,
         redis,
-    };
+    })
+}
 
-    print_urls(&stack, &state_dir);
-
+/// Waits for Ctrl-C/SIGTERM, checking every 500 ms that every process still runs; the stack
+/// stops (drops) on the way out either way.
+fn serve_until_stopped(mut stack: Stack, stop_rx: &mpsc::Receiver<()>) -> Result<()> {
     loop {
         match stop_rx.recv_timeout(Duration::from_millis(500)) {
             Ok(()) => {
                 eprintln!("\nxtask: stopping the stack...");
-                break;
+                return Ok(());
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Some(err) = stack
                     .processes()
@@ -162,15 +207,11 @@ pub fn run(args: &UpArgs) -> Result<()> {
                     .find_map(|p| p.ensure_running().err())
                 {
                     eprintln!("xtask: stopping the stack: {err:#}");
-                    drop(stack);
                     anyhow::bail!("a stack process exited on its own");
                 }
             }
         }
     }
-    drop(stack);
-    eprintln!("xtask: stopped");
-    Ok(())
 }
 
 fn print_urls(stack: &Stack, state_dir: &std::path::Path) {
