@@ -9,15 +9,28 @@ use clap::error::ErrorKind;
 /// Exit status for bad configuration (the same as clap's usage errors).
 pub const EXIT_CONFIG: i32 = 2;
 
-/// The first non-empty line of a clap error, without clap's `error: ` prefix.
+/// A clap error as one line, without clap's `error: ` prefix: its first paragraph (the message,
+/// and for a choice the possible values) with line breaks folded into spaces, so a value holding a
+/// newline cannot split the line. The usage and tip paragraphs after it are left out.
 pub fn first_line(err: &clap::Error) -> String {
     let rendered = err.render().to_string();
-    rendered
+    let paragraph = rendered
+        .trim_start()
+        .split("\n\n")
+        .next()
+        .unwrap_or_default();
+    let folded = paragraph
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid configuration")
-        .trim_start_matches("error: ")
-        .to_owned()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let line = folded.trim_start_matches("error: ");
+    if line.is_empty() {
+        "invalid configuration".to_owned()
+    } else {
+        line.to_owned()
+    }
 }
 
 /// The line printed for a configuration error of `binary`.
@@ -62,6 +75,25 @@ mod tests {
     struct Demo {
         #[arg(long, env = "DEMO_PORT_FOR_TEST")]
         port: u16,
+        #[arg(long, value_enum, default_value_t = Choice::A)]
+        choice: Choice,
+    }
+
+    #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+    enum Choice {
+        A,
+        B,
+    }
+
+    #[test]
+    fn a_value_with_a_newline_stays_on_one_line() {
+        for args in [["demo", "--port", "1\n2"], ["demo", "--choice", "x\ny"]] {
+            let err = Demo::try_parse_from(args).unwrap_err();
+            let text = line("demo", first_line(&err));
+            assert_eq!(text.lines().count(), 1, "{text:?}");
+            assert!(text.contains(args[1]), "{text}");
+            assert!(!text.contains("For more information"), "{text}");
+        }
     }
 
     #[test]
