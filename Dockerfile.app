@@ -24,7 +24,10 @@ RUN useradd --system --uid 10001 --user-group --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin app
 COPY --from=build /out/app /usr/local/bin/app
 USER 10001:10001
-ENV APP_LISTEN=0.0.0.0:5000
+# `docker compose build --build-arg APP_VERSION=2.0.1` (or `build: args:`): shown in /health, the
+# X-App-Version header and the pages' footer; empty means the crate version.
+ARG APP_VERSION=
+ENV APP_LISTEN=0.0.0.0:5000 APP_VERSION=${APP_VERSION}
 EXPOSE 5000
 # No curl in the image: the binary checks its own /health (200 only while
 # Redis answers).

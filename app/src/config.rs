@@ -81,6 +81,13 @@ pub struct Settings {
         global = true, value_parser = plain(parse_replica_name))]
     pub replica_name: Option<ReplicaName>,
 
+    /// This build's version, in /health, the X-App-Version header and the pages' footer (default:
+    /// the crate version; images take it as a build argument).
+    #[arg(long = "app-version", env = "APP_VERSION", value_name = "APP_VERSION",
+        default_value = env!("CARGO_PKG_VERSION"), global = true,
+        value_parser = plain(parse_app_version))]
+    pub app_version: AppVersion,
+
     /// Redis key holding the visit counter.
     #[arg(long = "counter-key", env = "COUNTER_KEY", value_name = "COUNTER_KEY",
         default_value = "visits", global = true, value_parser = plain(not_empty))]
@@ -122,6 +129,33 @@ pub struct ReplicaName {
     pub header: HeaderValue,
 }
 
+/// APP_VERSION with the header value it becomes, so X-App-Version costs a refcount per response.
+#[derive(Debug, Clone)]
+pub struct AppVersion {
+    pub name: String,
+    pub header: HeaderValue,
+}
+
+/// 1 to 64 visible ASCII characters (`1.4.2`, `v2`, `2026-12-02-abc123`): it goes into a header.
+/// Empty means the default, so an image built without the build argument still starts.
+fn parse_app_version(raw: &str) -> Result<AppVersion, String> {
+    let raw = if raw.is_empty() {
+        env!("CARGO_PKG_VERSION")
+    } else {
+        raw
+    };
+    let ok = (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
+    match HeaderValue::from_str(raw) {
+        Ok(header) if ok => Ok(AppVersion {
+            name: raw.to_owned(),
+            header,
+        }),
+        _ => {
+            Err("must be 1 to 64 visible ASCII characters (it is sent in X-App-Version)".to_owned())
+        }
+    }
+}
+
 /// Settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -133,6 +167,9 @@ pub struct Config {
     pub replica_name: String,
     /// REPLICA_NAME as a ready header value.
     pub served_by: HeaderValue,
+    /// APP_VERSION, and as a ready header value.
+    pub version: String,
+    pub version_header: HeaderValue,
     pub counter_key: String,
     pub github_url: String,
     pub linkedin_url: String,
@@ -161,6 +198,8 @@ impl Settings {
             app_name: self.app_name,
             replica_name: replica.name,
             served_by: replica.header,
+            version: self.app_version.name,
+            version_header: self.app_version.header,
             counter_key: self.counter_key,
             github_url: self.github_url,
             linkedin_url: self.linkedin_url,
@@ -309,6 +348,18 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_version_is_a_header_value_and_empty_means_the_crate_version() {
+        assert_eq!(parse_app_version("2.0.1").unwrap().name, "2.0.1");
+        assert_eq!(
+            parse_app_version("").unwrap().name,
+            env!("CARGO_PKG_VERSION")
+        );
+        for bad in ["two words", "bad\nversion", &"9".repeat(65)] {
+            assert!(parse_app_version(bad).is_err(), "{bad:?} accepted");
+        }
+    }
     use clap::CommandFactory;
 
     fn parse(args: &[&str]) -> Result<Cli, String> {

@@ -59,6 +59,7 @@ impl Pages {
         let globals = Value::from_serialize(context! {
             app_name => &config.app_name,
             replica => &config.replica_name,
+            app_version => &config.version,
             static_version => static_version,
             github_url => &config.github_url,
             linkedin_url => &config.linkedin_url,

@@ -27,6 +27,7 @@ use crate::static_files::{self, StaticFiles};
 pub type Body = Full<Bytes>;
 
 const X_SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
+const X_APP_VERSION: HeaderName = HeaderName::from_static("x-app-version");
 const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const OPENMETRICS: HeaderValue =
@@ -133,9 +134,9 @@ impl App {
                 .insert(CONTENT_LENGTH, HeaderValue::from(len));
             *response.body_mut() = Full::new(Bytes::new());
         }
-        response
-            .headers_mut()
-            .insert(X_SERVED_BY, self.config.served_by.clone());
+        let headers = response.headers_mut();
+        headers.insert(X_SERVED_BY, self.config.served_by.clone());
+        headers.insert(X_APP_VERSION, self.config.version_header.clone());
         self.metrics
             .observe(route.label(), response.status().as_u16(), started.elapsed());
         Ok(response)
@@ -251,21 +252,25 @@ impl App {
 
     async fn health(&self) -> Response<Body> {
         let replica = self.config.replica_name.as_str();
+        let version = self.config.version.as_str();
         if self.is_stopping() {
             return json(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!({"status": "stopping", "replica": replica}),
+                &serde_json::json!({"status": "stopping", "replica": replica, "version": version}),
             );
         }
         match self.counter.ping().await {
             Ok(()) => json(
                 StatusCode::OK,
-                &serde_json::json!({"status": "ok", "redis": "up", "replica": replica}),
+                &serde_json::json!({
+                    "status": "ok", "redis": "up", "replica": replica, "version": version
+                }),
             ),
             Err(e) => json(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &serde_json::json!({
-                    "status": "degraded", "redis": "down", "replica": replica, "error": e.to_string()
+                    "status": "degraded", "redis": "down", "replica": replica,
+                    "version": version, "error": e.to_string()
                 }),
             ),
         }

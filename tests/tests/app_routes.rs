@@ -167,7 +167,11 @@ async fn health_and_api_visits_report_without_incrementing() {
         assert_eq!(health.header("content-type"), Some("application/json"));
         assert_eq!(
             health.json(),
-            serde_json::json!({"status": "ok", "redis": "up", "replica": app.name()})
+            // Issue 12: /health also names the version (X-App-Version carries the same).
+            serde_json::json!({
+                "status": "ok", "redis": "up", "replica": app.name(),
+                "version": health.header("x-app-version").unwrap_or("missing"),
+            })
         );
         for _ in 0..3 {
             let visits = ok(&app.url("/api/visits")).await;
@@ -568,4 +572,52 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
     }
+}
+
+/// APP_VERSION is in /health, in X-App-Version on every response (pages, JSON, static files,
+/// errors) and in the pages' footer; without it the crate version is.
+#[tokio::test]
+async fn app_version_is_visible_everywhere() {
+    tokio::time::timeout(T, async {
+        let redis = RedisServer::start().await;
+        let app = App::builder(&redis)
+            .env("APP_VERSION", "2.0.1-rollout")
+            .start()
+            .await;
+        for path in [
+            "/",
+            "/count",
+            "/about",
+            "/health",
+            "/api/visits",
+            "/static/style.css",
+            "/nope",
+        ] {
+            let resp = ok(&app.url(path)).await;
+            assert_eq!(
+                resp.header("x-app-version"),
+                Some("2.0.1-rollout"),
+                "{path}"
+            );
+        }
+        let health: serde_json::Value =
+            serde_json::from_str(&ok(&app.url("/health")).await.text()).expect("/health is JSON");
+        assert_eq!(health["version"], "2.0.1-rollout", "{health}");
+        for page in ["/", "/count", "/about"] {
+            let body = ok(&app.url(page)).await.text();
+            assert!(
+                body.contains("version <code>2.0.1-rollout</code>"),
+                "{page} footer: {body}"
+            );
+        }
+
+        let default = App::start(&redis).await;
+        let resp = ok(&default.url("/health")).await;
+        let version = resp.header("x-app-version").unwrap_or_default().to_owned();
+        let health: serde_json::Value = serde_json::from_str(&resp.text()).expect("JSON");
+        assert!(!version.is_empty(), "a default version");
+        assert_eq!(health["version"], version.as_str());
+    })
+    .await
+    .expect("test timed out");
 }
