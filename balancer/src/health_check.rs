@@ -1,7 +1,8 @@
 //! The active health check: every `--health-interval` each backend gets `GET --health-path` on a
 //! fresh connection (never a pooled one, so a probe tests what a new request would meet);
-//! anything but 2xx within the interval is a failed probe. Results go to the backend's
-//! [`crate::health::Health`], which decides what they mean.
+//! anything but 2xx within the interval is a failed probe. A backend that joins the pool is probed
+//! at once, not at the next interval, so a new replica that is ready joins within one probe's time.
+//! Results go to the backend's [`crate::health::Health`], which decides what they mean.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,8 @@ use tokio::net::TcpStream;
 use crate::backend::{Backend, Pool};
 use crate::health::now_ms;
 
-/// Active checks: probes every backend each interval, concurrently, on fresh connections.
+/// Active checks: probes every backend each interval, concurrently, on fresh connections; a
+/// backend that joins is probed at once (its first check decides whether it leaves `pending`).
 pub async fn run_active_checks(
     pool: Arc<Pool>,
     path: Arc<str>,
@@ -23,37 +25,63 @@ pub async fn run_active_checks(
     connect_timeout: Duration,
 ) {
     let timeout = interval.max(connect_timeout);
-    let mut ticker = tokio::time::interval(interval);
+    tokio::spawn(run_first_checks(
+        pool.clone(),
+        path.clone(),
+        timeout,
+        connect_timeout,
+    ));
+    // Every backend's first probe comes from `run_first_checks`, so the rounds start one interval in.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         let backends = pool.snapshot();
         let mut probes = tokio::task::JoinSet::new();
         for backend in backends.iter().cloned() {
-            let path = path.clone();
-            probes.spawn(async move {
-                let result = match tokio::time::timeout(
-                    timeout,
-                    probe(&backend, &path, connect_timeout),
-                )
-                .await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(format!("no answer within {timeout:?}")),
-                };
-                let was_healthy = backend.health.is_healthy_at(now_ms());
-                let ok = result.is_ok();
-                backend.health.record_probe(result);
-                if was_healthy != ok {
-                    if ok {
-                        tracing::info!(backend = %backend.addr, "backend back in rotation");
-                    } else {
-                        tracing::warn!(backend = %backend.addr, reason = ?backend.health.reason(), "backend taken out");
-                    }
-                }
-            });
+            probes.spawn(check(backend, path.clone(), timeout, connect_timeout));
         }
         while probes.join_next().await.is_some() {}
+    }
+}
+
+/// Probes each backend that joined the pool as soon as it joins, each on its own.
+async fn run_first_checks(
+    pool: Arc<Pool>,
+    path: Arc<str>,
+    timeout: Duration,
+    connect_timeout: Duration,
+) {
+    loop {
+        for backend in pool.take_joined() {
+            tokio::spawn(check(backend, path.clone(), timeout, connect_timeout));
+        }
+        pool.wait_joined().await;
+    }
+}
+
+/// One probe of one backend, its result recorded and any change of state logged.
+async fn check(
+    backend: Arc<Backend>,
+    path: Arc<str>,
+    timeout: Duration,
+    connect_timeout: Duration,
+) {
+    let result = match tokio::time::timeout(timeout, probe(&backend, &path, connect_timeout)).await
+    {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    };
+    let was_healthy = backend.health.is_healthy_at(now_ms());
+    let ok = result.is_ok();
+    if backend.health.record_probe(result) {
+        tracing::info!(backend = %backend.addr, "backend passed its first health check; joins the rotation");
+    } else if was_healthy != ok && !backend.health.is_pending() {
+        if ok {
+            tracing::info!(backend = %backend.addr, "backend back in rotation");
+        } else {
+            tracing::warn!(backend = %backend.addr, reason = ?backend.health.reason(), "backend taken out");
+        }
     }
 }
 
