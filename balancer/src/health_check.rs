@@ -112,3 +112,78 @@ async fn probe(backend: &Backend, path: &str, connect_timeout: Duration) -> Resu
         Err(format!("status {}", resp.status().as_u16()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A backend answering every request with `status`, then closing.
+    async fn answering(status: u16) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = s.write_all(head.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// Polls `check` every 10 ms for up to 5 s.
+    async fn eventually(check: impl Fn() -> bool) -> bool {
+        for _ in 0..500 {
+            if check() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        check()
+    }
+
+    #[tokio::test]
+    async fn a_joining_backend_is_checked_at_once_not_at_the_next_interval() {
+        let pool = Arc::new(Pool::new(Arc::new(Metrics::new()), 1));
+        let (up, down) = (answering(200).await, answering(503).await);
+        let mut wanted = vec![(up, "app:1".to_owned()), (down, "app:1".to_owned())];
+        pool.set_addresses(&wanted);
+        // An hour between rounds: only the first check can admit anything during this test.
+        let hour = Duration::from_secs(3600);
+        tokio::spawn(run_active_checks(
+            pool.clone(),
+            Arc::from("/health"),
+            hour,
+            Duration::from_secs(1),
+        ));
+        let find = |addr: SocketAddr| {
+            let p = pool.clone();
+            move || p.snapshot().iter().find(|b| b.addr == addr).cloned()
+        };
+        assert!(eventually(|| find(up)().is_some_and(|b| !b.health.is_pending())).await);
+        assert!(eventually(|| find(down)().is_some_and(|b| b.health.last_error().is_some())).await);
+        let failed = find(down)().unwrap();
+        assert!(
+            failed.health.is_pending(),
+            "a failing first check leaves it pending"
+        );
+        assert_eq!(
+            failed.health.reason().as_deref(),
+            Some("pending: health check failed: status 503")
+        );
+        // One that joins later is checked at once too.
+        let later = answering(200).await;
+        wanted.push((later, "app:1".to_owned()));
+        pool.set_addresses(&wanted);
+        assert!(eventually(|| find(later)().is_some_and(|b| !b.health.is_pending())).await);
+    }
+}

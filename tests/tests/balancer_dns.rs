@@ -5,7 +5,7 @@
 //! The balancer runs in a mount namespace whose `/etc/resolv.conf` names the dnsmasq, so it resolves
 //! `app.e2e.test` through the system resolver exactly as in a container. Under a steady load it must follow
 //! the answers within its resolve interval: an address added (a scale-up) joins after its first health
-//! check; one removed stops getting requests; the server timing out (SIGSTOP) or gone (killed) leaves the
+//! check, which runs at once (the periodic checks are 30 s apart here); one removed stops getting requests; the server timing out (SIGSTOP) or gone (killed) leaves the
 //! rotation as it was, with `/status` saying the lookup failed; the name vanishing (NXDOMAIN: scaled to
 //! zero) empties the rotation and the balancer answers 503; the name coming back restores service. No
 //! request of the load may fail.
