@@ -188,6 +188,11 @@ async fn dashboard_stays_readable_with_fifty_backends() {
             "50 pending rows expected: {} rows",
             rows(&browser).await.len()
         );
+        let note = browser.text("#backends-note").await;
+        assert!(
+            note.contains("50 pending"),
+            "the count of pending backends: {note}"
+        );
         // Readable: no sideways scrolling of the page itself, and the table scrolls inside its card
         // with the header row kept in view.
         let fits = browser
