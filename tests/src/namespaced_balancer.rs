@@ -19,7 +19,7 @@ pub struct NamespacedBalancer {
     pub process: crate::Process,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub hosts: PathBuf,
 }
 
@@ -99,7 +99,7 @@ impl NamespacedBalancer {
             process,
             addr,
             admin,
-            _dir: dir,
+            dir,
             hosts,
         })
     }
@@ -107,6 +107,11 @@ impl NamespacedBalancer {
     /// Rewrites the namespace's /etc/hosts in place (same inode, so the bind mount sees it).
     pub fn set_hosts(&self, content: &str) {
         write_in_place(&self.hosts, content);
+    }
+
+    /// Rewrites the namespace's /etc/resolv.conf in place, e.g. to name another DNS server.
+    pub fn set_resolv_conf(&self, content: &str) {
+        write_in_place(&self.dir.path().join("resolv.conf"), content);
     }
 
     pub fn url(&self, path: &str) -> String {

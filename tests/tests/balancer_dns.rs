@@ -28,6 +28,63 @@ async fn balancer_follows_a_real_dns_server_and_keeps_its_rotation_when_it_fails
     e2e::bounded("dnsmasq test", follow_dns()).await;
 }
 
+/// glibc re-reads /etc/resolv.conf when it changes: a balancer started with a resolver where no DNS
+/// server listens picks the name up once its resolv.conf names the dnsmasq, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_resolv_conf_takes_effect_without_a_restart() {
+    e2e::bounded("resolv.conf reload test", async {
+        let port = e2e::free_port();
+        let echo = echo_backend_on([127, 0, 0, 2], port).await;
+        let dns = Dnsmasq::start(&hosts(&[2])).await;
+        // 127.0.0.1:53: nothing listens, every lookup fails.
+        let Some(b) = NamespacedBalancer::start(
+            &format!("{}:{port}", name()),
+            &["--resolve-interval", RESOLVE_INTERVAL],
+        )
+        .await
+        else {
+            return;
+        };
+        let url = b.admin_url("/status");
+        let failed = e2e::wait_until_async(FOLLOW, || async {
+            upstream(&status(&url).await)["last_outcome"] == "failed"
+        })
+        .await;
+        assert!(
+            failed,
+            "lookups through a dead resolver: {}",
+            status(&url).await
+        );
+        assert_eq!(
+            e2e::http::get(&b.url("/none")).await.map(|r| r.status).ok(),
+            Some(503)
+        );
+
+        let began = Instant::now();
+        b.set_resolv_conf(&format!(
+            "nameserver {}\noptions timeout:1 attempts:1\n",
+            dns.ip
+        ));
+        let target = echo.addr.to_string();
+        let serving = e2e::wait_until_async(FOLLOW, || async {
+            e2e::http::get(&b.url("/now"))
+                .await
+                .is_ok_and(|r| r.status == 200 && r.header("x-backend") == Some(target.as_str()))
+        })
+        .await;
+        assert!(
+            serving,
+            "resolv.conf rewritten, name never resolved: {}",
+            status(&url).await
+        );
+        eprintln!(
+            "resolv.conf rewritten: serving {:?} later, no restart",
+            began.elapsed()
+        );
+    })
+    .await;
+}
+
 /// The test's name, and a hosts file giving it the loopback addresses 127.0.0.N for each N.
 fn name() -> String {
     format!("app.{DOMAIN}")
