@@ -598,8 +598,13 @@ async fn admin_endpoints_report_and_stay_off_the_public_port() {
         "{st}"
     );
     assert!(bad["last_error"]["message"].is_string());
+    // It never passed a check: pending, never active.
+    assert_eq!(bad["state"], "pending", "{st}");
+    assert_eq!(good["state"], "active", "{st}");
+    assert_eq!(st["pending_backends"], 1, "{st}");
     assert_eq!(st["upstreams"].as_array().unwrap().len(), 2);
     assert!(st["upstreams"][0]["last_resolved_unix_ms"].is_u64());
+    assert_eq!(st["upstreams"][0]["last_outcome"], "resolved", "{st}");
 
     let m = e2e::http::get(&b.admin_url("/metrics")).await.unwrap();
     assert_eq!(m.status, 200);
@@ -615,6 +620,7 @@ async fn admin_endpoints_report_and_stay_off_the_public_port() {
         format!("balancer_backend_healthy{{backend=\"{dead}\"}} 0"),
         "balancer_backend_in_flight".to_string(),
         "balancer_backends 2".to_string(),
+        "balancer_backends_pending 1".to_string(),
     ];
     for needle in &needles {
         assert!(
