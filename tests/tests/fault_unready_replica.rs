@@ -6,6 +6,8 @@
 //!
 //! The balancer runs in a mount namespace with its own `/etc/hosts`, so the replica really appears in name
 //! resolution mid-test; its Redis is reached through a relay that starts 3 s after the replica did.
+//!
+//! And the cold start: with no backend ever healthy, pending ones are still tried, as marked-out ones are.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -23,6 +25,42 @@ const FOLLOW: Duration = Duration::from_secs(10);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_replica_gets_no_request_before_its_health_check_passes() {
     e2e::bounded("unready replica test", unready()).await;
+}
+
+/// Cold start: when no backend has passed a check, the pending ones are tried (as when all are marked out),
+/// so a balancer whose only replica cannot reach Redis still serves what needs no Redis instead of 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_backend_ever_healthy_the_pending_ones_are_tried() {
+    e2e::bounded("cold start test", async {
+        let app = AppBuilder::for_redis_port(e2e::net::dead_port())
+            .name("lonely")
+            .start()
+            .await;
+        let b = e2e::Balancer::builder()
+            .upstreams(&app.addr().to_string())
+            .args(&["--health-interval", "300ms"])
+            .start()
+            .await;
+        let st = status(&b.admin_url("/status")).await;
+        let entry = backend_entry(&st, &app.addr().to_string());
+        assert_eq!(entry["state"], "pending", "its /health fails: {st}");
+        assert_eq!(st["healthy_backends"], 0, "{st}");
+        let about = e2e::http::get(&b.url("/about")).await.expect("GET /about");
+        assert_eq!(
+            about.status, 200,
+            "a pending replica is tried when none is healthy"
+        );
+        assert_eq!(about.header("x-served-by"), Some("lonely"));
+        // What needs Redis fails at the replica, not with the balancer's own 503.
+        let count = e2e::http::get(&b.url("/count")).await.expect("GET /count");
+        assert_eq!(
+            count.header("x-served-by"),
+            Some("lonely"),
+            "status {}",
+            count.status
+        );
+    })
+    .await;
 }
 
 fn hosts(names: &[&str]) -> String {
