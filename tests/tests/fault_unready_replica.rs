@@ -75,22 +75,18 @@ async fn unready() {
     let redis = RedisServer::start().await;
     let app1 = App::builder(&redis).name("replica-1").start().await;
     let app2 = App::builder(&redis).name("replica-2").start().await;
-    // Its Redis port is a relay that does not listen yet.
-    let relay_port = e2e::free_port();
-    let app3 = AppBuilder::for_redis_port(relay_port)
-        .name("replica-3")
-        .start()
-        .await;
-    let reachable_at = Instant::now() + UNREADY;
-    let upstreams = [
-        ("replica-1", &app1),
-        ("replica-2", &app2),
-        ("replica-3", &app3),
-    ]
-    .iter()
-    .map(|(n, a)| format!("{n}:{}", a.addr().port()))
-    .collect::<Vec<_>>()
-    .join(",");
+    // The third replica's port is known up front (the balancer is configured with its name); it starts
+    // only once the load runs, and its Redis port is a relay that does not listen yet.
+    let port3 = e2e::free_port();
+    // free_port() may hand out the same unbound port twice.
+    let relay_port = std::iter::repeat_with(e2e::free_port)
+        .find(|p| *p != port3)
+        .unwrap_or_default();
+    let upstreams = format!(
+        "replica-1:{},replica-2:{},replica-3:{port3}",
+        app1.addr().port(),
+        app2.addr().port()
+    );
     let Some(b) = NamespacedBalancer::start(
         &upstreams,
         &["--resolve-interval", "300ms", "--health-interval", "300ms"],
@@ -111,7 +107,13 @@ async fn unready() {
         Duration::from_secs(40),
     );
 
-    // Scale-up: the third name resolves now.
+    // Scale-up: the replica starts and its name resolves now.
+    let app3 = AppBuilder::for_redis_port(relay_port)
+        .port(port3)
+        .name("replica-3")
+        .start()
+        .await;
+    let reachable_at = Instant::now() + UNREADY;
     b.set_hosts(&hosts(&["replica-1", "replica-2", "replica-3"]));
     let listed = wait_state(&b, app3.addr(), "pending").await;
     let looks = pending_until(&b, app3.addr(), reachable_at).await;
