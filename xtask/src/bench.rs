@@ -18,9 +18,11 @@ use anyhow::{bail, Context, Result};
 use shared::duration::parse_nonzero_duration;
 
 use crate::binaries::{self, Binaries, BinaryArgs};
-use crate::model::{Door, PathKind, Phase, Plan, Report, RunRecord, Setting, StackKind};
+use crate::model::{
+    Door, FixedRatePlan, PathKind, Phase, Plan, Report, RunRecord, Setting, StackKind,
+};
 use crate::nginx::Nginx;
-use crate::oha::{self, OhaResult};
+use crate::oha::{self, Load, OhaResult};
 use crate::procstats::{self, GroupSample};
 use crate::stack::{self, Balancer, Redis, Replica, RequestLog};
 use crate::{chart, report};
@@ -37,6 +39,11 @@ pub struct BenchArgs {
     /// With --quick, prints SKIP and succeeds when no Docker engine answers.
     #[arg(long)]
     pub compose: bool,
+    /// Count user-space instructions per proxied request instead (valgrind's callgrind): the
+    /// balancer (`--workers 1`) and NGINX (one process) in front of one replica, 3 runs of 10,000
+    /// requests on both paths (quick: 1 run of 2,000, static path); writes instructions.{md,json}.
+    #[arg(long, conflicts_with = "compose")]
+    pub instructions: bool,
     /// Rounds per cell (each round runs every front door once, A B A B). Default 3, quick 1.
     #[arg(long)]
     pub rounds: Option<usize>,
@@ -56,6 +63,10 @@ pub struct BenchArgs {
     /// Concurrency used in the replica sweep.
     #[arg(long, default_value_t = 64)]
     pub sweep_concurrency: usize,
+    /// Fixed-rate phase: both doors (one worker) at this fraction of NGINX's measured maximum on
+    /// the same path, for CPU per request and latency at equal load. 0 skips the phase.
+    #[arg(long, default_value_t = 0.5)]
+    pub fixed_rate_fraction: f64,
     /// The app's static asset measured as the cheap path.
     #[arg(long, default_value = "/static/style.css")]
     pub static_path: String,
@@ -107,6 +118,11 @@ pub fn plan(args: &BenchArgs) -> Result<Plan> {
     if args.replicas == 0 || replica_sweep.contains(&0) {
         return Err(config("--replicas and --replica-sweep must be at least 1"));
     }
+    if !(0.0..1.0).contains(&args.fixed_rate_fraction) {
+        return Err(config(
+            "--fixed-rate-fraction must be at least 0 and below 1",
+        ));
+    }
     if !args.static_path.starts_with('/') {
         return Err(config("--static-path must start with '/'"));
     }
@@ -120,6 +136,10 @@ pub fn plan(args: &BenchArgs) -> Result<Plan> {
         replicas: args.replicas,
         replica_sweep,
         sweep_concurrency: args.sweep_concurrency,
+        fixed_rate: (args.fixed_rate_fraction > 0.0).then_some(FixedRatePlan {
+            concurrency: 64,
+            fraction_of_nginx_max: args.fixed_rate_fraction,
+        }),
         static_path: args.static_path.clone(),
         counter_key: args.counter_key.clone(),
         balancer_request_log: Some(args.balancer_request_log),
@@ -149,6 +169,17 @@ fn groups(plan: &Plan) -> Vec<Group> {
             concurrency: plan.concurrency.clone(),
         },
     ];
+    if let Some(fixed) = plan.fixed_rate {
+        // After the matrix, whose NGINX maxima set the rate.
+        groups.push(Group {
+            phase: Phase::FixedRate,
+            setting: Setting::OneWorker,
+            replicas: plan.replicas,
+            doors: vec![Door::Balancer, Door::Nginx],
+            paths: vec![PathKind::Count, PathKind::Static],
+            concurrency: vec![fixed.concurrency],
+        });
+    }
     for &replicas in &plan.replica_sweep {
         groups.push(Group {
             phase: Phase::ReplicaSweep,
@@ -202,6 +233,8 @@ pub struct RunId {
     pub concurrency: usize,
     /// 0 for a warm-up.
     pub round: usize,
+    /// Requests/s asked of oha; `None`: as fast as it can.
+    pub rate: Option<u32>,
 }
 
 /// What a run's correctness check found wrong: errors, non-200 answers, or a counter that did
@@ -241,6 +274,7 @@ pub fn record(id: RunId, url_path: String, result: &OhaResult, counter_delta: i6
         url_path,
         concurrency: id.concurrency,
         round: id.round,
+        target_rate: id.rate,
         requests_per_sec: result.requests_per_sec,
         p50_ms: result.p50_ms,
         p99_ms: result.p99_ms,
@@ -253,6 +287,7 @@ pub fn record(id: RunId, url_path: String, result: &OhaResult, counter_delta: i6
         problem: check_run(id.path, result, counter_delta),
         proxy_cpu_seconds: None,
         cpu_seconds_per_10k: None,
+        user_cpu_seconds_per_10k: None,
         peak_rss_kib: None,
         peak_rss_max_process_kib: None,
         processes: 0,
@@ -352,6 +387,33 @@ impl Bench {
         Ok(Doors { balancer, nginx })
     }
 
+    /// The fixed-rate phase's requests/s on `path`: the configured fraction of NGINX's best
+    /// one-worker median in the matrix, so both doors run below their saturation points.
+    fn fixed_rate(&self, path: PathKind) -> Result<u32> {
+        let fraction = self
+            .plan
+            .fixed_rate
+            .map_or(0.5, |f| f.fraction_of_nginx_max);
+        let mut best = 0.0_f64;
+        for &concurrency in &self.plan.concurrency {
+            let mut rates: Vec<f64> = self
+                .records
+                .iter()
+                .filter(|r| {
+                    (r.phase, r.setting, r.door, r.path)
+                        == (Phase::Matrix, Some(Setting::OneWorker), Door::Nginx, path)
+                })
+                .filter(|r| r.concurrency == concurrency)
+                .map(|r| r.requests_per_sec)
+                .collect();
+            best = best.max(crate::report::median(&mut rates).unwrap_or(0.0));
+        }
+        if best < 1.0 {
+            bail!("no one-worker NGINX run on {path:?} to derive the fixed rate from");
+        }
+        Ok(((best * fraction).round() as u32).max(1))
+    }
+
     fn workers(&self, setting: Setting) -> (usize, Option<usize>) {
         match setting {
             Setting::OneWorker => (1, Some(1)),
@@ -385,6 +447,10 @@ impl Bench {
         path: PathKind,
         concurrency: usize,
     ) -> Result<()> {
+        let rate = match group.phase {
+            Phase::FixedRate => Some(self.fixed_rate(path)?),
+            _ => None,
+        };
         let id = |door: Door, round: usize| RunId {
             phase: group.phase,
             setting: (door != Door::Direct).then_some(group.setting),
@@ -397,6 +463,7 @@ impl Bench {
             path,
             concurrency,
             round,
+            rate,
         };
         // Warm-up at this cell's load: fills the keep-alive pools; checked, not recorded.
         let warmup = Duration::from_millis(self.plan.warmup_ms as u64);
@@ -433,7 +500,14 @@ impl Bench {
         let counter_before = self.redis.counter(&self.plan.counter_key)?;
 
         let stem = raw_stem(&self.out.raw, slug, &id);
-        let result = oha::run(&self.oha, &url, id.concurrency, duration, &stem)?;
+        let load = match id.rate {
+            Some(per_second) => Load::Rate {
+                per_second,
+                duration,
+            },
+            None => Load::For(duration),
+        };
+        let result = oha::run_load(&self.oha, &url, id.concurrency, load, &stem)?;
 
         let counter_after = self.redis.counter(&self.plan.counter_key)?;
         let after = sample_pids(&pids)?;
@@ -446,6 +520,9 @@ impl Bench {
         let responses = record.ok_responses + record.non_200;
         record.proxy_cpu_seconds = cpu;
         record.cpu_seconds_per_10k = cpu.and_then(|c| per_10k(c, responses));
+        record.user_cpu_seconds_per_10k = before
+            .zip(after)
+            .and_then(|(b, a)| per_10k((a.user_seconds - b.user_seconds).max(0.0), responses));
         record.peak_rss_kib = after.map(|a| a.peak_rss_sum_kib);
         record.peak_rss_max_process_kib = after.map(|a| a.peak_rss_max_kib);
         record.processes = pids.len();

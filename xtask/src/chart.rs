@@ -1,5 +1,6 @@
 //! `report.svg`: a hand-drawn SVG (no plotting dependency) with requests/s and p99 per front door
-//! across the concurrency sweep, for `/count` and the static path, plus the replica sweep.
+//! across the concurrency sweep, for `/count` and the static path, plus the replica sweep and the
+//! fixed-rate phase (CPU per 10,000 requests and p99 at one rate for both doors).
 //!
 //! Colour says the front door (balancer orange, NGINX green, direct replica grey); solid lines are
 //! the 1-worker setting, dashed lines all cores.
@@ -315,6 +316,78 @@ fn sweep_panels(report: &Report) -> Option<[Panel; 2]> {
     ])
 }
 
+/// The fixed-rate phase: CPU per 10,000 requests (total solid, user-space dashed) and p99, per
+/// path, both doors at the same rate with one worker.
+fn fixed_rate_panels(report: &Report) -> Option<[Panel; 2]> {
+    let cells: Vec<&CellSummary> = report
+        .cells
+        .iter()
+        .filter(|c| c.phase == Phase::FixedRate)
+        .collect();
+    if cells.is_empty() {
+        return None;
+    }
+    let paths = [PathKind::Count, PathKind::Static];
+    let values = |door: Door, metric: &dyn Fn(&CellSummary) -> Option<f64>| -> Vec<Option<f64>> {
+        paths
+            .iter()
+            .map(|&p| {
+                cells
+                    .iter()
+                    .find(|c| c.door == door && c.path == p)
+                    .and_then(|c| metric(c))
+            })
+            .collect()
+    };
+    let doors = [Door::Balancer, Door::Nginx];
+    let mut cpu = Vec::new();
+    for door in doors {
+        let (color, _) = style(door, Some(Setting::OneWorker));
+        cpu.push(Series {
+            name: format!("{} CPU", door.label()),
+            color,
+            dash: "",
+            values: values(door, &|c| c.cpu_seconds_per_10k),
+        });
+        cpu.push(Series {
+            name: format!("{} user CPU", door.label()),
+            color,
+            dash: "6 4",
+            values: values(door, &|c| c.user_cpu_seconds_per_10k),
+        });
+    }
+    let p99 = doors
+        .iter()
+        .map(|&door| {
+            let (color, dash) = style(door, Some(Setting::OneWorker));
+            Series {
+                name: door.label().to_string(),
+                color,
+                dash,
+                values: values(door, &|c| Some(c.p99_ms)),
+            }
+        })
+        .collect();
+    let labels: Vec<String> = paths
+        .iter()
+        .map(|&p| report.plan.url_path(p).to_string())
+        .collect();
+    Some([
+        Panel {
+            title: "fixed rate, 1 worker: CPU s per 10k requests (dashed: user)".into(),
+            x_title: "path",
+            x_labels: labels.clone(),
+            series: cpu,
+        },
+        Panel {
+            title: "fixed rate, 1 worker: p99 ms".into(),
+            x_title: "path",
+            x_labels: labels,
+            series: p99,
+        },
+    ])
+}
+
 /// The whole chart as an SVG document.
 pub fn render(report: &Report) -> String {
     let mut rows = vec![
@@ -323,6 +396,9 @@ pub fn render(report: &Report) -> String {
     ];
     if let Some(sweep) = sweep_panels(report) {
         rows.push(sweep);
+    }
+    if let Some(fixed) = fixed_rate_panels(report) {
+        rows.push(fixed);
     }
     let width = 2.0 * PANEL_W + 3.0 * GAP;
     let height = HEADER + LEGEND + rows.len() as f64 * (PANEL_H + GAP) + GAP;

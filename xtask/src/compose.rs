@@ -49,6 +49,7 @@ fn plan(args: &BenchArgs) -> Result<Plan> {
         );
     }
     let mut plan = bench::plan(args)?;
+    plan.fixed_rate = None;
     plan.stack = StackKind::Compose {
         project: PROJECT.into(),
     };
@@ -452,6 +453,7 @@ impl<'a> Runner<'a> {
             path,
             concurrency,
             round,
+            rate: None,
         };
         let warmup = Duration::from_millis(self.plan.warmup_ms as u64);
         for door in DOORS {

@@ -14,10 +14,13 @@
 
 mod bench;
 mod binaries;
+mod callgrind;
 mod cgroup;
 mod chart;
 mod compose;
 mod docker;
+mod instructions;
+mod launch;
 mod model;
 mod nginx;
 mod oha;
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Up(args) => up::run(args).map(|()| true),
         Command::Bench(args) if args.compose => compose::run(args),
+        Command::Bench(args) if args.instructions => instructions::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match outcome {

@@ -69,6 +69,9 @@ pub enum Phase {
     Matrix,
     /// Replica count 1..N on /count at all cores.
     ReplicaSweep,
+    /// Both doors at the same fixed request rate (below both saturation points), one worker:
+    /// CPU per request and latency where throughput cannot differ.
+    FixedRate,
 }
 
 /// Which stack the doors belong to.
@@ -107,6 +110,8 @@ pub struct RunRecord {
     pub url_path: String,
     pub concurrency: usize,
     pub round: usize,
+    /// The requests/s oha was asked for (fixed-rate runs); `None`: as fast as it can.
+    pub target_rate: Option<u32>,
     pub requests_per_sec: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -125,6 +130,8 @@ pub struct RunRecord {
     /// Proxy CPU seconds (utime + stime, every process of the front door) during the run.
     pub proxy_cpu_seconds: Option<f64>,
     pub cpu_seconds_per_10k: Option<f64>,
+    /// The user-space part of `cpu_seconds_per_10k` (loopback only).
+    pub user_cpu_seconds_per_10k: Option<f64>,
     /// Peak RSS during the run, summed over the front door's processes (NGINX: master + workers);
     /// in Compose, the door's container memory.
     pub peak_rss_kib: Option<u64>,
@@ -151,6 +158,9 @@ pub struct Plan {
     pub replicas: usize,
     pub replica_sweep: Vec<usize>,
     pub sweep_concurrency: usize,
+    /// Connections of the fixed-rate phase, and its rate as a fraction of NGINX's measured
+    /// maximum on the same path (one worker); `None`: no fixed-rate phase (Compose).
+    pub fixed_rate: Option<FixedRatePlan>,
     pub static_path: String,
     pub counter_key: String,
     /// `None` in Compose: the balancer logs as docker-compose.yml configures it.
@@ -178,6 +188,13 @@ impl Plan {
         }
         command
     }
+}
+
+/// The fixed-rate phase's settings.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FixedRatePlan {
+    pub concurrency: usize,
+    pub fraction_of_nginx_max: f64,
 }
 
 /// Where the numbers come from.
@@ -224,7 +241,9 @@ pub struct CellSummary {
     /// Sum over rounds of transport errors + non-200 responses.
     pub errors_total: u64,
     pub failed_rounds: usize,
+    pub target_rate: Option<u32>,
     pub cpu_seconds_per_10k: Option<f64>,
+    pub user_cpu_seconds_per_10k: Option<f64>,
     /// Median per-run peak RSS, summed over the door's processes (NGINX: master + workers).
     pub peak_rss_kib: Option<f64>,
     /// Largest single-process peak RSS seen in any round.
@@ -249,6 +268,8 @@ pub struct Ratio {
     pub p999: f64,
     /// < 1: the balancer spends less CPU per request.
     pub cpu_per_request: Option<f64>,
+    /// The same for user-space CPU only.
+    pub user_cpu_per_request: Option<f64>,
     pub balancer_peak_rss_kib: Option<f64>,
     pub nginx_peak_rss_kib: Option<f64>,
 }

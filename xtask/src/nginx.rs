@@ -4,7 +4,6 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -12,6 +11,7 @@ use e2e::nginx_config::{directive, render_config};
 
 use e2e::Process;
 
+use crate::launch::Launch;
 use crate::stack::{self, answers_ok};
 
 /// The project's `nginx.conf`.
@@ -37,6 +37,18 @@ impl Nginx {
         listen: SocketAddr,
         workers: Option<usize>,
     ) -> Result<Self> {
+        Self::start_launched(bin, prefix, upstreams, listen, workers, &Launch::default())
+    }
+
+    /// [`Nginx::start`], run as `launch` says (e.g. one process under valgrind).
+    pub fn start_launched(
+        bin: &Path,
+        prefix: &Path,
+        upstreams: &[SocketAddr],
+        listen: SocketAddr,
+        workers: Option<usize>,
+        launch: &Launch,
+    ) -> Result<Self> {
         let template_path = template_path();
         let template = fs::read_to_string(&template_path)
             .with_context(|| format!("reading {}", template_path.display()))?;
@@ -59,8 +71,11 @@ impl Nginx {
             // Foreground master, so it is our child and stops with us.
             globals.push_str(" daemon off;");
         }
+        if launch.single_process {
+            globals.push_str(" master_process off;");
+        }
         let command = |test: bool| {
-            let mut cmd = Command::new(bin);
+            let mut cmd = launch.command(bin, test);
             cmd.arg("-p")
                 .arg(&prefix)
                 .arg("-c")
@@ -83,9 +98,11 @@ impl Nginx {
             );
         }
         let mut process = stack::spawn("nginx", command(false), &prefix.join("nginx.log"))?;
-        stack::wait_ready(&mut process, "GET /health through a replica = 200", || {
-            answers_ok(listen, "/health")
-        })?;
+        process.wait_ready(
+            "GET /health through a replica = 200",
+            launch.ready_timeout(),
+            || answers_ok(listen, "/health"),
+        )?;
         Ok(Self {
             process,
             addr: listen,

@@ -98,6 +98,47 @@ pub fn parse(json: &str) -> Result<OhaResult> {
     })
 }
 
+/// How much load one oha run applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// As fast as it can for this long (`-z`, with `-w`).
+    For(Duration),
+    /// Exactly this many requests, as fast as it can (`-n`).
+    Requests(u64),
+    /// This many requests per second (all connections together, `-q`) for this long.
+    Rate { per_second: u32, duration: Duration },
+}
+
+impl Load {
+    fn args(self) -> Vec<String> {
+        match self {
+            Load::For(duration) => vec![
+                "-w".into(),
+                "-z".into(),
+                format!("{}ms", duration.as_millis()),
+            ],
+            Load::Requests(n) => vec!["-n".into(), n.to_string()],
+            Load::Rate {
+                per_second,
+                duration,
+            } => {
+                let mut args = Load::For(duration).args();
+                args.extend(["-q".into(), per_second.to_string()]);
+                args
+            }
+        }
+    }
+
+    /// How long oha may take before it is killed.
+    fn bound(self) -> Duration {
+        match self {
+            Load::For(duration) | Load::Rate { duration, .. } => duration + OHA_GRACE,
+            // Generous: a server under valgrind answers a few hundred requests a second.
+            Load::Requests(n) => OHA_GRACE + Duration::from_millis(n.saturating_mul(20)),
+        }
+    }
+}
+
 /// Runs oha against `url` with `connections` keep-alive connections for `duration`, writing its
 /// raw output next to `output_stem` (`.json`, `.err`) for inspection.
 pub fn run(
@@ -107,6 +148,17 @@ pub fn run(
     duration: Duration,
     output_stem: &Path,
 ) -> Result<OhaResult> {
+    run_load(oha, url, connections, Load::For(duration), output_stem)
+}
+
+/// Runs oha against `url` with `connections` keep-alive connections and the given `load`.
+pub fn run_load(
+    oha: &Path,
+    url: &str,
+    connections: usize,
+    load: Load,
+    output_stem: &Path,
+) -> Result<OhaResult> {
     let json_path = output_stem.with_extension("json");
     let err_path = output_stem.with_extension("err");
     let stdout =
@@ -114,9 +166,8 @@ pub fn run(
     let stderr =
         File::create(&err_path).with_context(|| format!("creating {}", err_path.display()))?;
     let mut child = Command::new(oha)
-        .args(["--no-tui", "--output-format", "json", "-w"])
-        .arg("-z")
-        .arg(format!("{}ms", duration.as_millis()))
+        .args(["--no-tui", "--output-format", "json"])
+        .args(load.args())
         .arg("-c")
         .arg(connections.to_string())
         .arg(url)
@@ -125,7 +176,7 @@ pub fn run(
         .stderr(stderr)
         .spawn()
         .with_context(|| format!("starting {}", oha.display()))?;
-    let deadline = Instant::now() + duration + OHA_GRACE;
+    let deadline = Instant::now() + load.bound();
     let status = loop {
         if let Some(status) = child.try_wait().context("waiting for oha")? {
             break status;
@@ -133,10 +184,7 @@ pub fn run(
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!(
-                "oha against {url} did not finish within {:?}",
-                duration + OHA_GRACE
-            );
+            bail!("oha against {url} did not finish within {:?}", load.bound());
         }
         thread::sleep(Duration::from_millis(20));
     };

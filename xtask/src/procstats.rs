@@ -16,6 +16,8 @@ use anyhow::{bail, Context, Result};
 pub struct GroupSample {
     /// Sum of user + system CPU seconds over the processes since they started.
     pub cpu_seconds: f64,
+    /// The user-space part of `cpu_seconds`.
+    pub user_seconds: f64,
     /// Sum of the processes' peak resident set sizes (`VmHWM`), KiB.
     pub peak_rss_sum_kib: u64,
     /// Largest single `VmHWM` among the processes, KiB.
@@ -41,8 +43,8 @@ fn fields_after_comm(stat: &str) -> Result<Vec<&str>> {
     Ok(stat[close + 1..].split_whitespace().collect())
 }
 
-/// `(ppid, utime + stime in ticks)` parsed from the text of `/proc/PID/stat`.
-fn parse_stat(stat: &str) -> Result<(u32, u64)> {
+/// `(ppid, utime, stime)` (times in ticks) parsed from the text of `/proc/PID/stat`.
+fn parse_stat(stat: &str) -> Result<(u32, u64, u64)> {
     let fields = fields_after_comm(stat)?;
     // After the comm: state(3) ppid(4) ... utime(14) stime(15), so indexes 1, 11 and 12.
     if fields.len() < 13 {
@@ -51,7 +53,7 @@ fn parse_stat(stat: &str) -> Result<(u32, u64)> {
     let ppid = fields[1].parse().context("ppid")?;
     let utime: u64 = fields[11].parse().context("utime")?;
     let stime: u64 = fields[12].parse().context("stime")?;
-    Ok((ppid, utime + stime))
+    Ok((ppid, utime, stime))
 }
 
 /// `VmHWM` in KiB from the text of `/proc/PID/status`.
@@ -70,10 +72,17 @@ fn parse_vm_hwm_kib(status: &str) -> Result<u64> {
 
 /// CPU seconds (user + system, all threads) that `pid` has used so far.
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    user_and_system_seconds(pid).map(|(user, system)| user + system)
+}
+
+/// `(user, system)` CPU seconds (all threads) that `pid` has used so far.
+pub fn user_and_system_seconds(pid: u32) -> Result<(f64, f64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    let (_, ticks) = parse_stat(&stat).with_context(|| format!("parsing /proc/{pid}/stat"))?;
-    Ok(ticks as f64 / clock_ticks_per_second())
+    let (_, user, system) =
+        parse_stat(&stat).with_context(|| format!("parsing /proc/{pid}/stat"))?;
+    let hz = clock_ticks_per_second();
+    Ok((user as f64 / hz, system as f64 / hz))
 }
 
 /// Peak resident set size of `pid` in KiB (since start or since the last [`reset_peak_rss`]).
@@ -102,7 +111,7 @@ pub fn children_of(pid: u32) -> Vec<u32> {
             fs::read_to_string(format!("/proc/{candidate}/stat"))
                 .ok()
                 .and_then(|s| parse_stat(&s).ok())
-                .is_some_and(|(ppid, _)| ppid == pid)
+                .is_some_and(|(ppid, ..)| ppid == pid)
         })
         .collect();
     children.sort_unstable();
@@ -135,11 +144,14 @@ pub fn processes_named(names: &[&str]) -> Vec<(u32, String, String)> {
 pub fn sample(pids: &[u32]) -> Result<GroupSample> {
     let mut out = GroupSample {
         cpu_seconds: 0.0,
+        user_seconds: 0.0,
         peak_rss_sum_kib: 0,
         peak_rss_max_kib: 0,
     };
     for &pid in pids {
-        out.cpu_seconds += cpu_seconds(pid)?;
+        let (user, system) = user_and_system_seconds(pid)?;
+        out.cpu_seconds += user + system;
+        out.user_seconds += user;
         let rss = peak_rss_kib(pid)?;
         out.peak_rss_sum_kib += rss;
         out.peak_rss_max_kib = out.peak_rss_max_kib.max(rss);
@@ -154,7 +166,7 @@ mod tests {
     #[test]
     fn stat_with_spaces_and_parens_in_comm() {
         let line = "4242 (nginx: (worker) x) S 4241 4241 4241 0 -1 4194624 120 0 0 0 37 12 0 0 20 0 1 0 1000 10000 300";
-        assert_eq!(parse_stat(line).unwrap(), (4241, 49));
+        assert_eq!(parse_stat(line).unwrap(), (4241, 37, 12));
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub fn describe_machine(oha: &Path, nginx: String, redis: String) -> Machine {
     }
 }
 
-fn git_describe() -> String {
+pub fn git_describe() -> String {
     std::process::Command::new("git")
         .args(["describe", "--always", "--dirty"])
         .current_dir(crate::binaries::workspace_root())
@@ -134,7 +134,9 @@ fn summarize_cell(key: CellKey, cell: &[&RunRecord]) -> CellSummary {
         errors_median: median_of(cell, |r| Some((r.errors + r.non_200) as f64)).unwrap_or(0.0),
         errors_total: cell.iter().map(|r| r.errors + r.non_200).sum(),
         failed_rounds: cell.iter().filter(|r| r.problem.is_some()).count(),
+        target_rate: cell.iter().find_map(|r| r.target_rate),
         cpu_seconds_per_10k: median_of(cell, |r| r.cpu_seconds_per_10k),
+        user_cpu_seconds_per_10k: median_of(cell, |r| r.user_cpu_seconds_per_10k),
         peak_rss_kib: median_of(cell, |r| r.peak_rss_kib.map(|k| k as f64)),
         peak_rss_max_process_kib: cell.iter().filter_map(|r| r.peak_rss_max_process_kib).max(),
         services: summarize_services(cell),
@@ -207,6 +209,10 @@ fn ratios(cells: &[CellSummary]) -> Vec<Ratio> {
                 .cpu_seconds_per_10k
                 .zip(n.cpu_seconds_per_10k)
                 .map(|(x, y)| div(x, y)),
+            user_cpu_per_request: b
+                .user_cpu_seconds_per_10k
+                .zip(n.user_cpu_seconds_per_10k)
+                .map(|(x, y)| div(x, y)),
             balancer_peak_rss_kib: b.peak_rss_kib,
             nginx_peak_rss_kib: n.peak_rss_kib,
         });
@@ -262,8 +268,38 @@ fn compose_targets(r: &Ratio, plan: &Plan, out: &mut Vec<TargetCheck>) {
     out.push(check("Compose: p99 ≤ NGINX's", &cell, r.p99, r.p99 <= 1.0));
 }
 
+/// Issue 14's fixed-rate targets: user CPU per request ≤ 1.2×, total ≤ 1.0×, p99 ≤ 1.0×.
+fn fixed_rate_targets(r: &Ratio, plan: &Plan, out: &mut Vec<TargetCheck>) {
+    let cell = format!("fixed rate, {}", ratio_cell(r, plan));
+    if let Some(user) = r.user_cpu_per_request {
+        out.push(check(
+            "fixed rate: user CPU per request ≤ 1.2× NGINX's",
+            &cell,
+            user,
+            user <= 1.2,
+        ));
+    }
+    if let Some(total) = r.cpu_per_request {
+        out.push(check(
+            "fixed rate: CPU per request ≤ NGINX's",
+            &cell,
+            total,
+            total <= 1.0,
+        ));
+    }
+    out.push(check(
+        "fixed rate: p99 ≤ NGINX's",
+        &cell,
+        r.p99,
+        r.p99 <= 1.0,
+    ));
+}
+
 fn targets(ratios: &[Ratio], cells: &[CellSummary], plan: &Plan) -> Vec<TargetCheck> {
     let mut out = Vec::new();
+    for r in ratios.iter().filter(|r| r.phase == Phase::FixedRate) {
+        fixed_rate_targets(r, plan, &mut out);
+    }
     for r in ratios.iter().filter(|r| r.phase == Phase::Matrix) {
         match plan.stack {
             StackKind::Loopback => loopback_targets(r, plan, &mut out),
@@ -403,6 +439,7 @@ pub fn markdown(report: &Report) -> String {
     matrix_sections(&mut md, report);
     services_section(&mut md, report);
     sweep_section(&mut md, report);
+    fixed_rate_section(&mut md, report);
     let _ = writeln!(md, "\n![requests/s and p99 per front door](report.svg)");
     md
 }
@@ -460,14 +497,14 @@ fn ratio_section(md: &mut String, report: &Report) {
     let _ = writeln!(md, "## Balancer / NGINX (medians)\n");
     let _ = writeln!(
         md,
-        "| setting | replicas | path | conns | req/s ratio | p99 ratio | p99.9 ratio | CPU/req ratio | balancer RSS | NGINX RSS (sum) |"
+        "| setting | replicas | path | conns | req/s ratio | p99 ratio | p99.9 ratio | CPU/req ratio | user CPU/req ratio | balancer RSS | NGINX RSS (sum) |"
     );
-    let _ = writeln!(md, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &report.ratios {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | **{:.2}×** | {:.2}× | {:.2}× | {} | {} | {} |",
-            r.setting.label(),
+            "| {} | {} | {} | {} | **{:.2}×** | {:.2}× | {:.2}× | {} | {} | {} | {} |",
+            ratio_setting(r),
             r.replicas,
             report.plan.url_path(r.path),
             r.concurrency,
@@ -475,9 +512,19 @@ fn ratio_section(md: &mut String, report: &Report) {
             r.p99,
             r.p999,
             r.cpu_per_request.map_or("-".into(), |c| format!("{c:.2}×")),
+            r.user_cpu_per_request
+                .map_or("-".into(), |c| format!("{c:.2}×")),
             mib(r.balancer_peak_rss_kib),
             mib(r.nginx_peak_rss_kib),
         );
+    }
+}
+
+/// The setting column: the fixed-rate phase is named, the others go by their worker setting.
+fn ratio_setting(r: &Ratio) -> String {
+    match r.phase {
+        Phase::FixedRate => format!("{}, fixed rate", r.setting.label()),
+        _ => r.setting.label().to_string(),
     }
 }
 
@@ -604,6 +651,48 @@ fn sweep_section(md: &mut String, report: &Report) {
     }
 }
 
+/// Both doors at one fixed rate: CPU per request split into user and system, and latency.
+fn fixed_rate_section(md: &mut String, report: &Report) {
+    let mut cells: Vec<&CellSummary> = report
+        .cells
+        .iter()
+        .filter(|c| c.phase == Phase::FixedRate)
+        .collect();
+    let Some(fixed) = report.plan.fixed_rate.filter(|_| !cells.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "\n## Fixed rate · 1 worker · {} conns · {:.0} % of NGINX's best one-worker rate on the path\n",
+        fixed.concurrency,
+        fixed.fraction_of_nginx_max * 100.0
+    );
+    let _ = writeln!(md, "| path | front door | asked req/s | served req/s | user CPU s/10k | system CPU s/10k | total CPU s/10k | p50 ms | p99 ms | errors |");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    cells.sort_by_key(|c| (c.path, c.door));
+    let s = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
+    for c in cells {
+        let system = c
+            .cpu_seconds_per_10k
+            .zip(c.user_cpu_seconds_per_10k)
+            .map(|(t, u)| t - u);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {} |",
+            report.plan.url_path(c.path),
+            c.door.label(),
+            c.target_rate.map_or("-".into(), |r| r.to_string()),
+            c.requests_per_sec,
+            s(c.user_cpu_seconds_per_10k),
+            s(system),
+            s(c.cpu_seconds_per_10k),
+            c.p50_ms,
+            c.p99_ms,
+            c.errors_total
+        );
+    }
+}
+
 /// A few lines for the terminal: the ratio table.
 pub fn console_summary(report: &Report) -> String {
     let mut out = String::from("balancer / nginx (medians):\n");
@@ -611,7 +700,7 @@ pub fn console_summary(report: &Report) -> String {
         let _ = writeln!(
             out,
             "  {:<9} {} repl {:<18} c={:<3}  req/s {:.2}x  p99 {:.2}x  cpu/req {}  rss {} vs {}",
-            r.setting.label(),
+            ratio_setting(r),
             r.replicas,
             report.plan.url_path(r.path),
             r.concurrency,

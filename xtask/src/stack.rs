@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use e2e::Process;
 
+use crate::launch::Launch;
 use crate::probe::{self, RedisReply};
 
 /// How long a started process may take to become ready.
@@ -202,9 +203,36 @@ impl Balancer {
         request_log: RequestLog,
         log_path: &Path,
     ) -> Result<Self> {
+        let ports = (port, admin_port);
+        let launch = Launch::default();
+        Self::start_launched(
+            bin,
+            ports,
+            upstreams,
+            workers,
+            request_log,
+            log_path,
+            &launch,
+            &[],
+        )
+    }
+
+    /// [`Balancer::start`] on `(port, admin_port)`, run as `launch` says, with `extra_args`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_launched(
+        bin: &Path,
+        (port, admin_port): (u16, u16),
+        upstreams: &[SocketAddr],
+        workers: Option<usize>,
+        request_log: RequestLog,
+        log_path: &Path,
+        launch: &Launch,
+        extra_args: &[&str],
+    ) -> Result<Self> {
         let addr = loopback(port);
         let admin_addr = loopback(admin_port);
-        let mut cmd = Command::new(bin);
+        let mut cmd = launch.command(bin, false);
+        cmd.args(extra_args);
         cmd.env("BALANCER_LISTEN", addr.to_string())
             .env("BALANCER_ADMIN_LISTEN", admin_addr.to_string())
             .env("BALANCER_UPSTREAMS", upstream_list(upstreams));
@@ -213,10 +241,11 @@ impl Balancer {
         }
         cmd.env("BALANCER_ACCESS_LOG", request_log.as_flag());
         let mut process = spawn("balancer", cmd, log_path)?;
-        wait_ready(&mut process, "admin GET /status = 200", || {
+        let timeout = launch.ready_timeout();
+        process.wait_ready("admin GET /status = 200", timeout, || {
             answers_ok(admin_addr, "/status")
         })?;
-        wait_ready(&mut process, "GET /health through a replica = 200", || {
+        process.wait_ready("GET /health through a replica = 200", timeout, || {
             answers_ok(addr, "/health")
         })?;
         Ok(Self {
