@@ -10,7 +10,8 @@
 //! * processes: [`process`] (one child), [`services`] (`app`, `balancer`), [`redis_server`], [`nginx`],
 //!   [`namespaced_balancer`], [`stack`] (Redis + replicas + balancer), [`bins`], [`net`];
 //! * talking to them: [`http`], [`raw`] (bytes over TCP), [`page`] (the count page),
-//!   [`balancer_status`] (the admin `/status`), [`browser`] (headless Chromium);
+//!   [`balancer_status`] (the admin `/status`), [`browser`] (headless Chromium), [`tls`] (a test CA,
+//!   an HTTPS client, `curl` and `openssl s_client`);
 //! * the far side of the balancer: [`backends`] (echo, recording, hung, breaking, WebSocket);
 //! * faults and abuse: [`load`] (a recording load generator), [`netns`] (cutting a link),
 //!   [`hostile`] (rejected-case checks), [`resources`] (RSS, open-file limit);
@@ -35,6 +36,7 @@ pub mod redis_server;
 pub mod resources;
 pub mod services;
 pub mod stack;
+pub mod tls;
 pub mod wait;
 
 pub use bins::bin_path;
