@@ -15,9 +15,8 @@ use http_body_util::Full;
 pub fn respond<B>(req: &Request<B>, tls_port: u16) -> Response<Full<Bytes>> {
     match location(req, tls_port).and_then(|l| HeaderValue::from_str(&l).ok()) {
         Some(location) => {
-            let mut resp = Response::new(Full::new(Bytes::from_static(
-                b"308 Permanent Redirect\n",
-            )));
+            let mut resp =
+                Response::new(Full::new(Bytes::from_static(b"308 Permanent Redirect\n")));
             *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
             resp.headers_mut().insert(header::LOCATION, location);
             resp
@@ -86,7 +85,10 @@ mod tests {
     #[test]
     fn no_valid_host_is_a_400() {
         assert_eq!(respond(&req("/", None), 443).status(), 400);
-        assert_eq!(respond(&req("/", Some("evil.example/x")), 443).status(), 400);
+        assert_eq!(
+            respond(&req("/", Some("evil.example/x")), 443).status(),
+            400
+        );
         assert_eq!(respond(&req("/", Some("a@b")), 443).status(), 400);
     }
 }

@@ -220,13 +220,22 @@ impl CertStore {
         let now = now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        self.info.read().unwrap_or_else(|p| p.into_inner()).not_after - now
+        self.info
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .not_after
+            - now
     }
 }
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
     }
 }
 
@@ -446,8 +455,18 @@ mod tests {
             (cert.clone(), other_key, "--tls-key", "does not match"),
             (old_cert, old_key, "--tls-cert", "expired"),
             (new_cert, new_key, "--tls-cert", "not valid before"),
-            ("garbage".into(), key.clone(), "--tls-cert", "no CERTIFICATE"),
-            (cert.clone(), "garbage".into(), "--tls-key", "usable PEM private key"),
+            (
+                "garbage".into(),
+                key.clone(),
+                "--tls-cert",
+                "no CERTIFICATE",
+            ),
+            (
+                cert.clone(),
+                "garbage".into(),
+                "--tls-key",
+                "usable PEM private key",
+            ),
         ];
         for (c, k, flag, why) in cases {
             let e = load_pair(&write_pair(dir.path(), &c, &k), now).unwrap_err();
@@ -473,7 +492,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = pair_pem(2020, 2090);
         let files = write_pair(dir.path(), &cert, &key);
-        let store = Arc::new(CertStore::new(load_pair(&files, SystemTime::now()).unwrap(), files));
+        let store = Arc::new(CertStore::new(
+            load_pair(&files, SystemTime::now()).unwrap(),
+            files,
+        ));
         let config = server_config(store).unwrap();
         assert_eq!(config.alpn_protocols[0], b"h2");
         assert!(config.ticketer.enabled());

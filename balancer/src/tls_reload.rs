@@ -116,7 +116,9 @@ mod tests {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
         params.not_before = rcgen::date_time_ymd(from, 1, 1);
         params.not_after = rcgen::date_time_ymd(to, 1, 1);
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         let key = rcgen::KeyPair::generate().unwrap();
         (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
     }
@@ -145,7 +147,12 @@ mod tests {
         write(pem("second", 2020, 2090));
         assert!(reload(&store, &metrics, "test"));
         assert_eq!(store.info().subject, "CN=second");
-        let count = |outcome| metrics.reloads.get_or_create(&ReloadLabels { outcome }).get();
+        let count = |outcome| {
+            metrics
+                .reloads
+                .get_or_create(&ReloadLabels { outcome })
+                .get()
+        };
         assert_eq!((count("ok"), count("refused")), (1, 1));
     }
 }

@@ -199,54 +199,48 @@ async fn https_get_unbounded(
     })
 }
 
-/// Runs `cmd` with `input` on stdin, killed after [`CLIENT_TIMEOUT`].
-pub fn run_bounded(mut cmd: Command, input: &[u8]) -> Output {
-    let mut wrapped = Command::new("timeout");
-    wrapped
-        .arg(format!("{}", CLIENT_TIMEOUT.as_secs()))
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => wrapped.env(k, v),
-            None => wrapped.env_remove(k),
-        };
-    }
-    cmd = wrapped;
+/// Runs `cmd` with `input` on stdin, killed after [`CLIENT_TIMEOUT`]; async, so servers running
+/// on the test's own event loop (the test backends) keep answering meanwhile.
+pub async fn run_bounded(cmd: Command, input: &[u8]) -> Output {
+    let program = cmd.get_program().to_os_string();
+    let mut cmd = tokio::process::Command::from(cmd);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
+        .unwrap_or_else(|e| panic!("cannot run {program:?}: {e}"));
     if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
-        let _ = stdin.write_all(input);
+        use tokio::io::AsyncWriteExt;
+        let _ = stdin.write_all(input).await;
     }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for {:?}: {e}", cmd.get_program()))
+    match tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output()).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => panic!("waiting for {program:?}: {e}"),
+        Err(_) => panic!("{program:?} did not finish within {CLIENT_TIMEOUT:?}"),
+    }
 }
 
 /// `curl` with the test CA trusted, `--resolve localhost:PORT:127.0.0.1`, and `args`.
-pub fn curl(ca: &TestCa, addr: SocketAddr, args: &[&str]) -> Output {
+pub async fn curl(ca: &TestCa, addr: SocketAddr, args: &[&str]) -> Output {
     let mut cmd = Command::new("curl");
     cmd.args(["--silent", "--show-error", "--max-time", "10", "--cacert"])
         .arg(ca.ca_path())
         .arg("--resolve")
         .arg(format!("localhost:{}:{}", addr.port(), addr.ip()))
         .args(args);
-    run_bounded(cmd, b"")
+    run_bounded(cmd, b"").await
 }
 
 /// `openssl s_client -connect addr -servername localhost -CAfile ca` plus `args`, with `input`.
-pub fn s_client(ca: &TestCa, addr: SocketAddr, args: &[&str], input: &[u8]) -> Output {
+pub async fn s_client(ca: &TestCa, addr: SocketAddr, args: &[&str], input: &[u8]) -> Output {
     let mut cmd = Command::new("openssl");
     cmd.args(["s_client", "-connect", &addr.to_string()])
         .args(["-servername", "localhost", "-CAfile"])
         .arg(ca.ca_path())
         .args(args);
-    run_bounded(cmd, input)
+    run_bounded(cmd, input).await
 }
 
 /// Both of a command's outputs, for assertions and failure messages.
@@ -260,20 +254,15 @@ pub fn text(out: &Output) -> String {
 
 /// The base64 SHA-256 of `leaf`'s public key, for Chromium's `--ignore-certificate-errors-spki-list`
 /// (computed with the `openssl` CLI).
-pub fn spki_sha256_base64(cert_pem_path: &Path) -> String {
+pub async fn spki_sha256_base64(cert_pem_path: &Path) -> String {
     let script = format!(
         "openssl x509 -in '{}' -pubkey -noout | openssl pkey -pubin -outform der \
          | openssl dgst -sha256 -binary | base64",
         cert_pem_path.display()
     );
-    let out = run_bounded(
-        {
-            let mut c = Command::new("sh");
-            c.args(["-c", &script]);
-            c
-        },
-        b"",
-    );
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &script]);
+    let out = run_bounded(sh, b"").await;
     assert!(out.status.success(), "spki hash: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -360,8 +349,8 @@ pub async fn h2_get(
     port: u16,
     path: &str,
 ) -> Result<u16> {
-    let req = http::Request::get(format!("https://localhost:{port}{path}"))
-        .body(Empty::<Bytes>::new())?;
+    let req =
+        http::Request::get(format!("https://localhost:{port}{path}")).body(Empty::<Bytes>::new())?;
     let resp = tokio::time::timeout(CLIENT_TIMEOUT, send.send_request(req))
         .await
         .map_err(|_| anyhow!("no answer within {CLIENT_TIMEOUT:?}"))??;
@@ -412,8 +401,8 @@ pub fn client_hello(sni: &str, extra: usize) -> Vec<u8> {
 /// The first flight a real rustls client sends (a valid ClientHello), for trickling.
 pub fn real_client_hello(ca: &TestCa) -> Vec<u8> {
     let name = ServerName::try_from("localhost").expect("server name");
-    let mut conn = rustls::ClientConnection::new(ca.client_config(&[b"h2"]), name)
-        .expect("client connection");
+    let mut conn =
+        rustls::ClientConnection::new(ca.client_config(&[b"h2"]), name).expect("client connection");
     let mut out = Vec::new();
     while conn.wants_write() {
         conn.write_tls(&mut out).expect("ClientHello into a Vec");

@@ -20,7 +20,7 @@ async fn chromium_loads_the_pages_over_https_with_h2() {
             .start()
             .await;
         // Trust exactly this certificate's key (what --ignore-certificate-errors-spki-list is for).
-        let spki = spki_sha256_base64(&cert);
+        let spki = spki_sha256_base64(&cert).await;
         let browser = Browser::start_with(&[format!("--ignore-certificate-errors-spki-list={spki}")]).await;
         for path in ["/", "/count"] {
             let url = format!("https://127.0.0.1:{}{path}", tls.port());

@@ -38,22 +38,42 @@ async fn garbage_plaintext_and_odd_hellos_are_closed_quickly() {
     let ca = TestCa::new();
     let (_echo, mut front) = front(&ca).await;
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("garbage", (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect()),
-        ("plaintext HTTP", b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec()),
+        (
+            "garbage",
+            (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect(),
+        ),
+        (
+            "plaintext HTTP",
+            b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+        ),
         ("huge SNI", client_hello(&"a".repeat(60_000), 0)),
         ("10,000 extensions", client_hello("localhost", 10_000)),
         ("NUL-filled SNI", client_hello(&"\0".repeat(300), 5)),
     ];
     for (what, bytes) in cases {
         let reply = raw(front.tls, &bytes, Duration::from_secs(5)).await;
-        eprintln!("tls hostile: {what}: {} bytes back, closed {} after {:?}", reply.bytes.len(), reply.closed, reply.elapsed);
+        eprintln!(
+            "tls hostile: {what}: {} bytes back, closed {} after {:?}",
+            reply.bytes.len(),
+            reply.closed,
+            reply.elapsed
+        );
         assert!(reply.closed, "{what}: left open");
         // Closed by the server's verdict, not by the handshake timeout.
-        assert!(reply.elapsed < HEADER_READ_TIMEOUT, "{what}: took {:?}", reply.elapsed);
-        assert!(!String::from_utf8_lossy(&reply.bytes).contains("200 OK"), "{what}");
+        assert!(
+            reply.elapsed < HEADER_READ_TIMEOUT,
+            "{what}: took {:?}",
+            reply.elapsed
+        );
+        assert!(
+            !String::from_utf8_lossy(&reply.bytes).contains("200 OK"),
+            "{what}"
+        );
         assert_serving(&front, &ca, what).await;
     }
-    let failed = front.metric("balancer_tls_handshakes_total{outcome=\"failed\"").await;
+    let failed = front
+        .metric("balancer_tls_handshakes_total{outcome=\"failed\"")
+        .await;
     assert!(failed >= 5.0, "failed handshakes counted: {failed}");
     assert!(!panicked(&front.balancer.process().log()));
 }
@@ -75,15 +95,34 @@ async fn a_trickled_handshake_is_cut_at_the_header_read_timeout() {
     }
     // A write may still succeed just after the close; the read sees it.
     let mut buf = [0u8; 64];
-    let read = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut stream, &mut buf)).await;
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut stream, &mut buf),
+    )
+    .await;
     let closed_after = cut.unwrap_or_else(|| began.elapsed());
-    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "not closed: {read:?}");
-    eprintln!("tls hostile: trickled ClientHello ({} bytes) cut after {closed_after:?}", hello.len());
-    assert!(closed_after >= HEADER_READ_TIMEOUT - Duration::from_millis(100), "{closed_after:?}");
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "not closed: {read:?}"
+    );
+    eprintln!(
+        "tls hostile: trickled ClientHello ({} bytes) cut after {closed_after:?}",
+        hello.len()
+    );
+    assert!(
+        closed_after >= HEADER_READ_TIMEOUT - Duration::from_millis(100),
+        "{closed_after:?}"
+    );
     assert!(closed_after < HEADER_READ_TIMEOUT * 3, "{closed_after:?}");
-    assert!(e2e::wait_until_async(Duration::from_secs(5), || async {
-        front.metric("balancer_tls_handshakes_total{outcome=\"timeout\"").await >= 1.0
-    }).await);
+    assert!(
+        e2e::wait_until_async(Duration::from_secs(5), || async {
+            front
+                .metric("balancer_tls_handshakes_total{outcome=\"timeout\"")
+                .await
+                >= 1.0
+        })
+        .await
+    );
     assert_serving(&front, &ca, "a trickled handshake").await;
 }
 
@@ -93,8 +132,16 @@ async fn two_thousand_idle_tls_connections_stay_bounded_and_requests_are_served(
     let ca = TestCa::new();
     let echo = echo_backend().await;
     // A long header timeout: these connections are meant to stay.
-    let mut front = TlsFront::start(&ca, &echo.addr.to_string(), &["--header-read-timeout", "60s"]).await;
-    assert!(raise_nofile(IDLE as u64 + 1024) >= IDLE as u64 + 256, "open-file limit too low");
+    let mut front = TlsFront::start(
+        &ca,
+        &echo.addr.to_string(),
+        &["--header-read-timeout", "60s"],
+    )
+    .await;
+    assert!(
+        raise_nofile(IDLE as u64 + 1024) >= IDLE as u64 + 256,
+        "open-file limit too low"
+    );
     let pid = front.balancer.process().pid();
     assert_serving(&front, &ca, "start").await;
     let before = rss_kib(pid).expect("RSS");
@@ -118,7 +165,10 @@ async fn two_thousand_idle_tls_connections_stay_bounded_and_requests_are_served(
          (+{grew} KiB, {} B per connection); an HTTPS request meanwhile took {normal:?}",
         grew * 1024 / IDLE as u64
     );
-    assert!(grew < IDLE as u64 * 64, "RSS grew by {grew} KiB for {IDLE} idle TLS connections");
+    assert!(
+        grew < IDLE as u64 * 64,
+        "RSS grew by {grew} KiB for {IDLE} idle TLS connections"
+    );
     drop(idle);
     assert_serving(&front, &ca, "closing the idle connections").await;
 }

@@ -27,7 +27,11 @@ struct Tally {
     last_leaf: Mutex<Vec<u8>>,
 }
 
-fn start_load(tls: std::net::SocketAddr, ca: &TestCa, tally: Arc<Tally>) -> Vec<tokio::task::JoinHandle<()>> {
+fn start_load(
+    tls: std::net::SocketAddr,
+    ca: &TestCa,
+    tally: Arc<Tally>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let config = ca.client_config(&[b"h2", b"http/1.1"]);
     let began = Instant::now();
     (0..CLIENTS)
@@ -63,7 +67,11 @@ async fn wait_served(tls: std::net::SocketAddr, ca: &TestCa, leaf: &[u8]) -> Opt
     let config = ca.client_config(&[b"http/1.1"]);
     let seen = e2e::wait_until_async(PICKUP + Duration::from_secs(2), || {
         let config = config.clone();
-        async move { https_get(tls, "/about", config).await.is_ok_and(|r| r.leaf == leaf) }
+        async move {
+            https_get(tls, "/about", config)
+                .await
+                .is_ok_and(|r| r.leaf == leaf)
+        }
     })
     .await;
     seen.then(|| began.elapsed())
@@ -74,7 +82,11 @@ async fn rotation_under_https_load_drops_nothing() {
     let ca = TestCa::new();
     let (cert, key) = ca.write("served", &ca.valid("first"));
     let tls = std::net::SocketAddr::from(([127, 0, 0, 1], e2e::free_port()));
-    let (c, k, t) = (cert.display().to_string(), key.display().to_string(), tls.to_string());
+    let (c, k, t) = (
+        cert.display().to_string(),
+        key.display().to_string(),
+        tls.to_string(),
+    );
     let mut stack = Stack::builder(2)
         .balancer_args(&["--tls-listen", &t, "--tls-cert", &c, "--tls-key", &k])
         .warm_up()
@@ -92,35 +104,66 @@ async fn rotation_under_https_load_drops_nothing() {
     write_pair(&cert, &key, &second.chain_pem, &second.key_pem);
     let pickup = wait_served(tls, &ca, &second.der).await;
     eprintln!("tls rotation: the new pair served {pickup:?} after it was written");
-    assert!(pickup.is_some_and(|p| p <= PICKUP + Duration::from_millis(500)), "new pair not served in time");
+    assert!(
+        pickup.is_some_and(|p| p <= PICKUP + Duration::from_millis(500)),
+        "new pair not served in time"
+    );
 
     // Broken: a good certificate with a key that is not its own.
     let refused = |s: &serde_json::Value| s["tls"]["last_reload"]["outcome"] == "refused";
     let third = ca.valid("third");
     write_pair(&cert, &key, &third.chain_pem, &second.key_pem);
-    let reported = e2e::wait_until_async(PICKUP, || async { refused(&status(&format!("{admin}/status")).await) }).await;
+    let reported = e2e::wait_until_async(PICKUP, || async {
+        refused(&status(&format!("{admin}/status")).await)
+    })
+    .await;
     assert!(reported, "the broken pair was not reported as refused");
-    assert!(wait_served(tls, &ca, &second.der).await.is_some(), "the good pair stopped serving");
+    assert!(
+        wait_served(tls, &ca, &second.der).await.is_some(),
+        "the good pair stopped serving"
+    );
 
     for c in clients {
         c.await.unwrap();
     }
-    let (ok, failed) = (tally.ok.load(Ordering::Relaxed), tally.failed.load(Ordering::Relaxed));
+    let (ok, failed) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
     let delta = stack.redis.get_i64(COUNTER_KEY).await - before;
     eprintln!("tls rotation: {ok} HTTPS requests on new connections in {LOAD:?}, {failed} failed, counter delta {delta}");
     assert_eq!(failed, 0, "failures: {:?}", tally.errors.lock().unwrap());
     assert_eq!(delta, ok as i64, "counter delta vs successes");
-    assert_eq!(*tally.last_leaf.lock().unwrap(), second.der, "the last handshakes saw the wrong pair");
+    assert_eq!(
+        *tally.last_leaf.lock().unwrap(),
+        second.der,
+        "the last handshakes saw the wrong pair"
+    );
     // The connection opened before both replacements still works.
     assert_eq!(h2_get(&mut kept, tls.port(), "/about").await.unwrap(), 200);
 
     let s = status(&format!("{admin}/status")).await;
     assert_eq!(s["tls"]["certificate"]["subject"], "CN=second", "{s}");
-    assert!(s["tls"]["last_reload"]["error"].as_str().unwrap_or("").contains("--tls-key"), "{s}");
+    assert!(
+        s["tls"]["last_reload"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--tls-key"),
+        "{s}"
+    );
     // SIGHUP reloads at once, files changed or not: the (again good) pair is loaded.
     write_pair(&cert, &key, &third.chain_pem, &third.key_pem);
     stack.balancer.process().signal(libc::SIGHUP);
-    assert!(wait_served(tls, &ca, &third.der).await.is_some(), "SIGHUP did not load the fixed pair");
-    let metrics = e2e::http::get(&format!("{admin}/metrics")).await.unwrap().text();
-    assert!(metrics.contains("balancer_tls_reloads_total{outcome=\"refused\"}"), "{metrics}");
+    assert!(
+        wait_served(tls, &ca, &third.der).await.is_some(),
+        "SIGHUP did not load the fixed pair"
+    );
+    let metrics = e2e::http::get(&format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text();
+    assert!(
+        metrics.contains("balancer_tls_reloads_total{outcome=\"refused\"}"),
+        "{metrics}"
+    );
 }
