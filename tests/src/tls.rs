@@ -100,7 +100,9 @@ impl TestCa {
         (cert, key)
     }
 
-    /// A client configuration trusting this CA, offering `alpn`.
+    /// A client configuration trusting this CA, offering `alpn`, without resumption: every
+    /// handshake is a full one and sees the certificate served at that moment (a resumed session
+    /// reports the certificate of the session it resumes).
     pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         roots
@@ -110,6 +112,7 @@ impl TestCa {
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config.resumption = rustls::client::Resumption::disabled();
         Arc::new(config)
     }
 }
