@@ -5,6 +5,7 @@
 //!   in the foreground, until Ctrl-C.
 //! * `cargo xtask bench [--quick]`: the balancer against NGINX and a direct replica with oha;
 //!   writes `target/bench/report.{json,md,svg}`.
+//! * `cargo xtask dev-cert [--force]`: a development CA and a `localhost` certificate in `certs/`.
 //! * `cargo xtask bench --compose [--quick]`: the same through the Compose stack's published
 //!   ports; writes `target/bench-compose/report.{json,md,svg}`.
 //!
@@ -17,6 +18,7 @@ mod binaries;
 mod cgroup;
 mod chart;
 mod compose;
+mod dev_cert;
 mod docker;
 mod model;
 mod nginx;
@@ -48,6 +50,8 @@ enum Command {
     Up(up::UpArgs),
     /// Benchmark the balancer against NGINX and a direct replica with oha.
     Bench(bench::BenchArgs),
+    /// Write a development CA and a certificate for localhost into certs/ (never overwrites without --force).
+    DevCert(dev_cert::DevCertArgs),
 }
 
 /// A bad flag value or an unusable setting: reported on one line, exit code 2 (like clap's own).
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args).map(|()| true),
         Command::Bench(args) if args.compose => compose::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::DevCert(args) => dev_cert::run(args).map(|()| true),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

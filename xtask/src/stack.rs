@@ -202,6 +202,20 @@ impl Balancer {
         request_log: RequestLog,
         log_path: &Path,
     ) -> Result<Self> {
+        let settings = (workers, request_log);
+        Self::start_with_args(bin, port, admin_port, upstreams, settings, log_path, &[])
+    }
+
+    /// [`Balancer::start`] with extra flags (e.g. `--tls-listen`).
+    pub fn start_with_args(
+        bin: &Path,
+        port: u16,
+        admin_port: u16,
+        upstreams: &[SocketAddr],
+        (workers, request_log): (Option<usize>, RequestLog),
+        log_path: &Path,
+        extra_args: &[String],
+    ) -> Result<Self> {
         let addr = loopback(port);
         let admin_addr = loopback(admin_port);
         let mut cmd = Command::new(bin);
@@ -212,6 +226,7 @@ impl Balancer {
             cmd.arg("--workers").arg(workers.to_string());
         }
         cmd.env("BALANCER_ACCESS_LOG", request_log.as_flag());
+        cmd.args(extra_args);
         let mut process = spawn("balancer", cmd, log_path)?;
         wait_ready(&mut process, "admin GET /status = 200", || {
             answers_ok(admin_addr, "/status")
