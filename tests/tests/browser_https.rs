@@ -48,6 +48,7 @@ async fn chromium_loads_the_pages_over_https_with_h2() {
         assert!(days.contains("days left"), "{days}");
         let warning = browser.eval("return document.getElementById('tls-days').dataset.warning;").await;
         assert_eq!(warning, "false", "a 20-day certificate is not a warning");
+        browser.eval("document.getElementById('tls').scrollIntoView(); return true;").await;
         eprintln!("dashboard TLS card: {days}; screenshot: {}", browser.screenshot("https-dashboard").await.display());
         browser.close().await;
     })
