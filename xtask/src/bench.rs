@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// With --quick, prints SKIP and succeeds when no Docker engine answers.
     #[arg(long)]
     pub compose: bool,
+    /// Measure HTTPS instead: the balancer's --tls-listen against NGINX's `ssl` listener, one
+    /// worker each, same certificate (`tls_bench.rs`; report in <target>/bench-tls).
+    #[arg(long, conflicts_with = "compose")]
+    pub tls: bool,
     /// Rounds per cell (each round runs every front door once, A B A B). Default 3, quick 1.
     #[arg(long)]
     pub rounds: Option<usize>,

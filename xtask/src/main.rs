@@ -6,6 +6,8 @@
 //! * `cargo xtask bench [--quick]`: the balancer against NGINX and a direct replica with oha;
 //!   writes `target/bench/report.{json,md,svg}`.
 //! * `cargo xtask dev-cert [--force]`: a development CA and a `localhost` certificate in `certs/`.
+//! * `cargo xtask bench --tls [--quick]`: HTTPS, balancer vs NGINX (handshakes, keep-alive over
+//!   HTTP/1.1 and HTTP/2, CPU, idle-connection memory); `--quick` runs a short TLS round too.
 //! * `cargo xtask bench --compose [--quick]`: the same through the Compose stack's published
 //!   ports; writes `target/bench-compose/report.{json,md,svg}`.
 //!
@@ -27,6 +29,7 @@ mod probe;
 mod procstats;
 mod report;
 mod stack;
+mod tls_bench;
 mod up;
 
 use std::fmt;
@@ -71,6 +74,11 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Up(args) => up::run(args).map(|()| true),
         Command::Bench(args) if args.compose => compose::run(args),
+        Command::Bench(args) if args.tls => tls_bench::run(args),
+        // --quick (CI) also runs one short TLS round: HTTPS must keep serving correctly.
+        Command::Bench(args) if args.quick => {
+            bench::run(args).and_then(|plain| Ok(tls_bench::run(args)? && plain))
+        }
         Command::Bench(args) => bench::run(args),
         Command::DevCert(args) => dev_cert::run(args).map(|()| true),
     };

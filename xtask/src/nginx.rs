@@ -37,6 +37,19 @@ impl Nginx {
         listen: SocketAddr,
         workers: Option<usize>,
     ) -> Result<Self> {
+        Self::start_edited(bin, prefix, upstreams, (listen, listen), workers, Ok)
+    }
+
+    /// [`Nginx::start`] with `edit` applied to the generated configuration (the TLS bench turns
+    /// its `listen` into an HTTPS one); readiness is then checked on `ready_on`, a plain listener.
+    pub fn start_edited(
+        bin: &Path,
+        prefix: &Path,
+        upstreams: &[SocketAddr],
+        (listen, ready_on): (SocketAddr, SocketAddr),
+        workers: Option<usize>,
+        edit: impl FnOnce(String) -> Result<String>,
+    ) -> Result<Self> {
         let template_path = template_path();
         let template = fs::read_to_string(&template_path)
             .with_context(|| format!("reading {}", template_path.display()))?;
@@ -46,6 +59,7 @@ impl Nginx {
                 template_path.display()
             )
         })?;
+        let config = edit(config)?;
         fs::create_dir_all(prefix).with_context(|| format!("creating {}", prefix.display()))?;
         let prefix = prefix
             .canonicalize()
@@ -84,7 +98,7 @@ impl Nginx {
         }
         let mut process = stack::spawn("nginx", command(false), &prefix.join("nginx.log"))?;
         stack::wait_ready(&mut process, "GET /health through a replica = 200", || {
-            answers_ok(listen, "/health")
+            answers_ok(ready_on, "/health")
         })?;
         Ok(Self {
             process,

@@ -107,6 +107,18 @@ pub fn run(
     duration: Duration,
     output_stem: &Path,
 ) -> Result<OhaResult> {
+    run_with(oha, url, connections, duration, output_stem, &[])
+}
+
+/// [`run`] with extra oha flags (the TLS bench: `--cacert`, `--http2`, `--disable-keepalive`).
+pub fn run_with(
+    oha: &Path,
+    url: &str,
+    connections: usize,
+    duration: Duration,
+    output_stem: &Path,
+    extra: &[&str],
+) -> Result<OhaResult> {
     let json_path = output_stem.with_extension("json");
     let err_path = output_stem.with_extension("err");
     let stdout =
@@ -119,6 +131,7 @@ pub fn run(
         .arg(format!("{}ms", duration.as_millis()))
         .arg("-c")
         .arg(connections.to_string())
+        .args(extra)
         .arg(url)
         .stdin(Stdio::null())
         .stdout(stdout)
