@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::proxy::{ClientInfo, Proxy};
 use crate::redirect;
 use crate::shutdown::{Drain, DrainWatch};
-use crate::tls::{Alpn, TlsDoor};
+use crate::tls::{self, Alpn, TlsDoor};
 
 /// Largest request head (request line + headers) accepted; beyond it clients get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -311,9 +311,12 @@ async fn serve_tls(
     http: &Http,
     watch: DrainWatch,
 ) -> Result<(), hyper::Error> {
-    let Some((tls, alpn)) = door.accept(stream, http.header_read_timeout).await else {
+    let Some((mut tls, alpn)) = door.accept(stream, http.header_read_timeout).await else {
         return Ok(());
     };
+    if alpn == Alpn::Http1 && !tls::wait_for_request(&mut tls, http.header_read_timeout).await {
+        return Ok(());
+    }
     let protocol = match alpn {
         Alpn::H2 => Protocol::Http2,
         Alpn::Http1 => Protocol::Http1,

@@ -321,6 +321,24 @@ impl prometheus_client::collector::Collector for ExpiryGauge {
     }
 }
 
+/// Waits, for at most `timeout`, until the client has sent something after the handshake; false
+/// when it sent nothing in time (or the connection broke). Like the plain listener's sniffing:
+/// an idle HTTP/1.1 connection then holds no HTTP read buffer (hyper allocates 8 KiB on its
+/// first read), and a client that never sends a request is closed at the header timeout.
+/// Data rustls already decrypted (a request that came with the client's Finished) counts.
+pub async fn wait_for_request(tls: &mut TlsStream<TcpStream>, timeout: Duration) -> bool {
+    let (tcp, conn) = tls.get_mut();
+    match conn.process_new_packets() {
+        Ok(state) if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() => return true,
+        Ok(_) => {}
+        Err(_) => return false,
+    }
+    matches!(
+        tokio::time::timeout(timeout, tcp.readable()).await,
+        Ok(Ok(()))
+    )
+}
+
 /// The negotiated HTTP protocol of a TLS connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alpn {

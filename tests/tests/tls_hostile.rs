@@ -218,3 +218,28 @@ async fn a_handshake_flood_leaves_it_serving() {
     assert_serving(&front, &ca, "a handshake flood").await;
     assert!(!panicked(&front.balancer.process().log()));
 }
+
+#[tokio::test]
+async fn a_client_silent_after_its_handshake_is_closed_at_the_header_read_timeout() {
+    let ca = TestCa::new();
+    let (_echo, front) = front(&ca).await;
+    let mut tls = handshake(front.tls, ca.client_config(&[b"http/1.1"]))
+        .await
+        .expect("handshake");
+    let began = Instant::now();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut tls, &mut buf),
+    )
+    .await;
+    let closed_after = began.elapsed();
+    eprintln!("tls hostile: silent client after its handshake closed after {closed_after:?}");
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "not closed: {read:?}"
+    );
+    assert!(closed_after >= HEADER_READ_TIMEOUT - Duration::from_millis(100));
+    assert!(closed_after < HEADER_READ_TIMEOUT * 3, "{closed_after:?}");
+    assert_serving(&front, &ca, "a silent client").await;
+}
