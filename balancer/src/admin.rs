@@ -24,12 +24,38 @@ use crate::discovery::{Discovery, UpstreamStatus};
 use crate::health::{now_ms, LastError};
 use crate::metrics::Metrics;
 use crate::selection::{self, MAX_BACKENDS};
+use crate::tls::{CertInfo, CertStore, ReloadRecord};
 
 pub struct Admin {
     pub pool: Arc<Pool>,
     pub discovery: Arc<Discovery>,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
+    /// The served certificate, when `--tls-listen` is set.
+    pub tls: Option<Arc<CertStore>>,
+}
+
+/// The `tls` object of `/status`.
+#[derive(Serialize)]
+struct TlsStatus {
+    certificate: CertInfo,
+    expires_in_seconds: i64,
+    days_left: i64,
+    /// Under 14 days left.
+    expiry_warning: bool,
+    last_reload: Option<ReloadRecord>,
+}
+
+fn tls_status(store: &CertStore) -> TlsStatus {
+    let expires_in_seconds = store.expires_in(std::time::SystemTime::now());
+    let days_left = expires_in_seconds.div_euclid(86_400);
+    TlsStatus {
+        certificate: store.info(),
+        expires_in_seconds,
+        days_left,
+        expiry_warning: days_left < 14,
+        last_reload: store.last_reload(),
+    }
 }
 
 #[derive(Serialize)]
@@ -76,6 +102,9 @@ struct Status {
     requests_total: u64,
     retries_total: u64,
     uptime_seconds: u64,
+    /// Present when `--tls-listen` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsStatus>,
 }
 
 fn backend_status(b: &Backend, state: &'static str, now: u64) -> BackendStatus {
@@ -140,6 +169,7 @@ impl Admin {
             backends,
             upstreams: self.discovery.status(),
             uptime_seconds: self.started.elapsed().as_secs(),
+            tls: self.tls.as_deref().map(tls_status),
         }
     }
 

@@ -109,6 +109,26 @@ pub struct Config {
     /// which counts per worker process).
     #[arg(long, env = "BALANCER_MAX_IDLE_PER_BACKEND", default_value_t = 256)]
     pub max_idle_per_backend: usize,
+
+    /// HTTPS listener address (unset: no TLS). Needs --tls-cert and --tls-key.
+    #[arg(long, env = "BALANCER_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Option<SocketAddr>,
+
+    /// PEM certificate chain for --tls-listen, leaf first; reloaded on SIGHUP and when it changes.
+    #[arg(long, env = "BALANCER_TLS_CERT", requires = "tls_listen")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key (PKCS#8, RSA or EC) matching --tls-cert.
+    #[arg(long, env = "BALANCER_TLS_KEY", requires = "tls_listen")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// The plain listener answers every request with 308 to the same host and path on the TLS port.
+    #[arg(long, env = "BALANCER_REDIRECT_HTTP", requires = "tls_listen")]
+    pub redirect_http: bool,
+
+    /// `Strict-Transport-Security: max-age=...` on TLS responses (e.g. `365d`; off when unset).
+    #[arg(long, env = "BALANCER_HSTS", value_name = "MAX_AGE", requires = "tls_listen", value_parser = parse_nonzero_duration)]
+    pub hsts: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -220,6 +240,26 @@ mod tests {
     }
 
     #[test]
+    fn tls_flags_go_together() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["balancer"], args].concat());
+        let tls = [
+            "--tls-listen",
+            "127.0.0.1:5443",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ];
+        let c = parse(&[&tls[..], &["--hsts", "365d", "--redirect-http"]].concat()).unwrap();
+        assert_eq!(c.config.hsts, Some(Duration::from_secs(365 * 86400)));
+        assert!(c.config.redirect_http);
+        assert!(parse(&tls[..4]).is_err(), "--tls-listen without --tls-key");
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--redirect-http"]).is_err());
+        assert!(parse(&["--hsts", "1d"]).is_err());
+    }
+
+    #[test]
     fn upstream_lists() {
         let u = parse_upstreams("app:5000, 127.0.0.1:81,app:5000").unwrap();
         assert_eq!(u.0.len(), 2);
@@ -250,6 +290,8 @@ mod tests {
         assert_eq!(c.upstream_timeout, Duration::from_secs(60));
         assert_eq!(c.access_log, access_log::Format::Off);
         assert!(cli.command.is_none());
+        assert!(c.tls_listen.is_none() && c.tls_cert.is_none() && c.tls_key.is_none());
+        assert!(!c.redirect_http && c.hsts.is_none());
         let hc = Cli::try_parse_from(["balancer", "healthcheck", "--admin-listen", "127.0.0.1:1"])
             .unwrap();
         assert!(matches!(hc.command, Some(Command::Healthcheck)));

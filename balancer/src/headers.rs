@@ -295,15 +295,24 @@ mod tests {
             earlier in proptest::collection::vec("([0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9a-f:]{2,20}|unknown", 0..4),
             peer in "([0-9]{1,3}\\.){3}[0-9]{1,3}|::1|2001:db8::[0-9a-f]{1,4}",
             host in proptest::option::of("[a-z0-9.-]{1,20}(:[0-9]{1,5})?"),
+            proto in prop_oneof![Just("http"), Just("https")],
+            forged_proto in proptest::collection::vec("https?|wss?|[a-z]{1,6}", 0..3),
         ) {
             let mut h = HeaderMap::new();
             for e in &earlier {
                 h.append(&X_FORWARDED_FOR, hv(e));
             }
+            for f in &forged_proto {
+                h.append(&X_FORWARDED_PROTO, hv(f));
+            }
             if let Some(host) = &host {
                 h.insert(header::HOST, hv(host));
             }
-            add_forwarding(&mut h, &hv(&peer), &hv("http"));
+            add_forwarding(&mut h, &hv(&peer), &hv(proto));
+            // The listener decides the scheme; whatever the client claimed is gone.
+            let want = hv(proto);
+            let protos: Vec<_> = h.get_all(&X_FORWARDED_PROTO).iter().collect();
+            prop_assert_eq!(protos, vec![&want]);
             let xff: Vec<_> = h.get_all(&X_FORWARDED_FOR).iter().collect();
             prop_assert_eq!(xff.len(), 1);
             let parts: Vec<String> = xff[0].to_str().unwrap().split(", ").map(str::to_owned).collect();

@@ -15,11 +15,14 @@ mod health_check;
 mod lookup;
 mod metrics;
 mod proxy;
+mod redirect;
 mod request_body;
 mod response_body;
 mod selection;
 mod server;
 mod shutdown;
+mod tls;
+mod tls_reload;
 mod upgrade;
 mod upstream_pool;
 
@@ -132,6 +135,10 @@ async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
     metrics
         .registry
         .register_collector(Box::new(access_log.line_metrics()));
+    let tls = match Tls::start(&config, &mut metrics.registry).await {
+        Ok(tls) => tls,
+        Err(code) => return code,
+    };
     let metrics = Arc::new(metrics);
     let workers = config.workers();
     let pool = Arc::new(backend::Pool::new(metrics.clone(), workers));
@@ -161,16 +168,85 @@ async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
         discovery,
         metrics,
         started: Instant::now(),
+        tls: tls.as_ref().map(|t| t.store.clone()),
     });
     tracing::info!(
         listen = %config.listen,
+        tls_listen = ?config.tls_listen,
         admin = %config.admin_listen,
         workers,
         upstreams = ?config.upstreams.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "balancer started"
     );
-    serve_until_stopped(&config, public, workers_set, http, admin_listener, admin).await;
+    let listeners = Listeners {
+        public,
+        tls,
+        admin: admin_listener,
+    };
+    serve_until_stopped(&config, listeners, workers_set, http, admin).await;
     join_workers(threads).await
+}
+
+/// The TLS listener, when `--tls-listen` is set: its socket, its door and the live certificate.
+struct Tls {
+    listener: TcpListener,
+    door: Arc<tls::TlsDoor>,
+    store: Arc<tls::CertStore>,
+}
+
+impl Tls {
+    /// Loads and checks the pair (a bad one: one line naming the flag, exit 2), binds the
+    /// listener, registers the TLS metrics and starts the reload loop.
+    async fn start(
+        config: &Config,
+        registry: &mut prometheus_client::registry::Registry,
+    ) -> Result<Option<Tls>, i32> {
+        let (Some(addr), Some(cert), Some(key)) =
+            (config.tls_listen, &config.tls_cert, &config.tls_key)
+        else {
+            return Ok(None);
+        };
+        let files = tls::PairFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        };
+        let pair = tls::load_pair(&files, std::time::SystemTime::now()).map_err(|e| {
+            let path = if e.flag() == "--tls-key" { key } else { cert };
+            eprintln!(
+                "{}",
+                shared::config_error::line(
+                    "balancer",
+                    format_args!("{} {}: {e}", e.flag(), path.display())
+                )
+            );
+            2
+        })?;
+        let store = Arc::new(tls::CertStore::new(pair, files));
+        let server_config = tls::server_config(store.clone()).map_err(|e| {
+            eprintln!("balancer: cannot build the TLS configuration: {e}");
+            2
+        })?;
+        let listener = bind(addr, "--tls-listen").await?;
+        let metrics = tls::TlsMetrics::register(registry, store.clone());
+        let door = Arc::new(tls::TlsDoor::new(
+            server_config,
+            config.hsts,
+            metrics.clone(),
+        ));
+        tokio::spawn(tls_reload::run(store.clone(), metrics));
+        Ok(Some(Tls {
+            listener,
+            door,
+            store,
+        }))
+    }
+}
+
+/// Every listener the balancer serves.
+struct Listeners {
+    public: TcpListener,
+    tls: Option<Tls>,
+    admin: TcpListener,
 }
 
 /// Resolves once before serving so the first requests already have backends (a name that does
@@ -277,10 +353,9 @@ fn start_workers(
 /// threads meanwhile).
 async fn serve_until_stopped(
     config: &Config,
-    public: TcpListener,
+    listeners: Listeners,
     workers: server::Workers,
     http: Arc<server::Http>,
-    admin_listener: TcpListener,
     admin: Arc<admin::Admin>,
 ) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -296,9 +371,30 @@ async fn serve_until_stopped(
     });
     let public_drain = shutdown::Drain::new();
     let admin_drain = shutdown::Drain::new();
+    let plain_door = match (&listeners.tls, config.redirect_http) {
+        (Some(tls), true) => server::Door::Redirect {
+            tls_port: tls.listener.local_addr().map_or(443, |a| a.port()),
+        },
+        _ => server::Door::Plain,
+    };
+    let tls_serve = async {
+        if let Some(tls) = listeners.tls {
+            let door = server::Door::Tls(tls.door);
+            let (workers, http) = (workers.clone(), http.clone());
+            server::serve(tls.listener, workers, http, door, &public_drain, stopped()).await;
+        }
+    };
     tokio::join!(
-        server::serve(public, workers, http, &public_drain, stopped()),
-        admin::serve(admin_listener, admin, &admin_drain, stopped()),
+        server::serve(
+            listeners.public,
+            workers.clone(),
+            http.clone(),
+            plain_door,
+            &public_drain,
+            stopped()
+        ),
+        tls_serve,
+        admin::serve(listeners.admin, admin, &admin_drain, stopped()),
     );
     tokio::join!(
         server::finish(0, &public_drain, config.shutdown_timeout),

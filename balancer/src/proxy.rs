@@ -50,17 +50,29 @@ pub struct Proxy {
 /// What the proxy knows about a client connection, computed once per connection.
 pub struct ClientInfo {
     pub ip: HeaderValue,
+    /// `X-Forwarded-Proto`: how the client reached the balancer, never what it claims.
+    pub proto: HeaderValue,
 }
 
 impl ClientInfo {
+    /// A plain HTTP client.
     pub fn new(peer: std::net::SocketAddr) -> Self {
         let ip = HeaderValue::from_str(&peer.ip().to_canonical().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        ClientInfo { ip }
+        ClientInfo {
+            ip,
+            proto: HeaderValue::from_static("http"),
+        }
+    }
+
+    /// A client on the TLS listener.
+    pub fn over_tls(peer: std::net::SocketAddr) -> Self {
+        ClientInfo {
+            proto: HeaderValue::from_static("https"),
+            ..ClientInfo::new(peer)
+        }
     }
 }
-
-static PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
 
 /// The `Allow` header of the 405 answer to CONNECT.
 const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
@@ -215,7 +227,7 @@ impl Proxy {
         let client_upgrade = upgrade_to.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
-        headers::add_forwarding(&mut parts.headers, &client.ip, &PROTO_HTTP);
+        headers::add_forwarding(&mut parts.headers, &client.ip, &client.proto);
         if let Some(proto) = upgrade_to {
             headers::set_upgrade(&mut parts.headers, proto);
         }

@@ -6,20 +6,28 @@
 //! 431 for oversized headers (hyper answers it);
 //! TCP_NODELAY on every accepted socket. Every connection is registered with the listener's
 //! [`Drain`] so SIGTERM can let it finish.
+//!
+//! A listener is a [`Door`]: plain HTTP proxied, plain HTTP redirected to HTTPS
+//! (`--redirect-http`), or TLS (`--tls-listen`: the handshake in [`crate::tls`], then HTTP/2 or
+//! HTTP/1.1 as ALPN chose, on the same workers and the same drain).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::{HeaderValue, STRICT_TRANSPORT_SECURITY};
+use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
+use hyper::service::{service_fn, HttpService};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::proxy::{ClientInfo, Proxy};
+use crate::redirect;
 use crate::shutdown::{Drain, DrainWatch};
+use crate::tls::{self, Alpn, TlsDoor};
 
 /// Largest request head (request line + headers) accepted; beyond it clients get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -103,8 +111,19 @@ async fn sniff(stream: &TcpStream, timeout: Duration) -> Option<Protocol> {
     }
 }
 
+/// What a listener does with its connections.
+#[derive(Clone)]
+pub enum Door {
+    /// Plain HTTP, proxied (`--listen`).
+    Plain,
+    /// Plain HTTP answered with a redirect to this HTTPS port (`--listen` with `--redirect-http`).
+    Redirect { tls_port: u16 },
+    /// HTTPS, proxied (`--tls-listen`).
+    Tls(Arc<TlsDoor>),
+}
+
 /// A connection the accepting thread hands to another worker.
-type Handoff = (std::net::TcpStream, SocketAddr);
+type Handoff = (std::net::TcpStream, SocketAddr, Door);
 
 /// The workers accepted connections are dealt to, in turn. Worker 0 is the accepting thread
 /// itself; the others each run their own event loop on their own thread
@@ -112,6 +131,7 @@ type Handoff = (std::net::TcpStream, SocketAddr);
 /// connections its requests use stay on one thread, with no work stealing or cross-thread
 /// wake-ups on the request path (`--workers 2` cost 20 to 70 % more CPU per request than
 /// NGINX's two workers on tokio's work-stealing scheduler).
+#[derive(Clone)]
 pub struct Workers {
     local: Arc<Proxy>,
     others: Vec<mpsc::UnboundedSender<Handoff>>,
@@ -146,11 +166,12 @@ pub fn spawn_worker(
         .spawn(move || {
             runtime.block_on(async move {
                 let drain = Drain::new();
-                while let Some((stream, peer)) = handed.recv().await {
+                while let Some((stream, peer, door)) = handed.recv().await {
                     match TcpStream::from_std(stream) {
                         Ok(stream) => serve_connection(
                             stream,
                             peer,
+                            door,
                             proxy.clone(),
                             http.clone(),
                             drain.watcher(),
@@ -194,6 +215,7 @@ pub async fn serve(
     listener: TcpListener,
     mut workers: Workers,
     http: Arc<Http>,
+    door: Door,
     drain: &Drain,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -219,6 +241,7 @@ pub async fn serve(
             serve_connection(
                 stream,
                 peer,
+                door.clone(),
                 workers.local.clone(),
                 http.clone(),
                 drain.watcher(),
@@ -231,7 +254,7 @@ pub async fn serve(
             .map_err(|e| e.to_string())
             .and_then(|stream| {
                 workers.others[slot - 1]
-                    .send((stream, peer))
+                    .send((stream, peer, door.clone()))
                     .map_err(|_| "the worker has stopped".to_string())
             });
         if let Err(e) = handed {
@@ -244,31 +267,102 @@ pub async fn serve(
 fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    door: Door,
     proxy: Arc<Proxy>,
     http: Arc<Http>,
     watch: DrainWatch,
 ) {
-    let client = Arc::new(ClientInfo::new(peer));
     tokio::spawn(async move {
-        let Some(protocol) = sniff(&stream, http.header_read_timeout).await else {
-            return;
-        };
-        let service = service_fn(move |req| proxy.clone().handle(req, client.clone()));
-        let io = TokioIo::new(stream);
-        let result = match protocol {
-            Protocol::Http1 => {
-                let conn = http.http1.serve_connection(io, service).with_upgrades();
-                watch.serve(conn, |c| c.graceful_shutdown()).await
+        let result = match door {
+            Door::Plain => {
+                let Some(protocol) = sniff(&stream, http.header_read_timeout).await else {
+                    return;
+                };
+                let client = Arc::new(ClientInfo::new(peer));
+                let service = service_fn(move |req| proxy.clone().handle(req, client.clone()));
+                serve_http(TokioIo::new(stream), protocol, service, &http, watch).await
             }
-            Protocol::Http2 => {
-                let conn = http.http2.serve_connection(io, service);
-                watch.serve(conn, |c| c.graceful_shutdown()).await
+            Door::Redirect { tls_port } => {
+                let Some(protocol) = sniff(&stream, http.header_read_timeout).await else {
+                    return;
+                };
+                let service = service_fn(move |req: http::Request<Incoming>| {
+                    std::future::ready(Ok::<_, std::convert::Infallible>(redirect::respond(
+                        &req, tls_port,
+                    )))
+                });
+                serve_http(TokioIo::new(stream), protocol, service, &http, watch).await
             }
+            Door::Tls(door) => serve_tls(stream, peer, &door, proxy, &http, watch).await,
         };
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "client connection ended with an error");
         }
     });
+}
+
+/// The TLS handshake (bounded by `--header-read-timeout`), then HTTP as ALPN chose, every
+/// response carrying `Strict-Transport-Security` when `--hsts` is set.
+async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    door: &TlsDoor,
+    proxy: Arc<Proxy>,
+    http: &Http,
+    watch: DrainWatch,
+) -> Result<(), hyper::Error> {
+    let Some((mut tls, alpn)) = door.accept(stream, http.header_read_timeout).await else {
+        return Ok(());
+    };
+    if alpn == Alpn::Http1 && !tls::wait_for_request(&mut tls, http.header_read_timeout).await {
+        return Ok(());
+    }
+    let protocol = match alpn {
+        Alpn::H2 => Protocol::Http2,
+        Alpn::Http1 => Protocol::Http1,
+    };
+    let client = Arc::new(ClientInfo::over_tls(peer));
+    let hsts: Option<HeaderValue> = door.hsts.clone();
+    let service = service_fn(move |req| {
+        let (proxy, client, hsts) = (proxy.clone(), client.clone(), hsts.clone());
+        async move {
+            let mut resp = proxy.handle(req, client).await?;
+            if let Some(hsts) = hsts {
+                resp.headers_mut().insert(STRICT_TRANSPORT_SECURITY, hsts);
+            }
+            Ok::<_, std::convert::Infallible>(resp)
+        }
+    });
+    serve_http(TokioIo::new(tls), protocol, service, http, watch).await
+}
+
+/// Serves HTTP on `io` until the client leaves or draining has let the connection finish.
+async fn serve_http<I, S, B>(
+    io: TokioIo<I>,
+    protocol: Protocol,
+    service: S,
+    http: &Http,
+    watch: DrainWatch,
+) -> Result<(), hyper::Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: HttpService<Incoming, ResBody = B> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match protocol {
+        Protocol::Http1 => {
+            let conn = http.http1.serve_connection(io, service).with_upgrades();
+            watch.serve(conn, |c| c.graceful_shutdown()).await
+        }
+        Protocol::Http2 => {
+            let conn = http.http2.serve_connection(io, service);
+            watch.serve(conn, |c| c.graceful_shutdown()).await
+        }
+    }
 }
 
 #[cfg(test)]

@@ -62,6 +62,11 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start() -> Browser {
+        Browser::start_with(&[]).await
+    }
+
+    /// Like [`Browser::start`], with extra Chromium flags (e.g. the HTTPS tests' trusted key).
+    pub async fn start_with(extra_flags: &[String]) -> Browser {
         require(CHROMIUM, "chromium");
         require(CHROMEDRIVER, "chromium-driver");
         let port = free_port();
@@ -101,6 +106,7 @@ impl Browser {
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         args.push("--window-size=1280,900".into());
+        args.extend(extra_flags.iter().cloned());
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert(
@@ -326,10 +332,13 @@ pub fn screenshots_dir() -> PathBuf {
 /// LinkedIn URLs, and the balancer health-checking them every 200 ms. Not warmed up, so the dashboard's
 /// request counts are the test's own.
 pub async fn stack() -> crate::Stack {
+    stack_builder().start().await
+}
+
+/// [`stack`]'s builder, for tests that add balancer flags (e.g. `--tls-listen`).
+pub fn stack_builder() -> crate::stack::StackBuilder {
     crate::Stack::builder(3)
         .app_env("GITHUB_URL", GITHUB_URL)
         .app_env("LINKEDIN_URL", LINKEDIN_URL)
         .balancer_args(&["--health-interval", "200ms"])
-        .start()
-        .await
 }

@@ -11,7 +11,8 @@
 //!   [`namespaced_balancer`], [`dnsmasq`] (a DNS server whose answers change), [`stack`] (Redis + replicas
 //!   + balancer), [`bins`], [`net`];
 //! * talking to them: [`http`], [`raw`] (bytes over TCP), [`page`] (the count page),
-//!   [`balancer_status`] (the admin `/status`), [`browser`] (headless Chromium);
+//!   [`balancer_status`] (the admin `/status`), [`browser`] (headless Chromium), [`tls`] (a test CA,
+//!   an HTTPS client, `curl` and `openssl s_client`);
 //! * the far side of the balancer: [`backends`] (echo, recording, hung, breaking, WebSocket);
 //! * faults and abuse: [`load`] (a recording load generator), [`netns`] (cutting a link),
 //!   [`hostile`] (rejected-case checks), [`resources`] (RSS, open-file limit);
@@ -37,6 +38,7 @@ pub mod redis_server;
 pub mod resources;
 pub mod services;
 pub mod stack;
+pub mod tls;
 pub mod wait;
 
 pub use bins::bin_path;

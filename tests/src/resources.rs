@@ -1,4 +1,4 @@
-//! What a process costs the machine: its resident memory, and this test process's open-file limit (raised
+//! What a process costs the machine: its resident memory and CPU time, and this test process's open-file limit (raised
 //! for tests that hold thousands of connections).
 
 /// Resident memory of a process in KiB, from /proc.
@@ -36,4 +36,16 @@ pub fn raise_nofile(want: libc::rlim_t) -> libc::rlim_t {
         }
     }
     limit.rlim_cur
+}
+
+/// CPU time (user + system) a process has used so far, in seconds, from /proc.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: the fields start after its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf reads a constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some((utime + stime) / ticks.max(1.0))
 }

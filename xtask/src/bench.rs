@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// requests on both paths (quick: 1 run of 2,000, static path); writes instructions.{md,json}.
     #[arg(long, conflicts_with = "compose")]
     pub instructions: bool,
+    /// Measure HTTPS instead: the balancer's --tls-listen against NGINX's `ssl` listener, one
+    /// worker each, same certificate (`tls_bench.rs`; report in <target>/bench-tls).
+    #[arg(long, conflicts_with = "compose")]
+    pub tls: bool,
     /// Rounds per cell (each round runs every front door once, A B A B). Default 3, quick 1.
     #[arg(long)]
     pub rounds: Option<usize>,
@@ -507,7 +511,7 @@ impl Bench {
             },
             None => Load::For(duration),
         };
-        let result = oha::run_load(&self.oha, &url, id.concurrency, load, &stem)?;
+        let result = oha::run_load(&self.oha, &url, id.concurrency, load, &stem, &[])?;
 
         let counter_after = self.redis.counter(&self.plan.counter_key)?;
         let after = sample_pids(&pids)?;

@@ -281,9 +281,10 @@ impl Bench<'_> {
                     &self.nginx_bin,
                     &prefix,
                     &upstreams,
-                    listen,
+                    (listen, listen),
                     Some(1),
                     launch,
+                    Ok,
                 )?;
                 Ok((nginx.process, nginx.addr, "nginx"))
             }
@@ -296,8 +297,7 @@ impl Bench<'_> {
                     &self.bins.balancer,
                     ports,
                     &upstreams,
-                    Some(1),
-                    RequestLog::Off,
+                    (Some(1), RequestLog::Off),
                     &log,
                     launch,
                     &quiet,
@@ -309,7 +309,14 @@ impl Bench<'_> {
 
     /// One oha run that must answer 200 to every request.
     fn load(&self, url: &str, load: Load, stem: &str) -> Result<OhaResult> {
-        let result = oha::run_load(&self.oha, url, CONNECTIONS, load, &self.out.raw.join(stem))?;
+        let result = oha::run_load(
+            &self.oha,
+            url,
+            CONNECTIONS,
+            load,
+            &self.out.raw.join(stem),
+            &[],
+        )?;
         if result.errors() > 0 || result.non_200() > 0 {
             bail!(
                 "{url}: {} transport errors and {} non-200 responses ({:?} {:?})",

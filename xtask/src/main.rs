@@ -5,6 +5,9 @@
 //!   in the foreground, until Ctrl-C.
 //! * `cargo xtask bench [--quick]`: the balancer against NGINX and a direct replica with oha;
 //!   writes `target/bench/report.{json,md,svg}`.
+//! * `cargo xtask dev-cert [--force]`: a development CA and a `localhost` certificate in `certs/`.
+//! * `cargo xtask bench --tls [--quick]`: HTTPS, balancer vs NGINX (handshakes, keep-alive over
+//!   HTTP/1.1 and HTTP/2, CPU, idle-connection memory); `--quick` runs a short TLS round too.
 //! * `cargo xtask bench --compose [--quick]`: the same through the Compose stack's published
 //!   ports; writes `target/bench-compose/report.{json,md,svg}`.
 //!
@@ -18,6 +21,7 @@ mod callgrind;
 mod cgroup;
 mod chart;
 mod compose;
+mod dev_cert;
 mod docker;
 mod instructions;
 mod launch;
@@ -28,6 +32,7 @@ mod probe;
 mod procstats;
 mod report;
 mod stack;
+mod tls_bench;
 mod up;
 
 use std::fmt;
@@ -51,6 +56,8 @@ enum Command {
     Up(up::UpArgs),
     /// Benchmark the balancer against NGINX and a direct replica with oha.
     Bench(bench::BenchArgs),
+    /// Write a development CA and a certificate for localhost into certs/ (never overwrites without --force).
+    DevCert(dev_cert::DevCertArgs),
 }
 
 /// A bad flag value or an unusable setting: reported on one line, exit code 2 (like clap's own).
@@ -71,7 +78,13 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args).map(|()| true),
         Command::Bench(args) if args.compose => compose::run(args),
         Command::Bench(args) if args.instructions => instructions::run(args),
+        Command::Bench(args) if args.tls => tls_bench::run(args),
+        // --quick (CI) also runs one short TLS round: HTTPS must keep serving correctly.
+        Command::Bench(args) if args.quick => {
+            bench::run(args).and_then(|plain| Ok(tls_bench::run(args)? && plain))
+        }
         Command::Bench(args) => bench::run(args),
+        Command::DevCert(args) => dev_cert::run(args).map(|()| true),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -37,17 +37,41 @@ impl Nginx {
         listen: SocketAddr,
         workers: Option<usize>,
     ) -> Result<Self> {
-        Self::start_launched(bin, prefix, upstreams, listen, workers, &Launch::default())
+        Self::start_launched(
+            bin,
+            prefix,
+            upstreams,
+            (listen, listen),
+            workers,
+            &Launch::default(),
+            Ok,
+        )
     }
 
-    /// [`Nginx::start`], run as `launch` says (e.g. one process under valgrind).
+    /// [`Nginx::start`] with `edit` applied to the generated configuration (the TLS bench turns
+    /// its `listen` into an HTTPS one); readiness is then checked on `ready_on`, a plain listener.
+    pub fn start_edited(
+        bin: &Path,
+        prefix: &Path,
+        upstreams: &[SocketAddr],
+        listens: (SocketAddr, SocketAddr),
+        workers: Option<usize>,
+        edit: impl FnOnce(String) -> Result<String>,
+    ) -> Result<Self> {
+        let launch = Launch::default();
+        Self::start_launched(bin, prefix, upstreams, listens, workers, &launch, edit)
+    }
+
+    /// The general form: `edit` applied to the configuration, run as `launch` says (e.g. one
+    /// process under valgrind), ready when `ready_on` serves `/health` through a replica.
     pub fn start_launched(
         bin: &Path,
         prefix: &Path,
         upstreams: &[SocketAddr],
-        listen: SocketAddr,
+        (listen, ready_on): (SocketAddr, SocketAddr),
         workers: Option<usize>,
         launch: &Launch,
+        edit: impl FnOnce(String) -> Result<String>,
     ) -> Result<Self> {
         let template_path = template_path();
         let template = fs::read_to_string(&template_path)
@@ -58,6 +82,7 @@ impl Nginx {
                 template_path.display()
             )
         })?;
+        let config = edit(config)?;
         fs::create_dir_all(prefix).with_context(|| format!("creating {}", prefix.display()))?;
         let prefix = prefix
             .canonicalize()
@@ -101,7 +126,7 @@ impl Nginx {
         process.wait_ready(
             "GET /health through a replica = 200",
             launch.ready_timeout(),
-            || answers_ok(listen, "/health"),
+            || answers_ok(ready_on, "/health"),
         )?;
         Ok(Self {
             process,

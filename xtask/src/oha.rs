@@ -148,16 +148,37 @@ pub fn run(
     duration: Duration,
     output_stem: &Path,
 ) -> Result<OhaResult> {
-    run_load(oha, url, connections, Load::For(duration), output_stem)
+    run_load(oha, url, connections, Load::For(duration), output_stem, &[])
 }
 
-/// Runs oha against `url` with `connections` keep-alive connections and the given `load`.
+/// [`run`] with extra oha flags (the TLS bench: `--cacert`, `--http2`, `--disable-keepalive`).
+pub fn run_with(
+    oha: &Path,
+    url: &str,
+    connections: usize,
+    duration: Duration,
+    output_stem: &Path,
+    extra: &[&str],
+) -> Result<OhaResult> {
+    run_load(
+        oha,
+        url,
+        connections,
+        Load::For(duration),
+        output_stem,
+        extra,
+    )
+}
+
+/// Runs oha against `url` with `connections` keep-alive connections, the given `load` and
+/// `extra` flags.
 pub fn run_load(
     oha: &Path,
     url: &str,
     connections: usize,
     load: Load,
     output_stem: &Path,
+    extra: &[&str],
 ) -> Result<OhaResult> {
     let json_path = output_stem.with_extension("json");
     let err_path = output_stem.with_extension("err");
@@ -170,6 +191,7 @@ pub fn run_load(
         .args(load.args())
         .arg("-c")
         .arg(connections.to_string())
+        .args(extra)
         .arg(url)
         .stdin(Stdio::null())
         .stdout(stdout)

@@ -203,28 +203,40 @@ impl Balancer {
         request_log: RequestLog,
         log_path: &Path,
     ) -> Result<Self> {
-        let ports = (port, admin_port);
         let launch = Launch::default();
+        let settings = (workers, request_log);
         Self::start_launched(
             bin,
-            ports,
+            (port, admin_port),
             upstreams,
-            workers,
-            request_log,
+            settings,
             log_path,
             &launch,
             &[],
         )
     }
 
-    /// [`Balancer::start`] on `(port, admin_port)`, run as `launch` says, with `extra_args`.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Balancer::start`] with extra flags (e.g. `--tls-listen`).
+    pub fn start_with_args(
+        bin: &Path,
+        port: u16,
+        admin_port: u16,
+        upstreams: &[SocketAddr],
+        settings: (Option<usize>, RequestLog),
+        log_path: &Path,
+        extra_args: &[String],
+    ) -> Result<Self> {
+        let extra: Vec<&str> = extra_args.iter().map(String::as_str).collect();
+        let (ports, launch) = ((port, admin_port), Launch::default());
+        Self::start_launched(bin, ports, upstreams, settings, log_path, &launch, &extra)
+    }
+
+    /// The general form: on `(port, admin_port)`, run as `launch` says, with `extra_args`.
     pub fn start_launched(
         bin: &Path,
         (port, admin_port): (u16, u16),
         upstreams: &[SocketAddr],
-        workers: Option<usize>,
-        request_log: RequestLog,
+        (workers, request_log): (Option<usize>, RequestLog),
         log_path: &Path,
         launch: &Launch,
         extra_args: &[&str],
@@ -240,6 +252,7 @@ impl Balancer {
             cmd.arg("--workers").arg(workers.to_string());
         }
         cmd.env("BALANCER_ACCESS_LOG", request_log.as_flag());
+        cmd.args(extra_args);
         let mut process = spawn("balancer", cmd, log_path)?;
         let timeout = launch.ready_timeout();
         process.wait_ready("admin GET /status = 200", timeout, || {

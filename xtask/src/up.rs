@@ -47,6 +47,12 @@ pub struct UpArgs {
     /// Balancer worker threads (default: the balancer's own, all cores).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Also serve HTTPS on --tls-port with certs/cert.pem and certs/key.pem (`cargo xtask dev-cert`).
+    #[arg(long)]
+    pub tls: bool,
+    /// The balancer's HTTPS port on 127.0.0.1 with --tls (0: pick a free one).
+    #[arg(long, default_value_t = 5443)]
+    pub tls_port: u16,
     /// The balancer's access log (into its log file); off by default, like nginx.conf.
     #[arg(long, value_enum, default_value = "off")]
     pub balancer_request_log: RequestLog,
@@ -86,6 +92,37 @@ struct Plan {
     bins: binaries::Binaries,
     state_dir: PathBuf,
     logs_dir: PathBuf,
+    /// With --tls: the balancer's flags for HTTPS, and its port.
+    tls: Option<(Vec<String>, u16)>,
+}
+
+/// The balancer's HTTPS flags for `up --tls`: the pair `cargo xtask dev-cert` writes (or a real
+/// one put there), on `127.0.0.1:<port>`.
+fn tls_flags(args: &UpArgs) -> Result<Option<(Vec<String>, u16)>> {
+    if !args.tls {
+        return Ok(None);
+    }
+    let certs = binaries::workspace_root().join("certs");
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    for file in [&cert, &key] {
+        if !file.is_file() {
+            return Err(crate::ConfigError(format!(
+                "--tls: {} is missing; run `cargo xtask dev-cert` first (or put a real pair there)",
+                file.display()
+            ))
+            .into());
+        }
+    }
+    let port = stack::pick_port(args.tls_port, "--tls-port")?;
+    let flags = vec![
+        "--tls-listen".to_string(),
+        format!("127.0.0.1:{port}"),
+        "--tls-cert".to_string(),
+        cert.display().to_string(),
+        "--tls-key".to_string(),
+        key.display().to_string(),
+    ];
+    Ok(Some((flags, port)))
 }
 
 impl Plan {
@@ -104,6 +141,7 @@ impl Plan {
             0
         };
         let redis_port = stack::pick_port(args.redis_port, "--redis-port")?;
+        let tls = tls_flags(args)?;
         let bins = args.binaries.resolve()?;
         let state_dir = args
             .state_dir
@@ -122,6 +160,7 @@ impl Plan {
             bins,
             state_dir,
             logs_dir,
+            tls,
         })
     }
 }
@@ -137,6 +176,11 @@ pub fn run(args: &UpArgs) -> Result<()> {
 
     let stack = start(args, &plan)?;
     print_urls(&stack, &plan.state_dir);
+    if let Some((_, port)) = &plan.tls {
+        println!(
+            "  https      https://localhost:{port}/   (HTTP/2; trust certs/ca.pem, see `cargo xtask dev-cert`)"
+        );
+    }
     serve_until_stopped(stack, &stop_rx)?;
     eprintln!("xtask: stopped");
     Ok(())
@@ -163,14 +207,14 @@ fn start(args: &UpArgs, plan: &Plan) -> Result<Stack> {
         logs_dir,
     )?;
     let upstreams: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
-    let balancer = Balancer::start(
+    let balancer = Balancer::start_with_args(
         &plan.bins.balancer,
         plan.port,
         plan.admin_port,
         &upstreams,
-        args.workers,
-        args.balancer_request_log,
+        (args.workers, args.balancer_request_log),
         &logs_dir.join("balancer.log"),
+        plan.tls.as_ref().map_or(&[][..], |(flags, _)| flags),
     )?;
     let nginx = match &plan.nginx_bin {
         Some(bin) => Some(Nginx::start(

@@ -1,0 +1,505 @@
+//! `cargo xtask bench --tls`: the balancer's HTTPS listener against NGINX's, on loopback.
+//!
+//! Both doors get the same ECDSA P-256 certificate (made by `dev_cert`), one worker each
+//! (`--workers 1`, `worker_processes 1`), TLS 1.2/1.3 with tickets and a session cache, and sit
+//! in front of the same replicas. Per round, alternating balancer then NGINX:
+//! * full handshakes/s: `openssl s_time -new` (a new connection and a full handshake per
+//!   request, `GET` of the static asset), [`HANDSHAKE_CLIENTS`] clients in parallel;
+//! * resumed handshakes/s: the same with `-reuse` (every connection resumes one session);
+//! * keep-alive requests/s and p99 on `/count` over HTTP/1.1+TLS and HTTP/2+TLS (oha), with the
+//!   counter checked against the successes, and the door's CPU per 10,000 requests.
+//!
+//! Then, once per door, the RSS that 1,000 idle TLS connections (handshake done) add.
+//! Medians over the rounds go to `target/bench-tls/report.{md,json}`. `--quick` (CI) runs one
+//! short round and fails only on errors or a counter mismatch, never on speed.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::bench::BenchArgs;
+use crate::binaries;
+use crate::nginx::Nginx;
+use crate::oha;
+use crate::stack::{self, Balancer, Redis};
+
+/// Parallel `openssl s_time` clients.
+const HANDSHAKE_CLIENTS: usize = 4;
+/// Keep-alive connections of the HTTP/1.1 runs; HTTP/2 uses 8 connections x 8 streams.
+const KEEPALIVE_CONNECTIONS: usize = 64;
+
+/// One door's figures in one round.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Round {
+    full_handshakes_per_sec: f64,
+    resumed_handshakes_per_sec: f64,
+    http1_rps: f64,
+    http1_p99_ms: f64,
+    http2_rps: f64,
+    http2_p99_ms: f64,
+    cpu_seconds_per_10k: f64,
+}
+
+/// A door's medians and its idle-connection memory.
+#[derive(Debug, Clone, Serialize)]
+struct DoorResult {
+    door: &'static str,
+    rounds: Vec<Round>,
+    median: Round,
+    rss_kib_per_1000_idle: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct TlsReport {
+    quick: bool,
+    rounds: usize,
+    seconds_per_run: u64,
+    idle_connections: usize,
+    balancer: DoorResult,
+    nginx: DoorResult,
+    problems: Vec<String>,
+}
+
+/// The two doors under test and what they need.
+struct Doors {
+    balancer: Balancer,
+    balancer_tls: SocketAddr,
+    nginx: Nginx,
+    nginx_tls: SocketAddr,
+    ca: PathBuf,
+}
+
+/// Adds an HTTPS listener to the generated NGINX server (after its plain `listen`), with the
+/// same pair and session settings as `nginx-tls/tls.conf`.
+pub fn nginx_with_tls(config: &str, tls: SocketAddr, cert: &Path, key: &Path) -> Result<String> {
+    let mut out = Vec::new();
+    let mut added = false;
+    for line in config.lines() {
+        out.push(line.to_string());
+        let text = e2e::nginx_config::directive(line);
+        if !added && text.starts_with("listen ") {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            for directive in [
+                format!("listen {tls} ssl http2;"),
+                format!("ssl_certificate {};", cert.display()),
+                format!("ssl_certificate_key {};", key.display()),
+                "ssl_protocols TLSv1.2 TLSv1.3;".to_string(),
+                "ssl_session_cache shared:TLS:10m;".to_string(),
+                "ssl_session_tickets on;".to_string(),
+            ] {
+                out.push(format!("{indent}{directive}"));
+            }
+            added = true;
+        }
+    }
+    if !added {
+        bail!("the generated nginx config has no `listen` line to add TLS after");
+    }
+    Ok(out.join("\n") + "\n")
+}
+
+fn start_doors(
+    args: &BenchArgs,
+    bins: &binaries::Binaries,
+    nginx_bin: &Path,
+    upstreams: &[SocketAddr],
+    work: &Path,
+    logs: &Path,
+) -> Result<Doors> {
+    let certs = crate::dev_cert::write(&work.join("certs"), true)?;
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let balancer_tls = loopback(stack::free_port()?);
+    let flags = [
+        "--tls-listen".to_string(),
+        balancer_tls.to_string(),
+        "--tls-cert".to_string(),
+        cert.display().to_string(),
+        "--tls-key".to_string(),
+        key.display().to_string(),
+    ];
+    let balancer = Balancer::start_with_args(
+        &bins.balancer,
+        stack::free_port()?,
+        stack::free_port()?,
+        upstreams,
+        (Some(1), args.balancer_request_log),
+        &logs.join("balancer.log"),
+        &flags,
+    )?;
+    let nginx_tls = loopback(stack::free_port()?);
+    let plain = loopback(stack::free_port()?);
+    let nginx = Nginx::start_edited(
+        nginx_bin,
+        &work.join("nginx"),
+        upstreams,
+        (plain, plain),
+        Some(1),
+        |c| nginx_with_tls(&c, nginx_tls, &cert, &key),
+    )?;
+    Ok(Doors {
+        balancer,
+        balancer_tls,
+        nginx,
+        nginx_tls,
+        ca: certs.join("ca.pem"),
+    })
+}
+
+/// Handshakes per second from [`HANDSHAKE_CLIENTS`] `openssl s_time` clients (`-new` or
+/// `-reuse`), each fetching `path` once per connection for `secs` seconds.
+fn handshakes(addr: SocketAddr, mode: &str, path: &str, secs: u64) -> Result<f64> {
+    let began = Instant::now();
+    let children: Vec<_> = (0..HANDSHAKE_CLIENTS)
+        .map(|_| {
+            Command::new("openssl")
+                .args(["s_time", "-connect", &addr.to_string(), mode])
+                .args(["-time", &secs.to_string(), "-www", path])
+                .stdin(std::process::Stdio::null())
+                .output()
+        })
+        .collect();
+    let mut connections = 0u64;
+    for child in children {
+        let out = child.context("running openssl s_time")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        connections += s_time_connections(&text)
+            .with_context(|| format!("openssl s_time {mode} printed no count: {text}"))?;
+    }
+    Ok(connections as f64 / began.elapsed().as_secs_f64())
+}
+
+/// The connection count of `s_time`'s summary line (`N connections in T real seconds`).
+fn s_time_connections(text: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.contains("connections in") && l.contains("real seconds"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Median of `values` (0 when empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn median_round(rounds: &[Round]) -> Round {
+    let m = |f: fn(&Round) -> f64| median(rounds.iter().map(f).collect());
+    Round {
+        full_handshakes_per_sec: m(|r| r.full_handshakes_per_sec),
+        resumed_handshakes_per_sec: m(|r| r.resumed_handshakes_per_sec),
+        http1_rps: m(|r| r.http1_rps),
+        http1_p99_ms: m(|r| r.http1_p99_ms),
+        http2_rps: m(|r| r.http2_rps),
+        http2_p99_ms: m(|r| r.http2_p99_ms),
+        cpu_seconds_per_10k: m(|r| r.cpu_seconds_per_10k),
+    }
+}
+
+/// Holds `count` idle TLS connections (handshake finished) to `addr`; the RSS of `pids` they
+/// add, in KiB per 1,000 connections.
+fn idle_rss_per_1000(addr: SocketAddr, ca: &Path, pids: &[u32], count: usize) -> Result<f64> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca)? {
+        roots.add(cert?)?;
+    }
+    let config = Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    e2e::resources::raise_nofile(count as u64 + 1024);
+    let rss = || -> u64 {
+        pids.iter()
+            .filter_map(|&p| e2e::resources::rss_kib(p))
+            .sum()
+    };
+    let before = rss();
+    let mut held = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = rustls::pki_types::ServerName::try_from("localhost")?;
+        let mut conn = rustls::ClientConnection::new(config.clone(), name)?;
+        let mut tcp = TcpStream::connect(addr).with_context(|| format!("idle connection {i}"))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp)
+                .with_context(|| format!("handshake of idle connection {i}"))?;
+        }
+        held.push((conn, tcp));
+    }
+    // Let the server finish its side (tickets, buffers) before reading its memory.
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss();
+    drop(held);
+    Ok(after.saturating_sub(before) as f64 * 1000.0 / count as f64)
+}
+
+/// What every measurement needs.
+struct Ctx<'a> {
+    oha: &'a Path,
+    redis: &'a Redis,
+    counter_key: &'a str,
+    raw: &'a Path,
+    secs: u64,
+    static_path: &'a str,
+    problems: Vec<String>,
+}
+
+impl Ctx<'_> {
+    /// oha on `/count` over HTTP/1.1+TLS or HTTP/2+TLS; the result checked against the counter,
+    /// and the door's CPU seconds per 10,000 responses.
+    fn keepalive(
+        &mut self,
+        (door, addr, ca, pids): (&str, SocketAddr, &Path, &[u32]),
+        http2: bool,
+        round: usize,
+    ) -> Result<(oha::OhaResult, f64)> {
+        let url = format!("https://127.0.0.1:{}/count", addr.port());
+        let ca = ca.display().to_string();
+        let mut extra = vec!["--cacert", ca.as_str()];
+        if http2 {
+            extra.extend(["--http2", "-p", "8"]);
+        }
+        let connections = if http2 { 8 } else { KEEPALIVE_CONNECTIONS };
+        let label = if http2 { "h2" } else { "h1" };
+        let stem = self.raw.join(format!("{door}-{label}-round{round}"));
+        let cpu_before = crate::procstats::sample(pids)?.cpu_seconds;
+        let before = self.redis.counter(self.counter_key)?;
+        let duration = Duration::from_secs(self.secs);
+        let result = oha::run_with(self.oha, &url, connections, duration, &stem, &extra)?;
+        let delta = self.redis.counter(self.counter_key)? - before;
+        let cpu = crate::procstats::sample(pids)?.cpu_seconds - cpu_before;
+        let check = crate::bench::check_run(crate::model::PathKind::Count, &result, delta);
+        if let Some(problem) = check {
+            self.problems
+                .push(format!("{door} {label} round {round}: {problem}"));
+        }
+        let responses = result.status_counts.values().sum();
+        let per_10k = crate::bench::per_10k(cpu.max(0.0), responses).unwrap_or(0.0);
+        Ok((result, per_10k))
+    }
+
+    fn round(&mut self, door: (&str, SocketAddr, &Path, &[u32]), round: usize) -> Result<Round> {
+        let addr = door.1;
+        let full = handshakes(addr, "-new", self.static_path, self.secs)?;
+        let resumed = handshakes(addr, "-reuse", self.static_path, self.secs)?;
+        let (h1, cpu) = self.keepalive(door, false, round)?;
+        let (h2, _) = self.keepalive(door, true, round)?;
+        let r = Round {
+            full_handshakes_per_sec: full,
+            resumed_handshakes_per_sec: resumed,
+            http1_rps: h1.requests_per_sec,
+            http1_p99_ms: h1.p99_ms,
+            http2_rps: h2.requests_per_sec,
+            http2_p99_ms: h2.p99_ms,
+            cpu_seconds_per_10k: cpu,
+        };
+        eprintln!("xtask: tls round {round} {}: {r:?}", door.0);
+        Ok(r)
+    }
+}
+
+/// Runs the TLS benchmark; `Ok(false)` when a run check failed (the report is still written).
+pub fn run(args: &BenchArgs) -> Result<bool> {
+    let quick = args.quick;
+    let oha_bin = binaries::oha()?;
+    let nginx_bin = binaries::nginx()?;
+    let redis_bin = binaries::redis_server()?;
+    let bins = args.binaries.resolve()?;
+    let out = match &args.out_dir {
+        Some(dir) => dir.join("tls"),
+        None => binaries::target_dir().join("bench-tls"),
+    };
+    let (raw, logs) = (out.join("raw"), out.join("logs"));
+    for dir in [&raw, &logs] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let work = tempfile::Builder::new()
+        .prefix("xtask-bench-tls-")
+        .tempdir()?;
+    let redis = Redis::start(
+        &redis_bin,
+        stack::free_port()?,
+        &work.path().join("redis"),
+        &logs,
+    )?;
+    let replicas =
+        stack::start_replicas(&bins.app, &redis, args.replicas, &args.counter_key, &logs)?;
+    let upstreams: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
+    let doors = start_doors(args, &bins, &nginx_bin, &upstreams, work.path(), &logs)?;
+    let rounds = args.rounds.unwrap_or(if quick { 1 } else { 3 });
+    let secs = args
+        .duration
+        .map_or(if quick { 1 } else { 4 }, |d| d.as_secs().max(1));
+    let mut ctx = Ctx {
+        oha: &oha_bin,
+        redis: &redis,
+        counter_key: &args.counter_key,
+        raw: &raw,
+        secs,
+        static_path: &args.static_path,
+        problems: Vec::new(),
+    };
+    let report = measure(&mut ctx, &doors, rounds, quick)?;
+    drop(replicas);
+    write_report(&report, &out)
+}
+
+fn measure(ctx: &mut Ctx<'_>, doors: &Doors, rounds: usize, quick: bool) -> Result<TlsReport> {
+    let balancer_pids = vec![doors.balancer.process.pid()];
+    let nginx_pids = doors.nginx.pids();
+    let b = (
+        "balancer",
+        doors.balancer_tls,
+        doors.ca.as_path(),
+        &balancer_pids[..],
+    );
+    let n = (
+        "nginx",
+        doors.nginx_tls,
+        doors.ca.as_path(),
+        &nginx_pids[..],
+    );
+    let (mut b_rounds, mut n_rounds) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        b_rounds.push(ctx.round(b, round)?);
+        n_rounds.push(ctx.round(n, round)?);
+    }
+    let idle = if quick { 100 } else { 1000 };
+    let door = |name, rounds: Vec<Round>, addr, pids: &[u32]| -> Result<DoorResult> {
+        Ok(DoorResult {
+            door: name,
+            median: median_round(&rounds),
+            rounds,
+            rss_kib_per_1000_idle: idle_rss_per_1000(addr, &doors.ca, pids, idle)?,
+        })
+    };
+    Ok(TlsReport {
+        quick,
+        rounds,
+        seconds_per_run: ctx.secs,
+        idle_connections: idle,
+        balancer: door("balancer", b_rounds, doors.balancer_tls, &balancer_pids)?,
+        nginx: door("nginx", n_rounds, doors.nginx_tls, &nginx_pids)?,
+        problems: std::mem::take(&mut ctx.problems),
+    })
+}
+
+/// `report.json` and `report.md` into `out`; prints the table; false when a check failed.
+fn write_report(report: &TlsReport, out: &Path) -> Result<bool> {
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(out.join("report.json"), json)?;
+    let md = markdown(report);
+    std::fs::write(out.join("report.md"), &md)?;
+    println!("{md}");
+    for p in &report.problems {
+        eprintln!("xtask: tls bench check failed: {p}");
+    }
+    Ok(report.problems.is_empty())
+}
+
+fn markdown(r: &TlsReport) -> String {
+    let (b, n) = (&r.balancer.median, &r.nginx.median);
+    let ratio = |x: f64, y: f64| {
+        if y > 0.0 {
+            format!("{:.2}x", x / y)
+        } else {
+            "-".into()
+        }
+    };
+    let rows: [(&str, f64, f64, &str); 8] = [
+        (
+            "full handshakes/s (s_time -new)",
+            b.full_handshakes_per_sec,
+            n.full_handshakes_per_sec,
+            ">= 1.2x",
+        ),
+        (
+            "resumed handshakes/s (s_time -reuse)",
+            b.resumed_handshakes_per_sec,
+            n.resumed_handshakes_per_sec,
+            "",
+        ),
+        (
+            "HTTP/1.1+TLS keep-alive req/s (/count, c=64)",
+            b.http1_rps,
+            n.http1_rps,
+            ">= 1.0x",
+        ),
+        ("HTTP/1.1+TLS p99 ms", b.http1_p99_ms, n.http1_p99_ms, ""),
+        (
+            "HTTP/2+TLS req/s (/count, 8 conns x 8 streams)",
+            b.http2_rps,
+            n.http2_rps,
+            ">= 1.0x",
+        ),
+        ("HTTP/2+TLS p99 ms", b.http2_p99_ms, n.http2_p99_ms, ""),
+        (
+            "CPU s per 10k requests (HTTP/1.1+TLS)",
+            b.cpu_seconds_per_10k,
+            n.cpu_seconds_per_10k,
+            "",
+        ),
+        (
+            "RSS KiB per 1,000 idle TLS connections",
+            r.balancer.rss_kib_per_1000_idle,
+            r.nginx.rss_kib_per_1000_idle,
+            "<= 0.5x",
+        ),
+    ];
+    let mut md = format!(
+        "# TLS: balancer --workers 1 vs NGINX worker_processes 1\n\nSame ECDSA P-256 certificate, \
+         medians of {} round(s) of {} s runs (alternating), {} idle connections for the RSS figure{}.\n\n\
+         | measure | balancer | nginx | balancer / nginx | target |\n| --- | ---: | ---: | ---: | --- |\n",
+        r.rounds,
+        r.seconds_per_run,
+        r.idle_connections,
+        if r.quick { " (--quick: not figures to quote)" } else { "" }
+    );
+    for (name, x, y, target) in rows {
+        md.push_str(&format!(
+            "| {name} | {x:.2} | {y:.2} | {} | {target} |\n",
+            ratio(x, y)
+        ));
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_gets_an_https_listen_after_its_plain_one() {
+        let config = "http {\n    server {\n        listen 127.0.0.1:1;\n    }\n}\n";
+        let tls = SocketAddr::from(([127, 0, 0, 1], 2));
+        let out = nginx_with_tls(config, tls, Path::new("/c.pem"), Path::new("/k.pem")).unwrap();
+        assert!(
+            out.contains("        listen 127.0.0.1:1;\n        listen 127.0.0.1:2 ssl http2;\n")
+        );
+        assert!(out.contains("ssl_certificate /c.pem;") && out.contains("ssl_session_tickets on;"));
+        assert!(nginx_with_tls("http {}\n", tls, Path::new("c"), Path::new("k")).is_err());
+    }
+
+    #[test]
+    fn s_time_summaries_are_read() {
+        let out = "Collecting connection statistics for 1 seconds\n\
+                   tttt\n\n812 connections in 0.53s; 1532.08 connections/user sec, bytes read 0\n\
+                   812 connections in 2 real seconds, 0 bytes read per connection\n";
+        assert_eq!(s_time_connections(out), Some(812));
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0]), 2.5);
+    }
+}
