@@ -32,6 +32,8 @@ pub struct Health {
     /// Passive mark: out until this many ms since start (0 = not out).
     passive_out_until: AtomicU64,
     active_down: AtomicBool,
+    /// When a passing probe last brought it back from a failed one (ms since start; 0 = never).
+    back_at_ms: AtomicU64,
     detail: Mutex<HealthDetail>,
 }
 
@@ -101,8 +103,15 @@ impl Health {
                 d.active_reason = None;
                 d.passive_reason = None;
                 d.recent_failures.clear();
-                self.passive_out_until.store(0, Ordering::Relaxed);
-                self.active_down.store(false, Ordering::Relaxed);
+                // An expired passive mark stays: it tells slow start when the backend came back.
+                let now = now_ms();
+                let was_down = self.active_down.swap(false, Ordering::Relaxed);
+                if self.passive_out_until.load(Ordering::Relaxed) > now {
+                    self.passive_out_until.store(0, Ordering::Relaxed);
+                    self.back_at_ms.store(now, Ordering::Relaxed);
+                } else if was_down {
+                    self.back_at_ms.store(now, Ordering::Relaxed);
+                }
             }
             Err(reason) => {
                 d.last_error = Some((reason.clone(), SystemTime::now()));
@@ -110,6 +119,14 @@ impl Health {
                 self.active_down.store(true, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Since when it has been back from its last mark: a passing probe after a failed one, or
+    /// the end of a passive mark (ms since start; 0 if never out). Slow start ramps from here.
+    pub fn back_since_ms(&self) -> u64 {
+        self.back_at_ms
+            .load(Ordering::Relaxed)
+            .max(self.passive_out_until.load(Ordering::Relaxed))
     }
 
     /// Why the backend is out, if it is.

@@ -5,20 +5,28 @@
 
 mod access_log;
 mod admin;
+mod admin_drain;
 mod backend;
 mod config;
+mod connection_limit;
 mod dashboard;
 mod discovery;
 mod headers;
 mod health;
 mod health_check;
+mod least_request;
 mod metrics;
+mod outlier;
 mod proxy;
+mod rate_limit;
 mod request_body;
+mod request_id;
 mod response_body;
 mod selection;
 mod server;
 mod shutdown;
+mod slow_start;
+mod trusted_proxies;
 mod upgrade;
 mod upstream_pool;
 
@@ -160,6 +168,9 @@ async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
         discovery,
         metrics,
         started: Instant::now(),
+        limits: admin::Limits::new(&config),
+        rules: proxies.rules.clone(),
+        token: config.admin_token.clone(),
     });
     tracing::info!(
         listen = %config.listen,
@@ -194,10 +205,11 @@ async fn start_background(
 /// whichever worker serves.
 struct Proxies {
     pool: Arc<backend::Pool>,
-    selection: Arc<selection::RoundRobin>,
+    selection: Arc<selection::Selection>,
     metrics: Arc<metrics::Metrics>,
     settings: proxy::ProxySettings,
     access_log: access_log::AccessLog,
+    rules: Arc<proxy::TrafficRules>,
 }
 
 impl Proxies {
@@ -217,12 +229,22 @@ impl Proxies {
                 fail_timeout: config.fail_timeout,
             },
         };
+        let rules = proxy::TrafficRules {
+            limiter: config.rate_limit.map(|rate| {
+                let clients = usize::try_from(config.rate_limit_clients).unwrap_or(usize::MAX);
+                rate_limit::Limiter::new(rate, config.rate_burst, clients)
+            }),
+            trusted: config.trusted_proxies.clone(),
+            max_5xx: config.max_5xx,
+            ejector: outlier::Ejector::default(),
+        };
         Proxies {
             pool,
-            selection: Arc::new(selection::RoundRobin::default()),
+            selection: Arc::new(selection::Selection::new(config.balance, config.slow_start)),
             metrics,
             settings,
             access_log,
+            rules: Arc::new(rules),
         }
     }
 
@@ -234,6 +256,7 @@ impl Proxies {
             self.settings,
             worker,
             self.access_log.worker(),
+            self.rules.clone(),
         ))
     }
 }
@@ -295,8 +318,15 @@ async fn serve_until_stopped(
     });
     let public_drain = shutdown::Drain::new();
     let admin_drain = shutdown::Drain::new();
+    let traffic = &admin.metrics.traffic;
+    let limit = connection_limit::ConnectionLimit::new(
+        config.max_connections,
+        traffic.connections.clone(),
+        &traffic.max_connections,
+        traffic.connections_refused.clone(),
+    );
     tokio::join!(
-        server::serve(public, workers, http, &public_drain, stopped()),
+        server::serve(public, workers, http, &public_drain, &limit, stopped()),
         admin::serve(admin_listener, admin, &admin_drain, stopped()),
     );
     tokio::join!(

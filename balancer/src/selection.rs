@@ -1,7 +1,11 @@
-//! Selection: round-robin over the healthy backends, and the order of retries.
+//! Selection: the first backend of a request (`--balance round-robin` or `least-request`, with
+//! `--slow-start`) and the order of retries.
 //!
-//! One shared cursor counts picks; the k-th pick goes to healthy backend `k mod healthy_count`, so
-//! with N healthy backends and sequential requests each gets exactly 1/N. A request's attempt
+//! Round-robin: one shared cursor counts picks; the k-th pick goes to healthy backend
+//! `k mod healthy_count`, so with N healthy backends and sequential requests each gets exactly
+//! 1/N. Least-request: power of two choices over in-flight requests ([`crate::least_request`]).
+//! Slow start ([`crate::slow_start`]) first leaves out the ramping backends that lose their draw.
+//! Drained backends (admin API) are never tried; backends ejected for 5xx count as out. A request's attempt
 //! order continues through the remaining healthy backends, then the ones marked out (marks can be
 //! stale), each at most once. When every backend is out the rotation runs over all of them.
 //!
@@ -11,8 +15,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::backend::Backend;
+use crate::config::Balance;
+use crate::least_request::{self, nth_set_bit};
+use crate::slow_start;
 
 /// The most backends selection serves: the width of the per-request health bit set.
 pub const MAX_BACKENDS: usize = u128::BITS as usize;
@@ -22,9 +30,18 @@ pub fn beyond_limit(backends: usize) -> usize {
     backends.saturating_sub(MAX_BACKENDS)
 }
 
-#[derive(Default)]
-pub struct RoundRobin {
+/// The first choice of every request (`--balance`, `--slow-start`), shared by all workers.
+pub struct Selection {
+    mode: Balance,
+    slow_start_ms: u64,
     cursor: AtomicUsize,
+}
+
+impl Default for Selection {
+    /// Round-robin without slow start.
+    fn default() -> Self {
+        Selection::new(Balance::RoundRobin, Duration::ZERO)
+    }
 }
 
 /// The backends one request may try, in order, each once.
@@ -32,53 +49,96 @@ pub struct Attempts {
     backends: Arc<[Arc<Backend>]>,
     /// Health snapshot taken at selection time so the order cannot shift under the request.
     healthy: u128,
+    /// Backends that may be tried at all: every one but the drained ones.
+    usable: u128,
     first: usize,
     /// How many have been handed out.
     taken: usize,
 }
 
-impl RoundRobin {
+impl Selection {
+    pub fn new(mode: Balance, slow_start: Duration) -> Self {
+        Selection {
+            mode,
+            slow_start_ms: u64::try_from(slow_start.as_millis()).unwrap_or(u64::MAX),
+            cursor: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn mode(&self) -> Balance {
+        self.mode
+    }
+
     pub fn attempts(&self, backends: Arc<[Arc<Backend>]>, now_ms: u64) -> Attempts {
-        let mut healthy: u128 = 0;
-        let mut healthy_count = 0usize;
+        let (mut healthy, mut usable) = (0u128, 0u128);
         for (i, b) in backends.iter().enumerate().take(MAX_BACKENDS) {
-            if b.health.is_healthy_at(now_ms) {
+            if b.is_drained() {
+                continue;
+            }
+            usable |= 1 << i;
+            if b.in_rotation_at(now_ms) {
                 healthy |= 1 << i;
-                healthy_count += 1;
             }
         }
-        let n = backends.len().min(MAX_BACKENDS);
-        let first = if n == 0 {
+        // When every backend is out the rotation runs over all of them (marks can be stale).
+        let pool = if healthy != 0 { healthy } else { usable };
+        let first = if pool == 0 {
             0
-        } else if healthy_count == 0 {
-            self.cursor.fetch_add(1, Ordering::Relaxed) % n
         } else {
-            let k = self.cursor.fetch_add(1, Ordering::Relaxed) % healthy_count;
-            nth_set_bit(healthy, k)
+            let eligible = self.admit(pool, &backends, now_ms);
+            match self.mode {
+                Balance::RoundRobin => {
+                    let k = self.cursor.fetch_add(1, Ordering::Relaxed) % count(eligible);
+                    nth_set_bit(eligible, k as u64)
+                }
+                Balance::LeastRequest => {
+                    least_request::pick(eligible, rand::random(), rand::random(), |i| {
+                        backends.get(i).map_or(i64::MAX, |b| b.in_flight())
+                    })
+                }
+            }
         };
         Attempts {
             backends,
             healthy,
+            usable,
             first,
             taken: 0,
         }
     }
+
+    /// `pool` less the ramping backends that lose their slow-start draw this time (all of `pool`
+    /// if every one of them lost).
+    fn admit(&self, pool: u128, backends: &[Arc<Backend>], now_ms: u64) -> u128 {
+        if self.slow_start_ms == 0 {
+            return pool;
+        }
+        let mut admitted = pool;
+        let mut bits = pool;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let Some(b) = backends.get(i) else { continue };
+            let weight = slow_start::weight(now_ms, b.ramp_since_ms(), self.slow_start_ms);
+            if !slow_start::admitted(weight, rand::random::<f64>()) {
+                admitted &= !(1 << i);
+            }
+        }
+        if admitted == 0 {
+            pool
+        } else {
+            admitted
+        }
+    }
 }
 
-fn nth_set_bit(mut bits: u128, mut k: usize) -> usize {
-    loop {
-        let i = bits.trailing_zeros() as usize;
-        if k == 0 {
-            return i;
-        }
-        bits &= !(1u128 << i);
-        k -= 1;
-    }
+fn count(bits: u128) -> usize {
+    bits.count_ones() as usize
 }
 
 impl Attempts {
     pub fn is_empty(&self) -> bool {
-        self.backends.is_empty()
+        self.usable == 0
     }
 }
 
@@ -87,17 +147,17 @@ impl Iterator for Attempts {
 
     fn next(&mut self) -> Option<Arc<Backend>> {
         let n = self.backends.len().min(MAX_BACKENDS);
-        if self.taken >= n {
+        if self.taken >= count(self.usable) {
             return None;
         }
         let idx = if self.taken == 0 {
             self.first
         } else {
             // The k-th retry: healthy ones after `first` in ring order, then the unhealthy ones.
-            let ring = (1..n).map(|step| (self.first + step) % n);
-            let healthy = ring
-                .clone()
-                .filter(|i| self.healthy & (1 << i) != 0 && *i != self.first);
+            let ring = (1..n)
+                .map(|step| (self.first + step) % n)
+                .filter(|i| self.usable & (1 << i) != 0);
+            let healthy = ring.clone().filter(|i| self.healthy & (1 << i) != 0);
             let unhealthy = ring.filter(|i| self.healthy & (1 << i) == 0);
             healthy.chain(unhealthy).nth(self.taken - 1)?
         };
@@ -132,7 +192,7 @@ mod tests {
     #[test]
     fn exact_shares_and_skips_unhealthy() {
         let backends = pool(3);
-        let rr = RoundRobin::default();
+        let rr = Selection::default();
         let mut counts = [0; 3];
         for _ in 0..300 {
             let b = rr.attempts(backends.clone(), 0).next().unwrap();
@@ -153,7 +213,7 @@ mod tests {
     fn every_backend_tried_once_healthy_first() {
         let backends = pool(4);
         backends[2].health.record_probe(Err("down".into()));
-        let rr = RoundRobin::default();
+        let rr = Selection::default();
         for _ in 0..8 {
             let order: Vec<u16> = rr
                 .attempts(backends.clone(), 0)
@@ -173,7 +233,7 @@ mod tests {
         for b in backends.iter() {
             b.health.record_probe(Err("down".into()));
         }
-        let rr = RoundRobin::default();
+        let rr = Selection::default();
         let a = rr.attempts(backends.clone(), 0).next().unwrap().addr;
         let b = rr.attempts(backends.clone(), 0).next().unwrap().addr;
         assert_ne!(a, b);
@@ -185,7 +245,7 @@ mod tests {
         assert_eq!(beyond_limit(MAX_BACKENDS), 0);
         assert_eq!(beyond_limit(MAX_BACKENDS + 2), 2);
         let backends = pool(130);
-        let rr = RoundRobin::default();
+        let rr = Selection::default();
         let order: Vec<u16> = rr
             .attempts(backends.clone(), 0)
             .map(|b| b.addr.port() - 1000)
@@ -205,7 +265,7 @@ mod tests {
                     b.health.record_probe(Err("down".into()));
                 }
             }
-            let rr = RoundRobin::default();
+            let rr = Selection::default();
             for _ in 0..skip {
                 rr.attempts(backends.clone(), 0);
             }

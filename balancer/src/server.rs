@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::connection_limit::{self, ConnectionLimit, Permit};
 use crate::proxy::{ClientInfo, Proxy};
 use crate::shutdown::{Drain, DrainWatch};
 
@@ -103,8 +104,9 @@ async fn sniff(stream: &TcpStream, timeout: Duration) -> Option<Protocol> {
     }
 }
 
-/// A connection the accepting thread hands to another worker.
-type Handoff = (std::net::TcpStream, SocketAddr);
+/// A connection the accepting thread hands to another worker, with its place under
+/// `--max-connections`.
+type Handoff = (std::net::TcpStream, SocketAddr, Permit);
 
 /// The workers accepted connections are dealt to, in turn. Worker 0 is the accepting thread
 /// itself; the others each run their own event loop on their own thread
@@ -146,11 +148,11 @@ pub fn spawn_worker(
         .spawn(move || {
             runtime.block_on(async move {
                 let drain = Drain::new();
-                while let Some((stream, peer)) = handed.recv().await {
+                while let Some((stream, peer, permit)) = handed.recv().await {
                     match TcpStream::from_std(stream) {
                         Ok(stream) => serve_connection(
                             stream,
-                            peer,
+                            (peer, permit),
                             proxy.clone(),
                             http.clone(),
                             drain.watcher(),
@@ -187,7 +189,8 @@ pub async fn finish(worker: usize, drain: &Drain, timeout: Duration) {
     }
 }
 
-/// Accepts until `shutdown` resolves and deals the connections to `workers`; returns without
+/// Accepts until `shutdown` resolves and deals the connections to `workers` (those beyond
+/// `limit` are refused with a 503 and closed, and accepting goes on); returns without
 /// waiting for the connections (worker 0's are drained through `drain`, the others' by their own
 /// threads once `workers`, dropped here, closes their channels).
 pub async fn serve(
@@ -195,6 +198,7 @@ pub async fn serve(
     mut workers: Workers,
     http: Arc<Http>,
     drain: &Drain,
+    limit: &ConnectionLimit,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -213,12 +217,16 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let Some(permit) = limit.try_acquire() else {
+            connection_limit::refuse(stream);
+            continue;
+        };
         let slot = workers.next % (workers.others.len() + 1);
         workers.next = workers.next.wrapping_add(1);
         if slot == 0 {
             serve_connection(
                 stream,
-                peer,
+                (peer, permit),
                 workers.local.clone(),
                 http.clone(),
                 drain.watcher(),
@@ -231,7 +239,7 @@ pub async fn serve(
             .map_err(|e| e.to_string())
             .and_then(|stream| {
                 workers.others[slot - 1]
-                    .send((stream, peer))
+                    .send((stream, peer, permit))
                     .map_err(|_| "the worker has stopped".to_string())
             });
         if let Err(e) = handed {
@@ -240,16 +248,18 @@ pub async fn serve(
     }
 }
 
-/// Serves one client connection on the current thread's event loop, as a task of its own.
+/// Serves one client connection on the current thread's event loop, as a task of its own; its
+/// permit is given back when the connection ends.
 fn serve_connection(
     stream: TcpStream,
-    peer: SocketAddr,
+    (peer, permit): (SocketAddr, Permit),
     proxy: Arc<Proxy>,
     http: Arc<Http>,
     watch: DrainWatch,
 ) {
     let client = Arc::new(ClientInfo::new(peer));
     tokio::spawn(async move {
+        let _permit = permit;
         let Some(protocol) = sniff(&stream, http.header_read_timeout).await else {
             return;
         };
