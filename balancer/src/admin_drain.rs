@@ -96,13 +96,19 @@ pub fn respond(
         return answer(StatusCode::NOT_FOUND, "404 Not Found\n");
     };
     if method != Method::POST {
-        return answer(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed: use POST\n");
+        return answer(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "405 Method Not Allowed: use POST\n",
+        );
     }
     if let Err(refused) = authorize(authorization, token) {
         return refused;
     }
     let Some(backend) = pool.snapshot().iter().find(|b| b.label == addr).cloned() else {
-        return answer(StatusCode::NOT_FOUND, format!("404 Not Found: no backend {addr:?}\n"));
+        return answer(
+            StatusCode::NOT_FOUND,
+            format!("404 Not Found: no backend {addr:?}\n"),
+        );
     };
     let changed = backend.set_drained(drain);
     let state = if drain { "draining" } else { "active" };
@@ -142,9 +148,20 @@ mod tests {
     fn tokens() {
         let bearer = |v: &'static str| HeaderValue::from_static(v);
         let token = Some("0123456789abcdef");
-        assert_eq!(authorize(None, None).unwrap_err().status, StatusCode::FORBIDDEN);
-        assert_eq!(authorize(Some(&bearer("Bearer x")), Some("")).unwrap_err().status, StatusCode::FORBIDDEN);
-        assert_eq!(authorize(None, token).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            authorize(None, None).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            authorize(Some(&bearer("Bearer x")), Some(""))
+                .unwrap_err()
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            authorize(None, token).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
         let wrong = authorize(Some(&bearer("Bearer 0123456789abcdeF")), token).unwrap_err();
         assert!(wrong.challenge);
         assert!(authorize(Some(&bearer("Basic 0123456789abcdef")), token).is_err());

@@ -30,7 +30,8 @@ pub struct Backend {
     pub metrics: BackendMetrics,
     /// The address with its idle keep-alive connections (shared with the leases on them).
     pub endpoint: Arc<Endpoint>,
-    /// When it joined (ms since start), where its slow-start ramp begins.
+    /// When it joined (ms since start), where its slow-start ramp begins; 0 for the backends
+    /// of the first (or an empty) rotation, which have no one to ramp up beside.
     pub joined_ms: u64,
     /// Its consecutive-5xx streak and ejection (`--max-5xx`).
     pub outlier: Outlier,
@@ -57,7 +58,7 @@ impl Backend {
             metrics: metrics.for_backend(&label),
             endpoint: Arc::new(Endpoint::new(addr, workers)),
             label,
-            joined_ms: now_ms(),
+            joined_ms: now_ms().max(1),
             outlier: Outlier::default(),
             drained: AtomicBool::new(false),
         })
@@ -179,7 +180,13 @@ impl Pool {
             match revived {
                 Some(b) => next.push(b),
                 None => match Backend::new(*addr, upstream, &self.metrics, self.workers) {
-                    Ok(b) => next.push(Arc::new(b)),
+                    Ok(mut b) => {
+                        // The first backends are the rotation itself, not newcomers to ramp up.
+                        if current.is_empty() {
+                            b.joined_ms = 0;
+                        }
+                        next.push(Arc::new(b));
+                    }
                     Err(e) => {
                         tracing::warn!(%addr, error = %e, "address cannot be used as a backend");
                         continue;

@@ -54,7 +54,8 @@ impl ConnectionLimit {
         Some(Permit(self.open.clone()))
     }
 
-    pub fn open(&self) -> i64 {
+    #[cfg(test)]
+    fn open(&self) -> i64 {
         self.open.get()
     }
 }

@@ -104,7 +104,8 @@ impl Health {
                 d.passive_reason = None;
                 d.recent_failures.clear();
                 // An expired passive mark stays: it tells slow start when the backend came back.
-                let now = now_ms();
+                // Never 0, which slow start reads as "never out".
+                let now = now_ms().max(1);
                 let was_down = self.active_down.swap(false, Ordering::Relaxed);
                 if self.passive_out_until.load(Ordering::Relaxed) > now {
                     self.passive_out_until.store(0, Ordering::Relaxed);

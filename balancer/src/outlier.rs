@@ -45,7 +45,10 @@ impl Outlier {
             }
             return None;
         }
-        let streak = self.streak.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let streak = self
+            .streak
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         (streak >= max).then_some(streak)
     }
 
@@ -134,7 +137,10 @@ mod tests {
         // Once the first ejections end, others may go.
         assert!(e.try_eject(&all[4], all.iter(), 1_000, 2_000));
         let single = [Outlier::default()];
-        assert!(!e.try_eject(&single[0], single.iter(), 0, 1_000), "one backend is never ejected");
+        assert!(
+            !e.try_eject(&single[0], single.iter(), 0, 1_000),
+            "one backend is never ejected"
+        );
     }
 
     proptest::proptest! {

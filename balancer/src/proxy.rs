@@ -21,11 +21,11 @@ use crate::backend::{Backend, InFlight, Pool};
 use crate::headers;
 use crate::health::{now_ms, HealthPolicy};
 use crate::metrics::{class_index, Metrics};
+use crate::outlier::Ejector;
+use crate::rate_limit::Limiter;
 use crate::request_body::{BodyHandle, RequestBody, RequestBodyOutcome};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::response_body::ResponseBody;
-use crate::outlier::Ejector;
-use crate::rate_limit::Limiter;
 use crate::selection::Selection;
 use crate::trusted_proxies::TrustedProxies;
 use crate::upgrade;
@@ -260,7 +260,11 @@ impl Proxy {
         );
         let all = self.pool.snapshot();
         let outliers = all.iter().map(|b| &b.outlier);
-        if self.rules.ejector.try_eject(&backend.outlier, outliers, now, until) {
+        if self
+            .rules
+            .ejector
+            .try_eject(&backend.outlier, outliers, now, until)
+        {
             self.metrics.traffic.ejections.inc();
             tracing::warn!(backend = %backend.addr, streak, fail_timeout = ?self.settings.policy.fail_timeout, "backend ejected after consecutive 5xx responses");
         } else {
@@ -280,7 +284,12 @@ impl Proxy {
 
     /// Rewrites a checked request for the backends: hop-by-hop headers out, forwarding headers in,
     /// an upgrade kept only when asked for, an origin-form HTTP/1.1 request with a limited body.
-    fn prepare(&self, mut req: Request<Incoming>, client: &ClientInfo, id: &HeaderValue) -> Prepared {
+    fn prepare(
+        &self,
+        mut req: Request<Incoming>,
+        client: &ClientInfo,
+        id: &HeaderValue,
+    ) -> Prepared {
         let upgrade_to = if req.version() == Version::HTTP_11 {
             headers::upgrade_protocol(req.headers())
         } else {

@@ -16,7 +16,7 @@ use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, MonotonicClock};
@@ -47,7 +47,8 @@ pub fn parse_rate(raw: &str) -> Result<Rate, String> {
     let usage = || format!("`{raw}` is not a rate like 50/s, 3000/m or 100/h");
     let (count, unit) = raw.trim().split_once('/').ok_or_else(usage)?;
     let count: u32 = count.trim().parse().map_err(|_| usage())?;
-    let count = NonZeroU32::new(count).ok_or_else(|| format!("`{raw}`: the count must be at least 1"))?;
+    let count =
+        NonZeroU32::new(count).ok_or_else(|| format!("`{raw}`: the count must be at least 1"))?;
     let per = match unit.trim() {
         "s" => Duration::from_secs(1),
         "m" => Duration::from_secs(60),
@@ -97,14 +98,28 @@ impl BoundedStore {
     }
 
     /// The most clients remembered at once.
-    pub fn capacity(&self) -> usize {
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
         self.per_shard * SHARDS
     }
 }
 
-impl StateStore for BoundedStore {
+/// The store as governor holds it, shared with the [`Limiter`] that reports its size (governor
+/// gives no access to a limiter's store once built).
+pub struct SharedStore(Arc<BoundedStore>);
+
+impl StateStore for SharedStore {
     type Key = IpAddr;
 
+    fn measure_and_replace<T, F, E>(&self, key: &IpAddr, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        self.0.measure_and_replace(key, f)
+    }
+}
+
+impl BoundedStore {
     fn measure_and_replace<T, F, E>(&self, key: &IpAddr, f: F) -> Result<T, E>
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
@@ -127,7 +142,8 @@ impl StateStore for BoundedStore {
 
 /// The limiter the proxy asks once per request.
 pub struct Limiter {
-    inner: RateLimiter<IpAddr, BoundedStore, MonotonicClock>,
+    inner: RateLimiter<IpAddr, SharedStore, MonotonicClock>,
+    store: Arc<BoundedStore>,
 }
 
 impl Limiter {
@@ -139,8 +155,10 @@ impl Limiter {
         let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
             .unwrap_or_else(|| Quota::per_second(rate.count))
             .allow_burst(burst);
+        let store = Arc::new(BoundedStore::new(clients));
         Limiter {
-            inner: RateLimiter::new(quota, BoundedStore::new(clients), MonotonicClock),
+            inner: RateLimiter::new(quota, SharedStore(store.clone()), MonotonicClock),
+            store,
         }
     }
 
@@ -158,11 +176,12 @@ impl Limiter {
     }
 
     pub fn clients(&self) -> usize {
-        self.inner.state_store().len()
+        self.store.len()
     }
 
-    pub fn capacity(&self) -> usize {
-        self.inner.state_store().capacity()
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.store.capacity()
     }
 }
 
@@ -179,7 +198,16 @@ mod tests {
         assert_eq!(parse_rate("50/s").unwrap().count.get(), 50);
         assert_eq!(parse_rate("3000/m").unwrap().per, Duration::from_secs(60));
         assert_eq!(parse_rate("100/h").unwrap().to_string(), "100/h");
-        for bad in ["", "50", "0/s", "-1/s", "50/d", "x/s", "50/", "99999999999/s"] {
+        for bad in [
+            "",
+            "50",
+            "0/s",
+            "-1/s",
+            "50/d",
+            "x/s",
+            "50/",
+            "99999999999/s",
+        ] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }
@@ -202,7 +230,12 @@ mod tests {
         for n in 0..10_000 {
             let _ = l.check(ip(n));
         }
-        assert!(l.clients() <= l.capacity(), "{} > {}", l.clients(), l.capacity());
+        assert!(
+            l.clients() <= l.capacity(),
+            "{} > {}",
+            l.clients(),
+            l.capacity()
+        );
         // The newest client is still remembered (refused again), the first was forgotten.
         assert!(l.check(ip(9_999)).is_err());
         assert_eq!(l.check(ip(0)), Ok(()));

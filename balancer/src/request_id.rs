@@ -64,7 +64,13 @@ mod tests {
     #[test]
     fn malformed_or_missing_ids_are_replaced_by_32_hex_digits() {
         let too_long = "x".repeat(MAX_LEN + 1);
-        let bad: [&[u8]; 5] = [b"", b"has space", b"tab\there", "caf\u{e9}".as_bytes(), too_long.as_bytes()];
+        let bad: [&[u8]; 5] = [
+            b"",
+            b"has space",
+            b"tab\there",
+            "caf\u{e9}".as_bytes(),
+            too_long.as_bytes(),
+        ];
         for raw in bad {
             let mut h = HeaderMap::new();
             h.insert(X_REQUEST_ID, HeaderValue::from_bytes(raw).unwrap());

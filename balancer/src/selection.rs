@@ -65,10 +65,6 @@ impl Selection {
         }
     }
 
-    pub fn mode(&self) -> Balance {
-        self.mode
-    }
-
     pub fn attempts(&self, backends: Arc<[Arc<Backend>]>, now_ms: u64) -> Attempts {
         let (mut healthy, mut usable) = (0u128, 0u128);
         for (i, b) in backends.iter().enumerate().take(MAX_BACKENDS) {
@@ -175,15 +171,15 @@ mod tests {
         let m = Metrics::new();
         (0..n)
             .map(|i| {
-                Arc::new(
-                    Backend::new(
-                        format!("127.0.0.1:{}", 1000 + i).parse().unwrap(),
-                        "app:5000",
-                        &m,
-                        1,
-                    )
-                    .unwrap(),
+                let mut b = Backend::new(
+                    format!("127.0.0.1:{}", 1000 + i).parse().unwrap(),
+                    "app:5000",
+                    &m,
+                    1,
                 )
+                .unwrap();
+                b.joined_ms = 0;
+                Arc::new(b)
             })
             .collect::<Vec<_>>()
             .into()
@@ -252,6 +248,36 @@ mod tests {
             .collect();
         assert_eq!(order.len(), MAX_BACKENDS);
         assert!(order.iter().all(|p| usize::from(*p) < MAX_BACKENDS));
+    }
+
+    #[test]
+    fn slow_start_gives_a_returning_backend_a_small_share_in_both_modes() {
+        for mode in [Balance::RoundRobin, Balance::LeastRequest] {
+            // Two backends of the first rotation, one back from a failed check just now.
+            let backends = pool(3);
+            backends[2].health.record_probe(Err("down".into()));
+            backends[2].health.record_probe(Ok(()));
+            let since = backends[2].ramp_since_ms();
+            let s = Selection::new(mode, Duration::from_secs(10));
+            let mut late = 0;
+            for _ in 0..3000 {
+                let first = s.attempts(backends.clone(), since).next().unwrap();
+                late += usize::from(first.addr == backends[2].addr);
+            }
+            // Weight 0.05 at the start of the ramp: about 0.05 / 2.05 of the picks.
+            assert!(late < 150, "{mode:?}: {late} of 3000");
+            assert!(late > 0, "{mode:?}: never picked");
+            // After the window: a full third (least-request with equal loads: about a third).
+            let mut late = 0;
+            for _ in 0..3000 {
+                let first = s.attempts(backends.clone(), since + 10_000).next().unwrap();
+                late += usize::from(first.addr == backends[2].addr);
+            }
+            assert!(
+                (800..=1200).contains(&late),
+                "{mode:?}: {late} of 3000 after the window"
+            );
+        }
     }
 
     proptest::proptest! {

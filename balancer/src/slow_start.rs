@@ -11,9 +11,10 @@
 pub const MIN_WEIGHT: f64 = 0.05;
 
 /// The weight at `now_ms` of a backend back in the rotation since `since_ms`, for a window of
-/// `window_ms` (0 = slow start off: always 1).
+/// `window_ms` (0 = slow start off: always 1). `since_ms` 0 means it has been in the rotation
+/// from the start, with no one to ramp up beside: full weight.
 pub fn weight(now_ms: u64, since_ms: u64, window_ms: u64) -> f64 {
-    if window_ms == 0 {
+    if window_ms == 0 || since_ms == 0 {
         return 1.0;
     }
     let elapsed = now_ms.saturating_sub(since_ms);
@@ -42,6 +43,10 @@ mod tests {
         assert!((half - (MIN_WEIGHT + (1.0 - MIN_WEIGHT) / 2.0)).abs() < 1e-9);
         assert!((weight(11_000, 1_000, 10_000) - 1.0).abs() < f64::EPSILON);
         assert!((weight(5, 0, 0) - 1.0).abs() < f64::EPSILON, "off");
+        assert!(
+            (weight(5, 0, 10_000) - 1.0).abs() < f64::EPSILON,
+            "there from the start"
+        );
         // Not back yet (the mark is in the future): the minimum, never more.
         assert!((weight(0, 5_000, 10_000) - MIN_WEIGHT).abs() < 1e-9);
     }
@@ -60,7 +65,7 @@ mod tests {
     proptest::proptest! {
         /// The weight never leaves [MIN_WEIGHT, 1] and never falls as time passes.
         #[test]
-        fn bounded_and_monotone(since in 0u64..100_000, window in 0u64..100_000, a in 0u64..300_000, b in 0u64..300_000) {
+        fn bounded_and_monotone(since in 1u64..100_000, window in 0u64..100_000, a in 0u64..300_000, b in 0u64..300_000) {
             let (early, late) = (a.min(b), a.max(b));
             let (w1, w2) = (weight(early, since, window), weight(late, since, window));
             proptest::prop_assert!((MIN_WEIGHT..=1.0).contains(&w1));

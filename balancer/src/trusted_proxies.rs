@@ -23,9 +23,12 @@ pub struct Cidr {
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                mask_eq(u128::from(u32::from(net)), u128::from(u32::from(ip)), 32, self.prefix)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => mask_eq(
+                u128::from(u32::from(net)),
+                u128::from(u32::from(ip)),
+                32,
+                self.prefix,
+            ),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 mask_eq(u128::from(net), u128::from(ip), 128, self.prefix)
             }
@@ -143,8 +146,16 @@ mod tests {
         assert!(t.trusts(ip("fd12::1")));
         assert!(t.trusts(ip("::ffff:10.1.1.1")), "mapped IPv4 is IPv4");
         assert!(parse_trusted_proxies("").unwrap().is_empty());
-        assert!(parse_trusted_proxies("0.0.0.0/0").unwrap().trusts(ip("8.8.8.8")));
-        for bad in ["10.0.0.0/33", "fd00::/129", "nope", "10.0.0.0/x", "1.2.3.4/"] {
+        assert!(parse_trusted_proxies("0.0.0.0/0")
+            .unwrap()
+            .trusts(ip("8.8.8.8")));
+        for bad in [
+            "10.0.0.0/33",
+            "fd00::/129",
+            "nope",
+            "10.0.0.0/x",
+            "1.2.3.4/",
+        ] {
             assert!(parse_trusted_proxies(bad).is_err(), "{bad}");
         }
     }
@@ -159,9 +170,15 @@ mod tests {
         // No header: the trusted peer is the client.
         assert_eq!(t.client(ip("10.0.0.1"), &HeaderMap::new()), ip("10.0.0.1"));
         // All trusted: the leftmost.
-        assert_eq!(t.client(ip("10.0.0.1"), &xff(&["10.1.1.1"])), ip("10.1.1.1"));
+        assert_eq!(
+            t.client(ip("10.0.0.1"), &xff(&["10.1.1.1"])),
+            ip("10.1.1.1")
+        );
         // Garbage stops the walk at the hop that wrote it.
-        assert_eq!(t.client(ip("10.0.0.1"), &xff(&["junk, 10.0.0.5"])), ip("10.0.0.5"));
+        assert_eq!(
+            t.client(ip("10.0.0.1"), &xff(&["junk, 10.0.0.5"])),
+            ip("10.0.0.5")
+        );
     }
 
     #[test]

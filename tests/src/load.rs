@@ -260,7 +260,12 @@ pub enum Budget {
 /// `concurrency` keep-alive clients sending GET `url` back to back until `budget` is spent,
 /// recording each response's `header` (e.g. `x-backend`, to see who served it). Bounded: it
 /// never runs past [`crate::TEST_BOUND`].
-pub async fn tagged_load(url: &str, concurrency: usize, header: &str, budget: Budget) -> Vec<Tagged> {
+pub async fn tagged_load(
+    url: &str,
+    concurrency: usize,
+    header: &str,
+    budget: Budget,
+) -> Vec<Tagged> {
     let left = Arc::new(AtomicUsize::new(match budget {
         Budget::Requests(n) => n,
         Budget::For(_) => usize::MAX,
@@ -277,7 +282,9 @@ pub async fn tagged_load(url: &str, concurrency: usize, header: &str, budget: Bu
                 let client = crate::http::Client::new();
                 let mut out = Vec::new();
                 while Instant::now() < deadline
-                    && left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+                    && left
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
                 {
                     let began = Instant::now();
                     let result = client.get(&url).await;
@@ -286,7 +293,12 @@ pub async fn tagged_load(url: &str, concurrency: usize, header: &str, budget: Bu
                         Ok(r) => (Some(r.status), r.header(&header).map(str::to_string)),
                         Err(_) => (None, None),
                     };
-                    out.push(Tagged { finished, latency: finished - began, status, tag });
+                    out.push(Tagged {
+                        finished,
+                        latency: finished - began,
+                        status,
+                        tag,
+                    });
                 }
                 out
             })

@@ -46,7 +46,9 @@ async fn exercise(b: &Balancer) -> Vec<(Option<String>, String)> {
             let reply = e2e::raw::exchange(b.addr(), &bytes, T).await;
             let resp = e2e::raw::RawResponse::parse(&reply).expect("answer to a Latin-1 id");
             assert_eq!(resp.status, 200);
-            resp.header("x-request-id").expect("id returned").to_string()
+            resp.header("x-request-id")
+                .expect("id returned")
+                .to_string()
         } else {
             get_with_id(b, id).await
         };
@@ -58,7 +60,10 @@ async fn exercise(b: &Balancer) -> Vec<(Option<String>, String)> {
 fn check_ids(cases: &[(Option<String>, String)]) {
     assert_eq!(cases[0].1, "client-id-42_{ok}", "a valid id is kept");
     for (sent, got) in &cases[1..] {
-        assert!(is_generated(got), "{sent:?} -> {got}: not replaced by a generated id");
+        assert!(
+            is_generated(got),
+            "{sent:?} -> {got}: not replaced by a generated id"
+        );
     }
     assert_ne!(cases[2].1, cases[3].1);
 }
@@ -81,7 +86,10 @@ async fn stack(access_log: &str) -> (RedisServer, App, Balancer) {
 async fn line_with(log: impl Fn() -> String, needle: &str) -> String {
     let mut found = None;
     e2e::wait_until(T, || {
-        found = log().lines().find(|l| l.contains(needle)).map(str::to_string);
+        found = log()
+            .lines()
+            .find(|l| l.contains(needle))
+            .map(str::to_string);
         found.is_some()
     })
     .await;
@@ -102,7 +110,10 @@ async fn request_ids_in_the_json_access_log_and_the_app_log() {
         let app_line = line_with(|| app.log(), &format!("request_id={id}")).await;
         assert!(app_line.contains("request served"), "{app_line}");
         if let Some(sent) = sent.as_ref().filter(|s| **s != *id) {
-            assert!(!app.log().contains(sent.as_str()), "a malformed id reached the app");
+            assert!(
+                !app.log().contains(sent.as_str()),
+                "a malformed id reached the app"
+            );
         }
     }
 }
