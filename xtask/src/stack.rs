@@ -191,16 +191,17 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    /// Starts the balancer on `port` (admin on `admin_port`) and waits until its admin listener
-    /// answers `/status` and its public listener serves `/health` through a replica.
+    /// Starts the balancer on `port` (admin on `admin_port`), with `extra_args` after the shared
+    /// flags, and waits until its admin listener answers `/status` and its public listener serves
+    /// `/health` through a replica.
     pub fn start(
         bin: &Path,
-        port: u16,
-        admin_port: u16,
+        (port, admin_port): (u16, u16),
         upstreams: &[SocketAddr],
         workers: Option<usize>,
         request_log: RequestLog,
         log_path: &Path,
+        extra_args: &[&str],
     ) -> Result<Self> {
         let addr = loopback(port);
         let admin_addr = loopback(admin_port);
@@ -212,6 +213,7 @@ impl Balancer {
             cmd.arg("--workers").arg(workers.to_string());
         }
         cmd.env("BALANCER_ACCESS_LOG", request_log.as_flag());
+        cmd.args(extra_args);
         let mut process = spawn("balancer", cmd, log_path)?;
         wait_ready(&mut process, "admin GET /status = 200", || {
             answers_ok(admin_addr, "/status")

@@ -165,12 +165,12 @@ fn start(args: &UpArgs, plan: &Plan) -> Result<Stack> {
     let upstreams: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
     let balancer = Balancer::start(
         &plan.bins.balancer,
-        plan.port,
-        plan.admin_port,
+        (plan.port, plan.admin_port),
         &upstreams,
         args.workers,
         args.balancer_request_log,
         &logs_dir.join("balancer.log"),
+        &[],
     )?;
     let nginx = match &plan.nginx_bin {
         Some(bin) => Some(Nginx::start(
