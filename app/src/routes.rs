@@ -2,7 +2,8 @@
 //!
 //! A `match` on the path is the whole router: the site has a handful of routes and this
 //! keeps them readable without a framework. Every response passes through `App::handle`,
-//! which adds `X-Served-By`, strips bodies from HEAD answers and records metrics.
+//! which adds `X-Served-By`, strips bodies from HEAD answers, records metrics and logs the
+//! request (at debug) in a span carrying its `X-Request-Id`.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +18,7 @@ use http::header::{
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use shared::host::HostProblem;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::counter::Counter;
@@ -28,6 +30,7 @@ pub type Body = Full<Bytes>;
 
 const X_SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
 const X_APP_VERSION: HeaderName = HeaderName::from_static("x-app-version");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const OPENMETRICS: HeaderValue =
@@ -40,6 +43,17 @@ const CSP: HeaderValue = HeaderValue::from_static(
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 );
 const ALLOWED: HeaderValue = HeaderValue::from_static("GET, HEAD");
+
+/// The span every log line of one request is written in: it carries the `X-Request-Id` the
+/// balancer forwarded (a visible-ASCII value the balancer checked; anything else is not shown),
+/// so the app's lines and the balancer's access line of a request can be joined. No span when
+/// there is no ID (a direct request), so nothing is spent on it.
+fn request_span<B>(req: &Request<B>) -> tracing::Span {
+    match req.headers().get(X_REQUEST_ID).map(HeaderValue::to_str) {
+        Some(Ok(id)) => tracing::info_span!("request", request_id = %id),
+        _ => tracing::Span::none(),
+    }
+}
 
 /// The routes, as metric labels from a fixed set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +130,11 @@ impl App {
         let _in_flight = self.metrics.in_flight();
         let method = req.method().clone();
         let http1 = req.version() < Version::HTTP_2;
-        let (route, mut response) = self.route(&req).await;
+        let span = request_span(&req);
+        let (route, mut response) = self.route(&req).instrument(span.clone()).await;
+        span.in_scope(|| {
+            tracing::debug!(%method, path = req.uri().path(), status = response.status().as_u16(), "request served");
+        });
         if http1 && self.is_stopping() {
             // HTTP/2 has GOAWAY for this; HTTP/1 only has `Connection: close`.
             response

@@ -1,4 +1,5 @@
-//! The admin listener: `/metrics` (Prometheus text) and `/status` (JSON).
+//! The admin listener: `/metrics` (Prometheus text), `/status` (JSON), the dashboard, and the
+//! token-guarded drain calls of [`crate::admin_drain`].
 //!
 //! Served only on `--admin-listen`, never on the public port, so operators can keep it on
 //! loopback or an internal network. Health gauges are refreshed at scrape time because passive
@@ -19,10 +20,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::admin_drain;
 use crate::backend::{Backend, Pool};
+use crate::config::Config;
 use crate::discovery::{Discovery, UpstreamStatus};
 use crate::health::{now_ms, LastError};
 use crate::metrics::Metrics;
+use crate::proxy::TrafficRules;
 use crate::selection::{self, MAX_BACKENDS};
 use crate::tls::{CertInfo, CertStore, ReloadRecord};
 
@@ -31,6 +35,10 @@ pub struct Admin {
     pub discovery: Arc<Discovery>,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
+    pub limits: Limits,
+    pub rules: Arc<TrafficRules>,
+    /// `--admin-token` (`BALANCER_ADMIN_TOKEN`) for the POST calls.
+    pub token: Option<String>,
     /// The served certificate, when `--tls-listen` is set.
     pub tls: Option<Arc<CertStore>>,
 }
@@ -58,13 +66,53 @@ fn tls_status(store: &CertStore) -> TlsStatus {
     }
 }
 
+/// The balance mode and limits in force, for `/status` and the dashboard.
+#[derive(Serialize)]
+pub struct Limits {
+    balance: &'static str,
+    slow_start_ms: u64,
+    max_5xx: u32,
+    fail_timeout_ms: u64,
+    max_fails: u32,
+    rate_limit: Option<String>,
+    rate_burst: Option<u32>,
+    rate_limit_clients: u64,
+    trusted_proxies: String,
+    max_connections: u64,
+    drain_api: bool,
+}
+
+impl Limits {
+    pub fn new(c: &Config) -> Self {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Limits {
+            balance: c.balance.name(),
+            slow_start_ms: ms(c.slow_start),
+            max_5xx: c.max_5xx,
+            fail_timeout_ms: ms(c.fail_timeout),
+            max_fails: c.max_fails,
+            rate_limit: c.rate_limit.map(|r| r.to_string()),
+            rate_burst: c.rate_limit.map(|r| c.rate_burst.unwrap_or(r.count.get())),
+            rate_limit_clients: c.rate_limit_clients,
+            trusted_proxies: c.trusted_proxies.to_string(),
+            max_connections: c.max_connections,
+            drain_api: c.admin_token.as_ref().is_some_and(|t| !t.is_empty()),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct BackendStatus {
     address: String,
     upstream: String,
     /// "active" while in the rotation, "pending" in the rotation until its first passing health
-    /// check, "draining" after its address vanished from DNS.
+    /// check, "draining" after its address vanished from DNS or once drained through the admin API.
     state: &'static str,
+    /// Drained through the admin API.
+    drained: bool,
+    /// Taken out by `--max-5xx` right now.
+    ejected: bool,
+    ejections_total: u64,
     healthy: bool,
     reason: Option<String>,
     in_flight: i64,
@@ -89,7 +137,7 @@ struct ResponseClasses {
 }
 
 #[derive(Serialize)]
-struct Status {
+struct Status<'a> {
     backends: Vec<BackendStatus>,
     upstreams: Vec<UpstreamStatus>,
     healthy_backends: usize,
@@ -105,60 +153,77 @@ struct Status {
     /// Present when `--tls-listen` is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<TlsStatus>,
+    limits: &'a Limits,
+    connections: i64,
+    rate_limited_total: u64,
+    rate_limit_clients: usize,
+    ejections_total: u64,
+    local_responses: ResponseClasses,
 }
 
-fn backend_status(b: &Backend, state: &'static str, now: u64) -> BackendStatus {
+fn backend_status(b: &Backend, in_rotation: bool, now: u64) -> BackendStatus {
     let c = &b.metrics.by_class;
+    let drained = b.is_drained();
+    let ejected = b.outlier.is_ejected_at(now);
+    let state = if !in_rotation || drained {
+        "draining"
+    } else if b.health.is_pending() {
+        "pending"
+    } else {
+        "active"
+    };
     BackendStatus {
         address: b.label.clone(),
         upstream: b.upstream.clone(),
         state,
-        healthy: state == "active" && b.health.is_healthy_at(now),
-        reason: if state == "draining" {
+        drained,
+        ejected,
+        ejections_total: b.outlier.ejections(),
+        healthy: state == "active" && b.in_rotation_at(now),
+        reason: if !in_rotation {
             Some("address no longer resolves; finishing in-flight requests".into())
+        } else if drained {
+            Some("drained through the admin API; finishing in-flight requests".into())
+        } else if ejected && b.health.is_healthy_at(now) {
+            Some("ejected: consecutive 5xx responses (--max-5xx)".into())
         } else {
             b.health.reason()
         },
         in_flight: b.in_flight(),
         requests_total: b.requests_total.load(Ordering::Relaxed),
         failures_total: b.failures_total.load(Ordering::Relaxed),
-        responses: ResponseClasses {
-            c1: c[0].get(),
-            c2: c[1].get(),
-            c3: c[2].get(),
-            c4: c[3].get(),
-            c5: c[4].get(),
-        },
+        responses: classes(c),
         last_error: b.health.last_error(),
     }
 }
 
-/// A backend in the rotation is "pending" until its first passing health check, then "active".
-fn rotation_state(b: &Backend) -> &'static str {
-    if b.health.is_pending() {
-        "pending"
-    } else {
-        "active"
+fn classes(c: &[prometheus_client::metrics::counter::Counter; 5]) -> ResponseClasses {
+    ResponseClasses {
+        c1: c[0].get(),
+        c2: c[1].get(),
+        c3: c[2].get(),
+        c4: c[3].get(),
+        c5: c[4].get(),
     }
 }
 
 impl Admin {
-    fn status(&self) -> Status {
+    fn status(&self) -> Status<'_> {
         let now = now_ms();
         let mut backends: Vec<BackendStatus> = self
             .pool
             .snapshot()
             .iter()
-            .map(|b| backend_status(b, rotation_state(b), now))
+            .map(|b| backend_status(b, true, now))
             .collect();
         backends.extend(
             self.pool
                 .draining()
                 .iter()
-                .map(|b| backend_status(b, "draining", now)),
+                .map(|b| backend_status(b, false, now)),
         );
         let local: u64 = self.metrics.local.iter().map(|c| c.get()).sum();
-        let active = backends.iter().filter(|b| b.state != "draining").count();
+        let active = self.pool.snapshot().len();
         Status {
             healthy_backends: backends.iter().filter(|b| b.healthy).count(),
             pending_backends: backends.iter().filter(|b| b.state == "pending").count(),
@@ -169,6 +234,12 @@ impl Admin {
             backends,
             upstreams: self.discovery.status(),
             uptime_seconds: self.started.elapsed().as_secs(),
+            limits: &self.limits,
+            connections: self.metrics.traffic.connections.get(),
+            rate_limited_total: self.metrics.traffic.rate_limited.get(),
+            rate_limit_clients: self.rules.limiter.as_ref().map_or(0, |l| l.clients()),
+            ejections_total: self.metrics.traffic.ejections.get(),
+            local_responses: classes(&self.metrics.local),
             tls: self.tls.as_deref().map(tls_status),
         }
     }
@@ -184,9 +255,38 @@ impl Admin {
         }
         self.metrics.pending.set(pending);
         let _ = self.pool.draining();
+        if let Some(limiter) = &self.rules.limiter {
+            let clients = i64::try_from(limiter.clients()).unwrap_or(i64::MAX);
+            self.metrics.traffic.rate_limit_clients.set(clients);
+        }
+    }
+
+    /// The drain API's answer to a request under `/backends/`.
+    fn drain(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let a = admin_drain::respond(
+            req.method(),
+            req.uri().path(),
+            req.headers().get(header::AUTHORIZATION),
+            self.token.as_deref(),
+            &self.pool,
+        );
+        let content_type = if a.status == StatusCode::OK {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        let mut resp = with_type(a.status, a.body, content_type);
+        if a.challenge {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
     }
 
     fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.uri().path().starts_with("/backends/") {
+            return self.drain(req);
+        }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return text(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -10,13 +10,14 @@
 //! `--health-interval` ([`Pool::take_joined`], [`Pool::wait_joined`]).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use http::HeaderValue;
 
-use crate::health::{Health, HealthPolicy};
+use crate::health::{now_ms, Health, HealthPolicy};
 use crate::metrics::{BackendMetrics, Metrics};
+use crate::outlier::Outlier;
 use crate::upstream_pool::Endpoint;
 
 pub struct Backend {
@@ -33,6 +34,13 @@ pub struct Backend {
     pub metrics: BackendMetrics,
     /// The address with its idle keep-alive connections (shared with the leases on them).
     pub endpoint: Arc<Endpoint>,
+    /// When it joined (ms since start), where its slow-start ramp begins; 0 for the backends
+    /// of the first (or an empty) rotation, which have no one to ramp up beside.
+    pub joined_ms: u64,
+    /// Its consecutive-5xx streak and ejection (`--max-5xx`).
+    pub outlier: Outlier,
+    /// Drained through the admin API: no new requests, in-flight ones finish.
+    drained: AtomicBool,
 }
 
 impl Backend {
@@ -54,7 +62,38 @@ impl Backend {
             metrics: metrics.for_backend(&label),
             endpoint: Arc::new(Endpoint::new(addr, workers)),
             label,
+            joined_ms: now_ms().max(1),
+            outlier: Outlier::default(),
+            drained: AtomicBool::new(false),
         })
+    }
+
+    /// Healthy (health checks) and not ejected for 5xx.
+    pub fn in_rotation_at(&self, now_ms: u64) -> bool {
+        self.health.is_healthy_at(now_ms) && !self.outlier.is_ejected_at(now_ms)
+    }
+
+    /// Since when it has been back in the rotation: the latest of joining (for a newcomer, its
+    /// admission by the first passing probe), coming back from a passive or active mark, and the
+    /// end of a 5xx ejection (for `--slow-start`).
+    pub fn ramp_since_ms(&self) -> u64 {
+        let admitted = match self.joined_ms {
+            0 => 0,
+            _ => self.health.admitted_at_ms(),
+        };
+        self.joined_ms
+            .max(admitted)
+            .max(self.health.back_since_ms())
+            .max(self.outlier.ejected_until())
+    }
+
+    pub fn is_drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    /// Drains (`true`) or undrains it; returns whether that changed anything.
+    pub fn set_drained(&self, drained: bool) -> bool {
+        self.drained.swap(drained, Ordering::Relaxed) != drained
     }
 
     pub fn in_flight(&self) -> i64 {
@@ -171,7 +210,13 @@ impl Pool {
                     b
                 }
                 None => match Backend::new(*addr, upstream, &self.metrics, self.workers) {
-                    Ok(b) => Arc::new(b),
+                    Ok(mut b) => {
+                        // The first backends are the rotation itself, not newcomers to ramp up.
+                        if current.is_empty() {
+                            b.joined_ms = 0;
+                        }
+                        Arc::new(b)
+                    }
                     Err(e) => {
                         tracing::warn!(%addr, error = %e, "address cannot be used as a backend");
                         continue;

@@ -10,10 +10,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use shared::duration::parse_nonzero_duration;
+use shared::duration::{parse_duration, parse_nonzero_duration};
 use shared::size::parse_size;
 
 use crate::access_log;
+use crate::rate_limit::{parse_rate, Rate};
+use crate::trusted_proxies::{parse_trusted_proxies, TrustedProxies};
 
 /// Round-robin reverse proxy in front of the app replicas, replacing NGINX.
 #[derive(Debug, Parser)]
@@ -129,6 +131,80 @@ pub struct Config {
     /// `Strict-Transport-Security: max-age=...` on TLS responses (e.g. `365d`; off when unset).
     #[arg(long, env = "BALANCER_HSTS", value_name = "MAX_AGE", requires = "tls_listen", value_parser = parse_nonzero_duration)]
     pub hsts: Option<Duration>,
+    /// How a request's first backend is chosen: `round-robin`, or `least-request` (power of two
+    /// choices over in-flight requests).
+    #[arg(long, env = "BALANCER_BALANCE", value_enum, default_value_t = Balance::RoundRobin)]
+    pub balance: Balance,
+
+    /// A backend that joins or comes back ramps its share linearly from 5 % to full over this
+    /// window (`0s` = off).
+    #[arg(long, env = "BALANCER_SLOW_START", default_value = "0s", value_parser = parse_duration)]
+    pub slow_start: Duration,
+
+    /// Consecutive 5xx responses that take a backend out for --fail-timeout (0 = off); never
+    /// more than half of the backends are out for this at once.
+    #[arg(long = "max-5xx", env = "BALANCER_MAX_5XX", default_value_t = 0)]
+    pub max_5xx: u32,
+
+    /// Requests per client address, e.g. `50/s` or `3000/m` (off when unset); over it: 429.
+    #[arg(long, env = "BALANCER_RATE_LIMIT", value_parser = parse_rate)]
+    pub rate_limit: Option<Rate>,
+
+    /// Requests a client may send at once above the rate (default: one second's worth, at least 1).
+    #[arg(long, env = "BALANCER_RATE_BURST", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_burst: Option<u32>,
+
+    /// Proxies (CIDR list) whose `X-Forwarded-For` is believed: the client is the last address
+    /// in it that is not one of them. Empty: the socket's peer is the client.
+    #[arg(long, env = "BALANCER_TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Client addresses the rate limiter remembers; past it the oldest entries are dropped.
+    #[arg(long, env = "BALANCER_RATE_LIMIT_CLIENTS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub rate_limit_clients: u64,
+
+    /// Open client connections; beyond it new ones are answered 503 and closed.
+    #[arg(long, env = "BALANCER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: u64,
+
+    /// Bearer token for the admin API's POST calls (drain, undrain); unset or empty: they
+    /// answer 403.
+    #[arg(long, env = "BALANCER_ADMIN_TOKEN", hide_env_values = true,
+          value_parser = shared::setting::secret(parse_admin_token, hide_token))]
+    pub admin_token: Option<String>,
+}
+
+/// `--balance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Balance {
+    RoundRobin,
+    LeastRequest,
+}
+
+/// A refused token is never echoed.
+fn hide_token(_: &str) -> String {
+    "<hidden>".to_owned()
+}
+
+impl Balance {
+    pub fn name(self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "round-robin",
+            Balance::LeastRequest => "least-request",
+        }
+    }
+}
+
+/// A token of visible ASCII (it travels in a header), not so short that it is guessed; empty
+/// means none (a Compose file may pass the variable through unset).
+fn parse_admin_token(raw: &str) -> Result<String, String> {
+    if raw.is_empty() {
+        return Ok(String::new());
+    }
+    if raw.len() < 16 || !raw.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err("must be at least 16 visible ASCII characters".into());
+    }
+    Ok(raw.to_owned())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -272,6 +348,76 @@ mod tests {
     }
 
     #[test]
+    fn traffic_flags_parse_and_bad_values_are_refused() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["balancer"], args].concat());
+        let c = parse(&[
+            "--balance",
+            "least-request",
+            "--slow-start",
+            "5s",
+            "--max-5xx",
+            "3",
+            "--rate-limit",
+            "50/s",
+            "--rate-burst",
+            "10",
+            "--trusted-proxies",
+            "10.0.0.0/8",
+            "--rate-limit-clients",
+            "1000",
+            "--max-connections",
+            "20",
+            "--admin-token",
+            "0123456789abcdef",
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(c.balance, Balance::LeastRequest);
+        assert_eq!(c.slow_start, Duration::from_secs(5));
+        assert_eq!(c.max_5xx, 3);
+        assert_eq!(c.rate_limit.unwrap().to_string(), "50/s");
+        assert_eq!(c.rate_burst, Some(10));
+        assert_eq!((c.rate_limit_clients, c.max_connections), (1000, 20));
+        assert_eq!(c.admin_token.as_deref(), Some("0123456789abcdef"));
+        let bad: [&[&str]; 12] = [
+            &["--balance", "random"],
+            &["--slow-start", "soon"],
+            &["--max-5xx", "many"],
+            &["--rate-limit", "50"],
+            &["--rate-limit", "0/s"],
+            &["--rate-burst", "0"],
+            &["--trusted-proxies", "10.0.0.0/40"],
+            &["--rate-limit-clients", "0"],
+            &["--max-connections", "0"],
+            &["--max-connections", "many"],
+            &["--admin-token", "short"],
+            &["--admin-token", "sixteen chars but spaces"],
+        ];
+        for args in bad {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(err.contains(args[0]), "{args:?}: {err}");
+            assert!(
+                !err.contains("sixteen chars"),
+                "a token is never echoed: {err}"
+            );
+        }
+    }
+
+    /// Every flag is in the README's balancer table, with its variable.
+    #[test]
+    fn every_flag_is_in_the_readme() {
+        use clap::CommandFactory;
+        let readme = include_str!("../../README.md");
+        for arg in Cli::command().get_arguments() {
+            let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let row = format!("| `--{long}` | `{}` |", env.to_string_lossy());
+            assert!(readme.contains(&row), "README has no row {row}");
+        }
+    }
+
+    #[test]
     fn health_path_must_be_absolute() {
         assert!(parse_health_path("/health").is_ok());
         assert!(parse_health_path("health").is_err());
@@ -289,6 +435,14 @@ mod tests {
         assert_eq!(c.fail_timeout, Duration::from_secs(10));
         assert_eq!(c.upstream_timeout, Duration::from_secs(60));
         assert_eq!(c.access_log, access_log::Format::Off);
+        assert_eq!(c.balance, Balance::RoundRobin);
+        assert_eq!(c.slow_start, Duration::ZERO);
+        assert_eq!(c.max_5xx, 0);
+        assert!(c.rate_limit.is_none() && c.rate_burst.is_none());
+        assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.rate_limit_clients, 100_000);
+        assert_eq!(c.max_connections, 10_000);
+        assert!(c.admin_token.is_none());
         assert!(cli.command.is_none());
         assert!(c.tls_listen.is_none() && c.tls_cert.is_none() && c.tls_key.is_none());
         assert!(!c.redirect_http && c.hsts.is_none());

@@ -40,6 +40,11 @@ pub struct Health {
     active_down: AtomicBool,
     /// Set by the first passing probe; false while the backend is pending.
     admitted: AtomicBool,
+    /// When a passing probe last brought it back from a failed one (ms since start; 0 = never).
+    back_at_ms: AtomicU64,
+    /// When the first passing probe admitted it (ms since start; 0 = not yet): a newcomer's
+    /// slow-start ramp starts here, not when its address appeared.
+    admitted_at_ms: AtomicU64,
     detail: Mutex<HealthDetail>,
 }
 
@@ -125,9 +130,21 @@ impl Health {
                 d.active_reason = None;
                 d.passive_reason = None;
                 d.recent_failures.clear();
-                self.passive_out_until.store(0, Ordering::Relaxed);
-                self.active_down.store(false, Ordering::Relaxed);
-                !self.admitted.swap(true, Ordering::Relaxed)
+                // An expired passive mark stays: it tells slow start when the backend came back.
+                // Never 0, which slow start reads as "never out".
+                let now = now_ms().max(1);
+                let was_down = self.active_down.swap(false, Ordering::Relaxed);
+                if self.passive_out_until.load(Ordering::Relaxed) > now {
+                    self.passive_out_until.store(0, Ordering::Relaxed);
+                    self.back_at_ms.store(now, Ordering::Relaxed);
+                } else if was_down {
+                    self.back_at_ms.store(now, Ordering::Relaxed);
+                }
+                let admitted_now = !self.admitted.swap(true, Ordering::Relaxed);
+                if admitted_now {
+                    self.admitted_at_ms.store(now, Ordering::Relaxed);
+                }
+                admitted_now
             }
             Err(reason) => {
                 d.last_error = Some((reason.clone(), SystemTime::now()));
@@ -136,6 +153,19 @@ impl Health {
                 false
             }
         }
+    }
+
+    /// Since when it has been back from its last mark: a passing probe after a failed one, or
+    /// the end of a passive mark (ms since start; 0 if never out). Slow start ramps from here.
+    pub fn back_since_ms(&self) -> u64 {
+        self.back_at_ms
+            .load(Ordering::Relaxed)
+            .max(self.passive_out_until.load(Ordering::Relaxed))
+    }
+
+    /// When its first passing probe admitted it (ms since start; 0 while pending).
+    pub fn admitted_at_ms(&self) -> u64 {
+        self.admitted_at_ms.load(Ordering::Relaxed)
     }
 
     /// Why the backend is out (or pending), if it is.

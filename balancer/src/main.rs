@@ -5,24 +5,32 @@
 
 mod access_log;
 mod admin;
+mod admin_drain;
 mod backend;
 mod config;
+mod connection_limit;
 mod dashboard;
 mod discovery;
 mod headers;
 mod health;
 mod health_check;
+mod least_request;
 mod lookup;
 mod metrics;
+mod outlier;
 mod proxy;
+mod rate_limit;
 mod redirect;
 mod request_body;
+mod request_id;
 mod response_body;
 mod selection;
 mod server;
 mod shutdown;
+mod slow_start;
 mod tls;
 mod tls_reload;
+mod trusted_proxies;
 mod upgrade;
 mod upstream_pool;
 
@@ -169,6 +177,9 @@ async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
         metrics,
         started: Instant::now(),
         tls: tls.as_ref().map(|t| t.store.clone()),
+        limits: admin::Limits::new(&config),
+        rules: proxies.rules.clone(),
+        token: config.admin_token.clone(),
     });
     tracing::info!(
         listen = %config.listen,
@@ -271,10 +282,11 @@ async fn start_background(
 /// whichever worker serves.
 struct Proxies {
     pool: Arc<backend::Pool>,
-    selection: Arc<selection::RoundRobin>,
+    selection: Arc<selection::Selection>,
     metrics: Arc<metrics::Metrics>,
     settings: proxy::ProxySettings,
     access_log: access_log::AccessLog,
+    rules: Arc<proxy::TrafficRules>,
 }
 
 impl Proxies {
@@ -294,12 +306,22 @@ impl Proxies {
                 fail_timeout: config.fail_timeout,
             },
         };
+        let rules = proxy::TrafficRules {
+            limiter: config.rate_limit.map(|rate| {
+                let clients = usize::try_from(config.rate_limit_clients).unwrap_or(usize::MAX);
+                rate_limit::Limiter::new(rate, config.rate_burst, clients)
+            }),
+            trusted: config.trusted_proxies.clone(),
+            max_5xx: config.max_5xx,
+            ejector: outlier::Ejector::default(),
+        };
         Proxies {
             pool,
-            selection: Arc::new(selection::RoundRobin::default()),
+            selection: Arc::new(selection::Selection::new(config.balance, config.slow_start)),
             metrics,
             settings,
             access_log,
+            rules: Arc::new(rules),
         }
     }
 
@@ -311,6 +333,7 @@ impl Proxies {
             self.settings,
             worker,
             self.access_log.worker(),
+            self.rules.clone(),
         ))
     }
 }
@@ -371,17 +394,34 @@ async fn serve_until_stopped(
     });
     let public_drain = shutdown::Drain::new();
     let admin_drain = shutdown::Drain::new();
+    let traffic = &admin.metrics.traffic;
+    let limit = connection_limit::ConnectionLimit::new(
+        config.max_connections,
+        traffic.connections.clone(),
+        &traffic.max_connections,
+        traffic.connections_refused.clone(),
+    );
     let plain_door = match (&listeners.tls, config.redirect_http) {
         (Some(tls), true) => server::Door::Redirect {
             tls_port: tls.listener.local_addr().map_or(443, |a| a.port()),
         },
         _ => server::Door::Plain,
     };
+    // One --max-connections limit over both public listeners.
     let tls_serve = async {
         if let Some(tls) = listeners.tls {
             let door = server::Door::Tls(tls.door);
             let (workers, http) = (workers.clone(), http.clone());
-            server::serve(tls.listener, workers, http, door, &public_drain, stopped()).await;
+            server::serve(
+                tls.listener,
+                workers,
+                http,
+                door,
+                &public_drain,
+                &limit,
+                stopped(),
+            )
+            .await;
         }
     };
     tokio::join!(
@@ -391,6 +431,7 @@ async fn serve_until_stopped(
             http.clone(),
             plain_door,
             &public_drain,
+            &limit,
             stopped()
         ),
         tls_serve,

@@ -55,6 +55,54 @@ pub struct Metrics {
     pub pending: Gauge,
     /// Requests answered by the balancer itself with no backend involved (503, 405, 413, ...).
     pub local: [Counter; 5],
+    /// Traffic management (`--rate-limit`, `--max-connections`, `--max-5xx`).
+    pub traffic: TrafficMetrics,
+}
+
+/// The series of the traffic rules: limits in force and what they did.
+#[derive(Default)]
+pub struct TrafficMetrics {
+    pub rate_limited: Counter,
+    pub rate_limit_clients: Gauge,
+    pub connections: Gauge,
+    pub max_connections: Gauge,
+    pub connections_refused: Counter,
+    pub ejections: Counter,
+}
+
+impl TrafficMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "rate_limited",
+            "Requests answered 429 by --rate-limit, never forwarded",
+            self.rate_limited.clone(),
+        );
+        registry.register(
+            "rate_limit_clients",
+            "Client addresses the rate limiter remembers (bounded by --rate-limit-clients)",
+            self.rate_limit_clients.clone(),
+        );
+        registry.register(
+            "connections",
+            "Client connections open on the public listener",
+            self.connections.clone(),
+        );
+        registry.register(
+            "max_connections",
+            "--max-connections: beyond it new connections are answered 503 and closed",
+            self.max_connections.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused over --max-connections",
+            self.connections_refused.clone(),
+        );
+        registry.register(
+            "ejections",
+            "Backends taken out by --max-5xx (consecutive 5xx responses)",
+            self.ejections.clone(),
+        );
+    }
 }
 
 /// Handles for one backend's series.
@@ -114,7 +162,10 @@ impl Metrics {
                 })
                 .clone()
         });
+        let traffic = TrafficMetrics::default();
+        traffic.register(&mut registry);
         Metrics {
+            traffic,
             registry,
             requests,
             latency,

@@ -21,9 +21,13 @@ use crate::backend::{Backend, InFlight, Pool};
 use crate::headers;
 use crate::health::{now_ms, HealthPolicy};
 use crate::metrics::{class_index, Metrics};
+use crate::outlier::Ejector;
+use crate::rate_limit::Limiter;
 use crate::request_body::{BodyHandle, RequestBody, RequestBodyOutcome};
+use crate::request_id::{self, X_REQUEST_ID};
 use crate::response_body::ResponseBody;
-use crate::selection::RoundRobin;
+use crate::selection::Selection;
+use crate::trusted_proxies::TrustedProxies;
 use crate::upgrade;
 use crate::upstream_pool::{Lease, SendError, UpstreamPool};
 
@@ -41,10 +45,22 @@ pub struct ProxySettings {
 pub struct Proxy {
     upstream: UpstreamPool,
     pool: Arc<Pool>,
-    selection: Arc<RoundRobin>,
+    selection: Arc<Selection>,
     settings: ProxySettings,
     metrics: Arc<Metrics>,
     access_log: WorkerLog,
+    rules: Arc<TrafficRules>,
+}
+
+/// The traffic rules every worker applies, shared: the per-client rate limit and 5xx ejection.
+pub struct TrafficRules {
+    /// `--rate-limit` (`None`: off).
+    pub limiter: Option<Limiter>,
+    /// `--trusted-proxies`: who the client is, for the rate limit.
+    pub trusted: TrustedProxies,
+    /// `--max-5xx` (0: off) and the one place ejections are decided.
+    pub max_5xx: u32,
+    pub ejector: Ejector,
 }
 
 /// What the proxy knows about a client connection, computed once per connection.
@@ -52,15 +68,19 @@ pub struct ClientInfo {
     pub ip: HeaderValue,
     /// `X-Forwarded-Proto`: how the client reached the balancer, never what it claims.
     pub proto: HeaderValue,
+    /// The client's address, for the rate limiter (see `--trusted-proxies`).
+    pub peer: std::net::IpAddr,
 }
 
 impl ClientInfo {
     /// A plain HTTP client.
     pub fn new(peer: std::net::SocketAddr) -> Self {
-        let ip = HeaderValue::from_str(&peer.ip().to_canonical().to_string())
+        let peer = peer.ip().to_canonical();
+        let ip = HeaderValue::from_str(&peer.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         ClientInfo {
             ip,
+            peer,
             proto: HeaderValue::from_static("http"),
         }
     }
@@ -129,11 +149,12 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 impl Proxy {
     pub fn new(
         pool: Arc<Pool>,
-        selection: Arc<RoundRobin>,
+        selection: Arc<Selection>,
         metrics: Arc<Metrics>,
         settings: ProxySettings,
         worker: usize,
         access_log: WorkerLog,
+        rules: Arc<TrafficRules>,
     ) -> Self {
         Proxy {
             upstream: UpstreamPool::new(
@@ -146,6 +167,7 @@ impl Proxy {
             settings,
             metrics,
             access_log,
+            rules,
         }
     }
 
@@ -176,6 +198,7 @@ impl Proxy {
         let user_agent = req.headers().get(header::USER_AGENT).cloned();
         let (resp, served) = self.forward(req, &client).await;
         let elapsed = start.elapsed();
+        let request_id = resp.headers().get(&X_REQUEST_ID).cloned();
         self.access_log.log(&AccessEntry {
             remote_addr: client.ip.to_str().unwrap_or("-"),
             method: method.as_str(),
@@ -185,7 +208,7 @@ impl Proxy {
             body_bytes: hyper::body::Body::size_hint(resp.body()).exact(),
             referer: referer.as_ref().map(HeaderValue::as_bytes),
             user_agent: user_agent.as_ref().map(HeaderValue::as_bytes),
-            request_id: None,
+            request_id: request_id.as_ref().map(HeaderValue::as_bytes),
             backend: served.as_ref().map(|s| s.backend.label.as_str()),
             upstream_time: served.as_ref().and_then(|s| s.upstream_time),
             request_time: elapsed,
@@ -193,17 +216,74 @@ impl Proxy {
         Ok(resp)
     }
 
-    /// One request through the proxy: check it, prepare it for a backend, try the backends in
-    /// turn, relay the answer. Returns the backend that answered, if any, for the access log.
+    /// One request through the proxy: give it its ID, check it, prepare it for a backend, try the
+    /// backends in turn, relay the answer with the ID. Returns the backend that answered, if any,
+    /// for the access log.
     async fn forward(
         &self,
         mut req: Request<Incoming>,
         client: &ClientInfo,
     ) -> (Response<ResponseBody>, Option<Served>) {
-        if let Err(refused) = check(&mut req, self.settings.max_body) {
-            return (self.refuse(refused), None);
+        let id = request_id::ensure(req.headers_mut());
+        let (mut resp, served) = if let Err(retry_after) = self.rate_check(&req, client) {
+            (self.rate_limited(retry_after), None)
+        } else {
+            match check(&mut req, self.settings.max_body) {
+                Err(refused) => (self.refuse(refused), None),
+                Ok(()) => self.try_backends(self.prepare(req, client, &id)).await,
+            }
+        };
+        resp.headers_mut().insert(X_REQUEST_ID, id);
+        (resp, served)
+    }
+
+    /// `--rate-limit`: `Err(seconds to wait)` when this client is over it.
+    fn rate_check<B>(&self, req: &Request<B>, client: &ClientInfo) -> Result<(), u64> {
+        let Some(limiter) = &self.rules.limiter else {
+            return Ok(());
+        };
+        let who = if self.rules.trusted.is_empty() {
+            client.peer
+        } else {
+            self.rules.trusted.client(client.peer, req.headers())
+        };
+        limiter.check(who)
+    }
+
+    /// The 429 of a client over `--rate-limit`; the request is never forwarded.
+    fn rate_limited(&self, retry_after: u64) -> Response<ResponseBody> {
+        self.metrics.traffic.rate_limited.inc();
+        let mut resp = self.local(
+            StatusCode::TOO_MANY_REQUESTS,
+            "429 Too Many Requests: over --rate-limit\n",
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        resp
+    }
+
+    /// `--max-5xx`: counts a backend's answer in its streak and ejects it when the streak is
+    /// long enough and the half cap allows.
+    fn record_status(&self, backend: &Backend, status: u16) {
+        let Some(streak) = backend.outlier.record(status, self.rules.max_5xx) else {
+            return;
+        };
+        let now = now_ms();
+        let until = now.saturating_add(
+            u64::try_from(self.settings.policy.fail_timeout.as_millis()).unwrap_or(u64::MAX),
+        );
+        let all = self.pool.snapshot();
+        let outliers = all.iter().map(|b| &b.outlier);
+        if self
+            .rules
+            .ejector
+            .try_eject(&backend.outlier, outliers, now, until)
+        {
+            self.metrics.traffic.ejections.inc();
+            tracing::warn!(backend = %backend.addr, streak, fail_timeout = ?self.settings.policy.fail_timeout, "backend ejected after consecutive 5xx responses");
+        } else {
+            tracing::warn!(backend = %backend.addr, streak, "consecutive 5xx, but half of the backends are already ejected: kept");
         }
-        self.try_backends(self.prepare(req, client)).await
     }
 
     /// The balancer's own answer to a request [`check`] refused.
@@ -218,7 +298,12 @@ impl Proxy {
 
     /// Rewrites a checked request for the backends: hop-by-hop headers out, forwarding headers in,
     /// an upgrade kept only when asked for, an origin-form HTTP/1.1 request with a limited body.
-    fn prepare(&self, mut req: Request<Incoming>, client: &ClientInfo) -> Prepared {
+    fn prepare(
+        &self,
+        mut req: Request<Incoming>,
+        client: &ClientInfo,
+        id: &HeaderValue,
+    ) -> Prepared {
         let upgrade_to = if req.version() == Version::HTTP_11 {
             headers::upgrade_protocol(req.headers())
         } else {
@@ -227,6 +312,8 @@ impl Proxy {
         let client_upgrade = upgrade_to.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
+        // Again after the stripping: a client cannot name X-Request-Id in Connection to drop it.
+        parts.headers.insert(X_REQUEST_ID, id.clone());
         headers::add_forwarding(&mut parts.headers, &client.ip, &client.proto);
         if let Some(proto) = upgrade_to {
             headers::set_upgrade(&mut parts.headers, proto);
@@ -322,6 +409,7 @@ impl Proxy {
                 let head_after = sent.elapsed();
                 backend.metrics.latency.observe(head_after.as_secs_f64());
                 backend.metrics.by_class[class_index(resp.status().as_u16())].inc();
+                self.record_status(backend, resp.status().as_u16());
                 Attempt::Answered(resp, lease, in_flight, head_after)
             }
             Ok(Err(SendError::NotSent { request, error })) => {

@@ -1,7 +1,11 @@
-//! Selection: round-robin over the healthy backends, and the order of retries.
+//! Selection: the first backend of a request (`--balance round-robin` or `least-request`, with
+//! `--slow-start`) and the order of retries.
 //!
-//! One shared cursor counts picks; the k-th pick goes to healthy backend `k mod healthy_count`, so
-//! with N healthy backends and sequential requests each gets exactly 1/N. A request's attempt
+//! Round-robin: one shared cursor counts picks; the k-th pick goes to healthy backend
+//! `k mod healthy_count`, so with N healthy backends and sequential requests each gets exactly
+//! 1/N. Least-request: power of two choices over in-flight requests ([`crate::least_request`]).
+//! Slow start ([`crate::slow_start`]) first leaves out the ramping backends that lose their draw.
+//! Drained backends (admin API) are never tried; backends ejected for 5xx count as out. A request's attempt
 //! order continues through the remaining healthy backends, then the ones marked out (marks can be
 //! stale), then the pending ones (never passed a health check yet), each at most once. When no
 //! backend is healthy the rotation runs over all of them, pending ones included: that is the cold
@@ -13,8 +17,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::backend::Backend;
+use crate::config::Balance;
+use crate::least_request::{self, nth_set_bit};
+use crate::slow_start;
 
 /// The most backends selection serves: the width of the per-request health bit set.
 pub const MAX_BACKENDS: usize = u128::BITS as usize;
@@ -24,9 +32,18 @@ pub fn beyond_limit(backends: usize) -> usize {
     backends.saturating_sub(MAX_BACKENDS)
 }
 
-#[derive(Default)]
-pub struct RoundRobin {
+/// The first choice of every request (`--balance`, `--slow-start`), shared by all workers.
+pub struct Selection {
+    mode: Balance,
+    slow_start_ms: u64,
     cursor: AtomicUsize,
+}
+
+impl Default for Selection {
+    /// Round-robin without slow start.
+    fn default() -> Self {
+        Selection::new(Balance::RoundRobin, Duration::ZERO)
+    }
 }
 
 /// The backends one request may try, in order, each once.
@@ -34,6 +51,8 @@ pub struct Attempts {
     backends: Arc<[Arc<Backend>]>,
     /// Health snapshot taken at selection time so the order cannot shift under the request.
     healthy: u128,
+    /// Backends that may be tried at all: every one but the drained ones.
+    usable: u128,
     /// The pending ones (a subset of the not healthy).
     pending: u128,
     first: usize,
@@ -41,52 +60,88 @@ pub struct Attempts {
     taken: usize,
 }
 
-impl RoundRobin {
+impl Selection {
+    pub fn new(mode: Balance, slow_start: Duration) -> Self {
+        Selection {
+            mode,
+            slow_start_ms: u64::try_from(slow_start.as_millis()).unwrap_or(u64::MAX),
+            cursor: AtomicUsize::new(0),
+        }
+    }
+
     pub fn attempts(&self, backends: Arc<[Arc<Backend>]>, now_ms: u64) -> Attempts {
-        let mut healthy: u128 = 0;
-        let mut pending: u128 = 0;
-        let mut healthy_count = 0usize;
+        let (mut healthy, mut usable, mut pending) = (0u128, 0u128, 0u128);
         for (i, b) in backends.iter().enumerate().take(MAX_BACKENDS) {
-            if b.health.is_healthy_at(now_ms) {
+            if b.is_drained() {
+                continue;
+            }
+            usable |= 1 << i;
+            if b.in_rotation_at(now_ms) {
                 healthy |= 1 << i;
-                healthy_count += 1;
             } else if b.health.is_pending() {
                 pending |= 1 << i;
             }
         }
-        let n = backends.len().min(MAX_BACKENDS);
-        let first = if n == 0 {
+        // When every backend is out the rotation runs over all of them (marks can be stale).
+        let pool = if healthy != 0 { healthy } else { usable };
+        let first = if pool == 0 {
             0
-        } else if healthy_count == 0 {
-            self.cursor.fetch_add(1, Ordering::Relaxed) % n
         } else {
-            let k = self.cursor.fetch_add(1, Ordering::Relaxed) % healthy_count;
-            nth_set_bit(healthy, k)
+            let eligible = self.admit(pool, &backends, now_ms);
+            match self.mode {
+                Balance::RoundRobin => {
+                    let k = self.cursor.fetch_add(1, Ordering::Relaxed) % count(eligible);
+                    nth_set_bit(eligible, k as u64)
+                }
+                Balance::LeastRequest => {
+                    least_request::pick(eligible, rand::random(), rand::random(), |i| {
+                        backends.get(i).map_or(i64::MAX, |b| b.in_flight())
+                    })
+                }
+            }
         };
         Attempts {
             backends,
             healthy,
+            usable,
             pending,
             first,
             taken: 0,
         }
     }
+
+    /// `pool` less the ramping backends that lose their slow-start draw this time (all of `pool`
+    /// if every one of them lost).
+    fn admit(&self, pool: u128, backends: &[Arc<Backend>], now_ms: u64) -> u128 {
+        if self.slow_start_ms == 0 {
+            return pool;
+        }
+        let mut admitted = pool;
+        let mut bits = pool;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let Some(b) = backends.get(i) else { continue };
+            let weight = slow_start::weight(now_ms, b.ramp_since_ms(), self.slow_start_ms);
+            if !slow_start::admitted(weight, rand::random::<f64>()) {
+                admitted &= !(1 << i);
+            }
+        }
+        if admitted == 0 {
+            pool
+        } else {
+            admitted
+        }
+    }
 }
 
-fn nth_set_bit(mut bits: u128, mut k: usize) -> usize {
-    loop {
-        let i = bits.trailing_zeros() as usize;
-        if k == 0 {
-            return i;
-        }
-        bits &= !(1u128 << i);
-        k -= 1;
-    }
+fn count(bits: u128) -> usize {
+    bits.count_ones() as usize
 }
 
 impl Attempts {
     pub fn is_empty(&self) -> bool {
-        self.backends.is_empty()
+        self.usable == 0
     }
 }
 
@@ -95,15 +150,17 @@ impl Iterator for Attempts {
 
     fn next(&mut self) -> Option<Arc<Backend>> {
         let n = self.backends.len().min(MAX_BACKENDS);
-        if self.taken >= n {
+        if self.taken >= count(self.usable) {
             return None;
         }
         let idx = if self.taken == 0 {
             self.first
         } else {
             // The k-th retry: healthy ones after `first` in ring order, then those marked out,
-            // then the pending ones.
-            let ring = (1..n).map(|step| (self.first + step) % n);
+            // then the pending ones; never a drained one.
+            let ring = (1..n)
+                .map(|step| (self.first + step) % n)
+                .filter(|i| self.usable & (1 << i) != 0);
             let class = |bits: u128| ring.clone().filter(move |i| bits & (1 << i) != 0);
             let out = !self.healthy & !self.pending;
             class(self.healthy)
@@ -135,15 +192,15 @@ mod tests {
         let m = Metrics::new();
         (0..n)
             .map(|i| {
-                Arc::new(
-                    Backend::new(
-                        format!("127.0.0.1:{}", 1000 + i).parse().unwrap(),
-                        "app:5000",
-                        &m,
-                        1,
-                    )
-                    .unwrap(),
+                let mut b = Backend::new(
+                    format!("127.0.0.1:{}", 1000 + i).parse().unwrap(),
+                    "app:5000",
+                    &m,
+                    1,
                 )
+                .unwrap();
+                b.joined_ms = 0;
+                Arc::new(b)
             })
             .collect::<Vec<_>>()
             .into()
@@ -152,7 +209,7 @@ mod tests {
     #[test]
     fn exact_shares_and_skips_unhealthy() {
         let backends = pool(3);
-        let rr = RoundRobin::default();
+        let rr = Selection::default();
         let mut counts = [0; 3];
         for _ in 0..300 {
             let b = rr.attempts(backends.clone(), 0).next().unwrap();
@@ -173,7 +230,7 @@ mod tests {
     fn every_backend_tried_once_healthy_first() {
         let backends = pool(4);
         backends[2].health.record_probe(Err("down".into()));
-        let rr = RoundRobin::default();
+        let rr = Selection::default();
         for _ in 0..8 {
             let order: Vec<u16> = rr
                 .attempts(backends.clone(), 0)
@@ -193,7 +250,7 @@ mod tests {
         for b in backends.iter() {
             b.health.record_probe(Err("down".into()));
         }
-        let rr = RoundRobin::default();
+        let rr = Selection::default();
         let a = rr.attempts(backends.clone(), 0).next().unwrap().addr;
         let b = rr.attempts(backends.clone(), 0).next().unwrap().addr;
         assert_ne!(a, b);
@@ -205,7 +262,7 @@ mod tests {
         assert_eq!(beyond_limit(MAX_BACKENDS), 0);
         assert_eq!(beyond_limit(MAX_BACKENDS + 2), 2);
         let backends = pool(130);
-        let rr = RoundRobin::default();
+        let rr = Selection::default();
         let order: Vec<u16> = rr
             .attempts(backends.clone(), 0)
             .map(|b| b.addr.port() - 1000)
@@ -220,7 +277,7 @@ mod tests {
         backends[0].health.record_probe(Ok(()));
         backends[1].health.record_probe(Ok(()));
         backends[1].health.record_probe(Err("down".into()));
-        let rr = RoundRobin::default();
+        let rr = Selection::default();
         for _ in 0..6 {
             let order: Vec<u16> = rr
                 .attempts(backends.clone(), 0)
@@ -239,7 +296,7 @@ mod tests {
     #[test]
     fn cold_start_rotates_over_the_pending_ones() {
         let backends = pending_pool(3);
-        let rr = RoundRobin::default();
+        let rr = Selection::default();
         let mut firsts: Vec<u16> = (0..3)
             .map(|_| rr.attempts(backends.clone(), 0).next().unwrap().addr.port() - 1000)
             .collect();
@@ -258,6 +315,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn slow_start_gives_a_returning_backend_a_small_share_in_both_modes() {
+        for mode in [Balance::RoundRobin, Balance::LeastRequest] {
+            // Two backends of the first rotation, one back from a failed check just now.
+            let backends = pool(3);
+            backends[2].health.record_probe(Err("down".into()));
+            backends[2].health.record_probe(Ok(()));
+            let since = backends[2].ramp_since_ms();
+            let s = Selection::new(mode, Duration::from_secs(10));
+            let mut late = 0;
+            for _ in 0..3000 {
+                let first = s.attempts(backends.clone(), since).next().unwrap();
+                late += usize::from(first.addr == backends[2].addr);
+            }
+            // Weight 0.05 at the start of the ramp: about 0.05 / 2.05 of the picks.
+            assert!(late < 150, "{mode:?}: {late} of 3000");
+            assert!(late > 0, "{mode:?}: never picked");
+            // After the window: a full third (least-request with equal loads: about a third).
+            let mut late = 0;
+            for _ in 0..3000 {
+                let first = s.attempts(backends.clone(), since + 10_000).next().unwrap();
+                late += usize::from(first.addr == backends[2].addr);
+            }
+            assert!(
+                (800..=1200).contains(&late),
+                "{mode:?}: {late} of 3000 after the window"
+            );
+        }
+    }
+
     proptest::proptest! {
         /// For any mix of healthy, marked-out and pending backends and any cursor position: each
         /// backend once, healthy ones first, then marked out, then pending (after the first pick
@@ -270,7 +357,7 @@ mod tests {
             for (b, c) in backends.iter().zip(&class) {
                 set_class(b, *c);
             }
-            let rr = RoundRobin::default();
+            let rr = Selection::default();
             for _ in 0..skip {
                 rr.attempts(backends.clone(), 0);
             }

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::connection_limit::{self, ConnectionLimit, Permit};
 use crate::proxy::{ClientInfo, Proxy};
 use crate::redirect;
 use crate::shutdown::{Drain, DrainWatch};
@@ -122,8 +123,9 @@ pub enum Door {
     Tls(Arc<TlsDoor>),
 }
 
-/// A connection the accepting thread hands to another worker.
-type Handoff = (std::net::TcpStream, SocketAddr, Door);
+/// A connection the accepting thread hands to another worker, with its door and its place
+/// under `--max-connections`.
+type Handoff = (std::net::TcpStream, SocketAddr, Door, Permit);
 
 /// The workers accepted connections are dealt to, in turn. Worker 0 is the accepting thread
 /// itself; the others each run their own event loop on their own thread
@@ -166,11 +168,11 @@ pub fn spawn_worker(
         .spawn(move || {
             runtime.block_on(async move {
                 let drain = Drain::new();
-                while let Some((stream, peer, door)) = handed.recv().await {
+                while let Some((stream, peer, door, permit)) = handed.recv().await {
                     match TcpStream::from_std(stream) {
                         Ok(stream) => serve_connection(
                             stream,
-                            peer,
+                            (peer, permit),
                             door,
                             proxy.clone(),
                             http.clone(),
@@ -208,7 +210,8 @@ pub async fn finish(worker: usize, drain: &Drain, timeout: Duration) {
     }
 }
 
-/// Accepts until `shutdown` resolves and deals the connections to `workers`; returns without
+/// Accepts until `shutdown` resolves and deals the connections to `workers` (those beyond
+/// `limit` are refused with a 503 and closed, and accepting goes on); returns without
 /// waiting for the connections (worker 0's are drained through `drain`, the others' by their own
 /// threads once `workers`, dropped here, closes their channels).
 pub async fn serve(
@@ -217,6 +220,7 @@ pub async fn serve(
     http: Arc<Http>,
     door: Door,
     drain: &Drain,
+    limit: &ConnectionLimit,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -235,12 +239,16 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let Some(permit) = limit.try_acquire() else {
+            connection_limit::refuse(stream);
+            continue;
+        };
         let slot = workers.next % (workers.others.len() + 1);
         workers.next = workers.next.wrapping_add(1);
         if slot == 0 {
             serve_connection(
                 stream,
-                peer,
+                (peer, permit),
                 door.clone(),
                 workers.local.clone(),
                 http.clone(),
@@ -254,7 +262,7 @@ pub async fn serve(
             .map_err(|e| e.to_string())
             .and_then(|stream| {
                 workers.others[slot - 1]
-                    .send((stream, peer, door.clone()))
+                    .send((stream, peer, door.clone(), permit))
                     .map_err(|_| "the worker has stopped".to_string())
             });
         if let Err(e) = handed {
@@ -263,16 +271,18 @@ pub async fn serve(
     }
 }
 
-/// Serves one client connection on the current thread's event loop, as a task of its own.
+/// Serves one client connection on the current thread's event loop, as a task of its own; its
+/// permit is given back when the connection ends.
 fn serve_connection(
     stream: TcpStream,
-    peer: SocketAddr,
+    (peer, permit): (SocketAddr, Permit),
     door: Door,
     proxy: Arc<Proxy>,
     http: Arc<Http>,
     watch: DrainWatch,
 ) {
     tokio::spawn(async move {
+        let _permit = permit;
         let result = match door {
             Door::Plain => {
                 let Some(protocol) = sniff(&stream, http.header_read_timeout).await else {

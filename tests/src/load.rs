@@ -235,3 +235,93 @@ pub fn quantile(mut latencies: Vec<Duration>, q: f64) -> Duration {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+// Tagged load
+
+/// One request of a [`tagged_load`]: when it finished, how long it took, its status (None: no
+/// response) and the value of the header the load was asked to look at.
+#[derive(Debug, Clone)]
+pub struct Tagged {
+    pub finished: Instant,
+    pub latency: Duration,
+    pub status: Option<u16>,
+    pub tag: Option<String>,
+}
+
+/// How much a [`tagged_load`] sends.
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    /// This many requests in all.
+    Requests(usize),
+    /// Until this much time has passed.
+    For(Duration),
+}
+
+/// `concurrency` keep-alive clients sending GET `url` back to back until `budget` is spent,
+/// recording each response's `header` (e.g. `x-backend`, to see who served it). Bounded: it
+/// never runs past [`crate::TEST_BOUND`].
+pub async fn tagged_load(
+    url: &str,
+    concurrency: usize,
+    header: &str,
+    budget: Budget,
+) -> Vec<Tagged> {
+    let left = Arc::new(AtomicUsize::new(match budget {
+        Budget::Requests(n) => n,
+        Budget::For(_) => usize::MAX,
+    }));
+    let deadline = Instant::now()
+        + match budget {
+            Budget::Requests(_) => crate::TEST_BOUND,
+            Budget::For(d) => d.min(crate::TEST_BOUND),
+        };
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (url, header, left) = (url.to_string(), header.to_string(), left.clone());
+            tokio::spawn(async move {
+                let client = crate::http::Client::new();
+                let mut out = Vec::new();
+                while Instant::now() < deadline
+                    && left
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                {
+                    let began = Instant::now();
+                    let result = client.get(&url).await;
+                    let finished = Instant::now();
+                    let (status, tag) = match &result {
+                        Ok(r) => (Some(r.status), r.header(&header).map(str::to_string)),
+                        Err(_) => (None, None),
+                    };
+                    out.push(Tagged {
+                        finished,
+                        latency: finished - began,
+                        status,
+                        tag,
+                    });
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(samples) => all.extend(samples),
+            Err(e) => panic!("load task panicked: {e}"),
+        }
+    }
+    all.sort_by_key(|t| t.finished);
+    all
+}
+
+/// How many of `samples` carry each tag.
+pub fn count_tags(samples: &[Tagged]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for s in samples {
+        *counts
+            .entry(s.tag.clone().unwrap_or_else(|| "-".into()))
+            .or_default() += 1;
+    }
+    counts
+}

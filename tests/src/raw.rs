@@ -69,6 +69,24 @@ pub async fn send(addr: SocketAddr, bytes: &[u8], wait: Duration) -> RawReply {
     }
 }
 
+/// Sends `bytes` from the local address `source` (any 127.x.y.z on Linux loopback, to be many
+/// clients) on a fresh connection and reads until close or `wait`; `Err` when it cannot connect.
+pub async fn exchange_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+    bytes: &[u8],
+    wait: Duration,
+) -> std::io::Result<Vec<u8>> {
+    let began = Instant::now();
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let mut stream = tokio::time::timeout(wait, socket.connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = stream.write_all(bytes).await;
+    Ok(read_to_close(&mut stream, began + wait).await.0)
+}
+
 /// Like [`send`], returning only the bytes read.
 pub async fn exchange(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Vec<u8> {
     send(addr, bytes, timeout).await.bytes

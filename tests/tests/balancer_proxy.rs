@@ -656,6 +656,23 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_flag() {
         (&["--workers", "0"], &[], "--workers"),
         (&["--log-format", "xml"], &[], "--log-format"),
         (&["--health-path", "health"], &[], "--health-path"),
+        (&["--balance", "random"], &[], "--balance"),
+        (&[], &[("BALANCER_SLOW_START", "soon")], "--slow-start"),
+        (&["--max-5xx", "lots"], &[], "--max-5xx"),
+        (&[], &[("BALANCER_RATE_LIMIT", "50/day")], "--rate-limit"),
+        (&["--rate-burst", "0"], &[], "--rate-burst"),
+        (
+            &[],
+            &[("BALANCER_TRUSTED_PROXIES", "10.0.0.0/99")],
+            "--trusted-proxies",
+        ),
+        (&["--rate-limit-clients", "0"], &[], "--rate-limit-clients"),
+        (
+            &[],
+            &[("BALANCER_MAX_CONNECTIONS", "lots")],
+            "--max-connections",
+        ),
+        (&[], &[("BALANCER_ADMIN_TOKEN", "short")], "--admin-token"),
     ];
     for (args, envs, flag) in cases {
         let out = std::process::Command::new(e2e::bin_path("balancer"))

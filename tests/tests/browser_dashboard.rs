@@ -254,3 +254,111 @@ async fn dashboard_stays_readable_with_fifty_backends() {
     })
     .await;
 }
+
+/// The number of points the page has drawn in a chart, and its `all` line's points attribute.
+async fn chart(browser: &Browser, id: &str) -> (u64, String) {
+    let v = browser
+        .eval(&format!(
+            "const c = document.getElementById('{id}');
+             const l = c.querySelector('polyline');
+             return [Number(c.dataset.points || 0), l ? l.getAttribute('points') : ''];"
+        ))
+        .await;
+    (
+        v[0].as_u64().unwrap_or(0),
+        v[1].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_charts_move_under_load_and_events_are_listed() {
+    bounded("dashboard charts", async {
+        let mut stack = e2e::Stack::builder(3)
+            .balancer_args(&[
+                "--health-interval",
+                "200ms",
+                "--balance",
+                "least-request",
+                "--rate-limit",
+                "5000/s",
+            ])
+            .start()
+            .await;
+        let browser = Browser::start().await;
+        let origin = stack.admin_origin();
+        browser.goto(&format!("{origin}/")).await;
+        let addrs: Vec<String> = stack.apps.iter().map(|a| a.addr().to_string()).collect();
+        assert!(
+            wait_for_rows(&browser, Duration::from_secs(10), |rows| rows.len() == 3).await,
+            "rows: {:?}",
+            rows(&browser).await
+        );
+        let limits = browser.text("#limits").await;
+        assert!(limits.contains("balance least-request"), "{limits}");
+        assert!(limits.contains("rate limit 5000/s"), "{limits}");
+
+        let load = e2e::load::Load::start(
+            &stack.balancer.url("/count"),
+            4,
+            Duration::from_millis(5),
+            Duration::from_secs(60),
+        );
+        // The rate chart gets points and its line moves from one poll to the next.
+        let drawn = wait_until_async(Duration::from_secs(15), || async {
+            chart(&browser, "c-rate").await.0 >= 12
+        })
+        .await;
+        assert!(
+            drawn,
+            "the rate chart has too few points: {:?}",
+            chart(&browser, "c-rate").await
+        );
+        let before = chart(&browser, "c-rate").await.1;
+        let moved = wait_until_async(Duration::from_secs(5), || async {
+            chart(&browser, "c-rate").await.1 != before
+        })
+        .await;
+        assert!(moved, "the rate chart did not move under load");
+        let rate_now = browser.text("#c-rate h3 span").await;
+        assert!(
+            rate_now != "\u{2013}" && rate_now != "0.0",
+            "current rate {rate_now:?}"
+        );
+        for id in ["c-p99", "c-errors", "c-retries", "c-limited"] {
+            assert!(chart(&browser, id).await.0 > 0, "{id} has no points");
+        }
+        let per_backend_lines = browser
+            .eval("return document.querySelectorAll('#c-rate polyline').length")
+            .await;
+        assert_eq!(
+            per_backend_lines,
+            Value::from(4),
+            "overall + one line per backend"
+        );
+        browser.screenshot("dashboard-charts").await;
+
+        // A replica dies: the event list says so, with a time.
+        let victim = addrs[2].clone();
+        stack.apps[2].kill();
+        let listed = wait_until_async(Duration::from_secs(10), || async {
+            let events = browser.text("#events").await;
+            events.contains(&victim) && events.contains("out")
+        })
+        .await;
+        assert!(
+            listed,
+            "no event for {victim}: {}",
+            browser.text("#events").await
+        );
+        let report = load.stop().await;
+        assert!(report.ok() > 0, "{}", report.outcomes());
+        browser
+            .assert_no_console_errors("dashboard charts", &[])
+            .await;
+        browser
+            .assert_only_origin("dashboard charts", &origin)
+            .await;
+        browser.close().await;
+    })
+    .await;
+}

@@ -184,6 +184,20 @@ fn groups(plan: &Plan) -> Vec<Group> {
             concurrency: vec![fixed.concurrency],
         });
     }
+    // What least-request and the rate limiter cost per request, beside round-robin: the cheap
+    // path, where the proxy's own work shows most.
+    groups.push(Group {
+        phase: Phase::Traffic,
+        setting: Setting::AllCores,
+        replicas: plan.replicas,
+        doors: vec![
+            Door::Balancer,
+            Door::BalancerLeastRequest,
+            Door::BalancerRateLimited,
+        ],
+        paths: vec![PathKind::Static],
+        concurrency: vec![plan.sweep_concurrency],
+    });
     for &replicas in &plan.replica_sweep {
         groups.push(Group {
             phase: Phase::ReplicaSweep,
@@ -330,10 +344,21 @@ struct Bench {
     records: Vec<RunRecord>,
 }
 
-/// The front doors of one group.
+/// The front doors of one group: the balancer, NGINX, and the balancer variants of the traffic
+/// cells when the group has them.
 struct Doors {
     balancer: Balancer,
     nginx: Nginx,
+    variants: Vec<(Door, Balancer)>,
+}
+
+impl Doors {
+    fn variant(&self, door: Door) -> Option<&Balancer> {
+        self.variants
+            .iter()
+            .find(|(d, _)| *d == door)
+            .map(|(_, b)| b)
+    }
 }
 
 impl Bench {
@@ -342,6 +367,9 @@ impl Bench {
             Door::Balancer => doors.balancer.addr,
             Door::Nginx => doors.nginx.addr,
             Door::Direct => self.replicas[0].addr,
+            variant => doors
+                .variant(variant)
+                .map_or(doors.balancer.addr, |b| b.addr),
         }
     }
 
@@ -351,6 +379,10 @@ impl Bench {
             Door::Balancer => vec![doors.balancer.process.pid()],
             Door::Nginx => doors.nginx.pids(),
             Door::Direct => Vec::new(),
+            variant => doors
+                .variant(variant)
+                .map(|b| vec![b.process.pid()])
+                .unwrap_or_default(),
         }
     }
 
@@ -360,6 +392,9 @@ impl Bench {
             replica.process.ensure_running()?;
         }
         doors.balancer.process.ensure_running()?;
+        for (_, variant) in &mut doors.variants {
+            variant.process.ensure_running()?;
+        }
         doors.nginx.process.ensure_running()
     }
 
@@ -372,15 +407,25 @@ impl Bench {
             .collect();
         let (balancer_workers, nginx_workers) = self.workers(group.setting);
         let slug = format!("{}-{cell}", group.slug());
-        let balancer = Balancer::start(
-            &self.bins.balancer,
-            stack::free_port()?,
-            stack::free_port()?,
-            &upstreams,
-            Some(balancer_workers),
-            self.plan.balancer_request_log.unwrap_or(RequestLog::Off),
-            &self.out.logs.join(format!("balancer-{slug}.log")),
-        )?;
+        let start_balancer = |door: Door| {
+            let name = door.label().replace(' ', "-");
+            Balancer::start(
+                &self.bins.balancer,
+                (stack::free_port()?, stack::free_port()?),
+                &upstreams,
+                Some(balancer_workers),
+                self.plan.balancer_request_log.unwrap_or(RequestLog::Off),
+                &self.out.logs.join(format!("{name}-{slug}.log")),
+                door.balancer_args(),
+            )
+        };
+        let balancer = start_balancer(Door::Balancer)?;
+        let mut variants = Vec::new();
+        for &door in &group.doors {
+            if !door.balancer_args().is_empty() {
+                variants.push((door, start_balancer(door)?));
+            }
+        }
         let nginx = Nginx::start(
             &self.nginx_bin,
             &self.work_dir.join(format!("nginx-{slug}")),
@@ -388,7 +433,11 @@ impl Bench {
             SocketAddr::from(([127, 0, 0, 1], stack::free_port()?)),
             nginx_workers,
         )?;
-        Ok(Doors { balancer, nginx })
+        Ok(Doors {
+            balancer,
+            nginx,
+            variants,
+        })
     }
 
     /// The fixed-rate phase's requests/s on `path`: the configured fraction of NGINX's best

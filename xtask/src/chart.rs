@@ -38,6 +38,8 @@ fn style(door: Door, setting: Option<Setting>) -> (&'static str, &'static str) {
         Door::Balancer => "#e8710a",
         Door::Nginx => "#1e8e3e",
         Door::Direct => "#80868b",
+        Door::BalancerLeastRequest => "#c5221f",
+        Door::BalancerRateLimited => "#9334e6",
     };
     let dash = match (door, setting) {
         (Door::Direct, _) => "2 4",

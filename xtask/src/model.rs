@@ -20,6 +20,10 @@ pub enum Door {
     Nginx,
     /// One replica hit directly: the floor no proxy can beat.
     Direct,
+    /// The balancer with `--balance least-request` (the traffic cells).
+    BalancerLeastRequest,
+    /// The balancer with `--rate-limit` at a rate no client reaches (the traffic cells).
+    BalancerRateLimited,
 }
 
 impl Door {
@@ -28,6 +32,17 @@ impl Door {
             Door::Balancer => "balancer",
             Door::Nginx => "nginx",
             Door::Direct => "direct replica",
+            Door::BalancerLeastRequest => "balancer least-request",
+            Door::BalancerRateLimited => "balancer rate-limited",
+        }
+    }
+
+    /// The balancer's flags for this door beyond the shared ones (the traffic cells).
+    pub fn balancer_args(self) -> &'static [&'static str] {
+        match self {
+            Door::BalancerLeastRequest => &["--balance", "least-request"],
+            Door::BalancerRateLimited => &["--rate-limit", "1000000/s"],
+            _ => &[],
         }
     }
 }
@@ -72,6 +87,8 @@ pub enum Phase {
     /// Both doors at the same fixed request rate (below both saturation points), one worker:
     /// CPU per request and latency where throughput cannot differ.
     FixedRate,
+    /// Round-robin beside least-request and the rate limiter, all cores: their cost per request.
+    Traffic,
 }
 
 /// Which stack the doors belong to.

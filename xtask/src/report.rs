@@ -440,6 +440,7 @@ pub fn markdown(report: &Report) -> String {
     services_section(&mut md, report);
     sweep_section(&mut md, report);
     fixed_rate_section(&mut md, report);
+    traffic_section(&mut md, report);
     let _ = writeln!(md, "\n![requests/s and p99 per front door](report.svg)");
     md
 }
@@ -690,6 +691,42 @@ fn fixed_rate_section(md: &mut String, report: &Report) {
             c.p99_ms,
             c.errors_total
         );
+    }
+}
+
+/// Round-robin beside least-request and the rate limiter: what each costs per request.
+fn traffic_section(md: &mut String, report: &Report) {
+    let mut cells: Vec<&CellSummary> = report
+        .cells
+        .iter()
+        .filter(|c| c.phase == Phase::Traffic)
+        .collect();
+    if cells.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## Traffic rules · all cores · {} · {} conns\n\n`--balance least-request` and \
+         `--rate-limit 1000000/s` (a limit no client reaches, so every request pays the check) \
+         beside the default round-robin; CPU per request relative to round-robin in the last column.\n",
+        report.plan.url_path(PathKind::Static),
+        report.plan.sweep_concurrency
+    );
+    let base = cells
+        .iter()
+        .find(|c| c.door == Door::Balancer)
+        .and_then(|c| c.cpu_seconds_per_10k);
+    table_header(md, "balancer");
+    cells.sort_by_key(|c| c.door);
+    for c in cells {
+        let relative = c
+            .cpu_seconds_per_10k
+            .zip(base)
+            .filter(|(_, b)| *b > 0.0)
+            .map_or("-".to_string(), |(x, b)| {
+                format!("{:+.1} % CPU/req", (x / b - 1.0) * 100.0)
+            });
+        table_row(md, &relative, c);
     }
 }
 

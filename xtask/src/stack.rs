@@ -192,43 +192,23 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    /// Starts the balancer on `port` (admin on `admin_port`) and waits until its admin listener
-    /// answers `/status` and its public listener serves `/health` through a replica.
+    /// Starts the balancer on `port` (admin on `admin_port`), with `extra_args` after the shared
+    /// flags, and waits until its admin listener answers `/status` and its public listener serves
+    /// `/health` through a replica.
     pub fn start(
         bin: &Path,
-        port: u16,
-        admin_port: u16,
+        (port, admin_port): (u16, u16),
         upstreams: &[SocketAddr],
         workers: Option<usize>,
         request_log: RequestLog,
         log_path: &Path,
+        extra_args: &[&str],
     ) -> Result<Self> {
-        let launch = Launch::default();
-        let settings = (workers, request_log);
+        let (launch, settings) = (Launch::default(), (workers, request_log));
+        let ports = (port, admin_port);
         Self::start_launched(
-            bin,
-            (port, admin_port),
-            upstreams,
-            settings,
-            log_path,
-            &launch,
-            &[],
+            bin, ports, upstreams, settings, log_path, &launch, extra_args,
         )
-    }
-
-    /// [`Balancer::start`] with extra flags (e.g. `--tls-listen`).
-    pub fn start_with_args(
-        bin: &Path,
-        port: u16,
-        admin_port: u16,
-        upstreams: &[SocketAddr],
-        settings: (Option<usize>, RequestLog),
-        log_path: &Path,
-        extra_args: &[String],
-    ) -> Result<Self> {
-        let extra: Vec<&str> = extra_args.iter().map(String::as_str).collect();
-        let (ports, launch) = ((port, admin_port), Launch::default());
-        Self::start_launched(bin, ports, upstreams, settings, log_path, &launch, &extra)
     }
 
     /// The general form: on `(port, admin_port)`, run as `launch` says, with `extra_args`.

@@ -123,12 +123,13 @@ fn start_doors(
         "--tls-key".to_string(),
         key.display().to_string(),
     ];
-    let balancer = Balancer::start_with_args(
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let balancer = Balancer::start(
         &bins.balancer,
-        stack::free_port()?,
-        stack::free_port()?,
+        (stack::free_port()?, stack::free_port()?),
         upstreams,
-        (Some(1), args.balancer_request_log),
+        Some(1),
+        args.balancer_request_log,
         &logs.join("balancer.log"),
         &flags,
     )?;

@@ -207,14 +207,17 @@ fn start(args: &UpArgs, plan: &Plan) -> Result<Stack> {
         logs_dir,
     )?;
     let upstreams: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
-    let balancer = Balancer::start_with_args(
+    let tls_flags: Vec<&str> = plan.tls.as_ref().map_or(Vec::new(), |(flags, _)| {
+        flags.iter().map(String::as_str).collect()
+    });
+    let balancer = Balancer::start(
         &plan.bins.balancer,
-        plan.port,
-        plan.admin_port,
+        (plan.port, plan.admin_port),
         &upstreams,
-        (args.workers, args.balancer_request_log),
+        args.workers,
+        args.balancer_request_log,
         &logs_dir.join("balancer.log"),
-        plan.tls.as_ref().map_or(&[][..], |(flags, _)| flags),
+        &tls_flags,
     )?;
     let nginx = match &plan.nginx_bin {
         Some(bin) => Some(Nginx::start(
