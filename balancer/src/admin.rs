@@ -36,7 +36,8 @@ pub struct Admin {
 struct BackendStatus {
     address: String,
     upstream: String,
-    /// "active" while in the rotation, "draining" after its address vanished from DNS.
+    /// "active" while in the rotation, "pending" in the rotation until its first passing health
+    /// check, "draining" after its address vanished from DNS.
     state: &'static str,
     healthy: bool,
     reason: Option<String>,
@@ -66,6 +67,8 @@ struct Status {
     backends: Vec<BackendStatus>,
     upstreams: Vec<UpstreamStatus>,
     healthy_backends: usize,
+    /// Backends waiting for their first passing health check (no traffic unless none is healthy).
+    pending_backends: usize,
     /// Backends in the rotation that get no traffic because there are more than
     /// `max_backends` (0 normally).
     backends_beyond_limit: usize,
@@ -101,6 +104,15 @@ fn backend_status(b: &Backend, state: &'static str, now: u64) -> BackendStatus {
     }
 }
 
+/// A backend in the rotation is "pending" until its first passing health check, then "active".
+fn rotation_state(b: &Backend) -> &'static str {
+    if b.health.is_pending() {
+        "pending"
+    } else {
+        "active"
+    }
+}
+
 impl Admin {
     fn status(&self) -> Status {
         let now = now_ms();
@@ -108,7 +120,7 @@ impl Admin {
             .pool
             .snapshot()
             .iter()
-            .map(|b| backend_status(b, "active", now))
+            .map(|b| backend_status(b, rotation_state(b), now))
             .collect();
         backends.extend(
             self.pool
@@ -117,9 +129,10 @@ impl Admin {
                 .map(|b| backend_status(b, "draining", now)),
         );
         let local: u64 = self.metrics.local.iter().map(|c| c.get()).sum();
-        let active = backends.iter().filter(|b| b.state == "active").count();
+        let active = backends.iter().filter(|b| b.state != "draining").count();
         Status {
             healthy_backends: backends.iter().filter(|b| b.healthy).count(),
+            pending_backends: backends.iter().filter(|b| b.state == "pending").count(),
             backends_beyond_limit: selection::beyond_limit(active),
             max_backends: MAX_BACKENDS,
             requests_total: local + backends.iter().map(|b| b.requests_total).sum::<u64>(),
@@ -132,11 +145,14 @@ impl Admin {
 
     fn refresh_gauges(&self) {
         let now = now_ms();
+        let mut pending = 0;
         for b in self.pool.snapshot().iter() {
             b.metrics
                 .healthy
                 .set(i64::from(b.health.is_healthy_at(now)));
+            pending += i64::from(b.health.is_pending());
         }
+        self.metrics.pending.set(pending);
         let _ = self.pool.draining();
     }
 

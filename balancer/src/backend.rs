@@ -4,6 +4,10 @@
 //! handles. The [`Pool`] holds the current rotation as an immutable snapshot (swapped whole when
 //! discovery changes it, read with one uncontended lock and an `Arc` clone per request) plus the
 //! backends that left the rotation but still have requests in flight.
+//!
+//! Every backend that joins (new, or an address back from DNS) joins *pending* (see
+//! [`crate::health`]) and is queued for the prober, which checks it at once rather than at the next
+//! `--health-interval` ([`Pool::take_joined`], [`Pool::wait_joined`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +93,9 @@ pub struct Pool {
     pub metrics: Arc<Metrics>,
     /// Event-loop threads serving clients (`--workers`); each backend keeps idle connections per worker.
     workers: usize,
+    /// Backends that joined and have not been handed to the prober yet.
+    joined: Mutex<Vec<Arc<Backend>>>,
+    joined_signal: tokio::sync::Notify,
 }
 
 impl Pool {
@@ -98,7 +105,19 @@ impl Pool {
             rotation: RwLock::new(Arc::from(Vec::new())),
             draining: Mutex::new(Vec::new()),
             metrics,
+            joined: Mutex::new(Vec::new()),
+            joined_signal: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The backends that joined since the last call, for their first health check.
+    pub fn take_joined(&self) -> Vec<Arc<Backend>> {
+        std::mem::take(&mut *self.joined.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Returns once a backend joined since the last [`Pool::take_joined`] (at once if one did).
+    pub async fn wait_joined(&self) {
+        self.joined_signal.notified().await;
     }
 
     pub fn snapshot(&self) -> Arc<[Arc<Backend>]> {
@@ -129,6 +148,7 @@ impl Pool {
         let current = self.snapshot();
         let mut next: Vec<Arc<Backend>> = Vec::with_capacity(wanted.len());
         let mut added = Vec::new();
+        let mut joined = Vec::new();
         for (addr, upstream) in wanted {
             if next.iter().any(|b| b.addr == *addr) {
                 continue;
@@ -137,23 +157,29 @@ impl Pool {
                 next.push(existing.clone());
                 continue;
             }
-            // A backend coming back while it still drains keeps its history.
+            // A backend coming back while it still drains keeps its history, but must pass a
+            // check again: the address may now be a restarted task.
             let revived = {
                 let mut d = self.draining.lock().unwrap_or_else(|p| p.into_inner());
                 d.iter()
                     .position(|b| b.addr == *addr)
                     .map(|i| d.swap_remove(i))
             };
-            match revived {
-                Some(b) => next.push(b),
+            let joining = match revived {
+                Some(b) => {
+                    b.health.require_check();
+                    b
+                }
                 None => match Backend::new(*addr, upstream, &self.metrics, self.workers) {
-                    Ok(b) => next.push(Arc::new(b)),
+                    Ok(b) => Arc::new(b),
                     Err(e) => {
                         tracing::warn!(%addr, error = %e, "address cannot be used as a backend");
                         continue;
                     }
                 },
-            }
+            };
+            next.push(joining.clone());
+            joined.push(joining);
             added.push(*addr);
         }
         let mut removed = Vec::new();
@@ -173,6 +199,13 @@ impl Pool {
             .set(i64::try_from(next.len()).unwrap_or(i64::MAX));
         *self.rotation.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(next);
         let _ = self.draining();
+        if !joined.is_empty() {
+            self.joined
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(joined);
+            self.joined_signal.notify_one();
+        }
         (added, removed)
     }
 }
@@ -258,6 +291,60 @@ mod tests {
         assert!(p.draining().is_empty());
         assert_eq!(p.snapshot()[0].failures_total.load(Ordering::Relaxed), 3);
         drop(busy);
+    }
+
+    #[test]
+    fn joining_backends_are_pending_and_queued_for_their_first_check_once() {
+        let p = pool();
+        p.set_addresses(&wanted(&[1, 2]));
+        assert!(p.snapshot().iter().all(|b| b.health.is_pending()));
+        assert_eq!(ports(&p.take_joined()), [1, 2]);
+        assert!(p.take_joined().is_empty());
+        p.snapshot()[0].health.record_probe(Ok(()));
+        // Backends that stay are not queued again and keep their admission.
+        p.set_addresses(&wanted(&[1, 2, 3]));
+        assert_eq!(ports(&p.take_joined()), [3]);
+        assert!(!p.snapshot()[0].health.is_pending());
+        assert!(p.snapshot()[2].health.is_pending());
+    }
+
+    #[test]
+    fn an_address_that_left_and_came_back_is_pending_again() {
+        let p = pool();
+        p.set_addresses(&wanted(&[1]));
+        let first = p.snapshot()[0].clone();
+        first.health.record_probe(Ok(()));
+        let busy = InFlight::start(first.clone());
+        p.set_addresses(&wanted(&[]));
+        p.take_joined();
+        // Revived while draining: same backend, pending, queued.
+        p.set_addresses(&wanted(&[1]));
+        assert!(Arc::ptr_eq(&first, &p.snapshot()[0]));
+        assert!(first.health.is_pending());
+        assert_eq!(ports(&p.take_joined()), [1]);
+        drop(busy);
+        // Forgotten (idle when it left), then back: a new backend, pending.
+        first.health.record_probe(Ok(()));
+        p.set_addresses(&wanted(&[]));
+        p.set_addresses(&wanted(&[1]));
+        assert!(!Arc::ptr_eq(&first, &p.snapshot()[0]));
+        assert!(p.snapshot()[0].health.is_pending());
+        assert_eq!(ports(&p.take_joined()), [1]);
+    }
+
+    #[tokio::test]
+    async fn wait_joined_returns_once_a_backend_joined() {
+        let p = pool();
+        p.set_addresses(&wanted(&[1]));
+        // The signal was stored: no wait.
+        tokio::time::timeout(std::time::Duration::from_secs(5), p.wait_joined())
+            .await
+            .expect("joined backend signalled");
+        assert_eq!(ports(&p.take_joined()), [1]);
+        p.set_addresses(&wanted(&[1]));
+        let nothing_new =
+            tokio::time::timeout(std::time::Duration::from_millis(50), p.wait_joined()).await;
+        assert!(nothing_new.is_err(), "no backend joined, no signal");
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! each probe here; a failed probe takes the backend out and a pass brings it back (and clears
 //! passive marks, since it proves the backend answers again).
 //!
+//! Pending: a backend starts *pending* and is not healthy until its first probe passes, so a new
+//! address (a scale-up, a new version, a restarted task) takes no traffic before it has shown it
+//! can serve. Once admitted it stays admitted: a later failing probe takes it *out*, not back to
+//! pending. [`Health::require_check`] makes it pending again (an address that left DNS and came
+//! back). Selection decides what a pending backend gets when nothing is healthy (the cold start).
+//!
 //! Pure state, no I/O, so the rules can be tested without a backend. The request path reads
 //! health through two atomics; the mutex is only taken on failures and probe results.
 
@@ -32,6 +38,8 @@ pub struct Health {
     /// Passive mark: out until this many ms since start (0 = not out).
     passive_out_until: AtomicU64,
     active_down: AtomicBool,
+    /// Set by the first passing probe; false while the backend is pending.
+    admitted: AtomicBool,
     detail: Mutex<HealthDetail>,
 }
 
@@ -51,8 +59,23 @@ pub struct LastError {
 
 impl Health {
     pub fn is_healthy_at(&self, now_ms: u64) -> bool {
-        !self.active_down.load(Ordering::Relaxed)
+        self.admitted.load(Ordering::Relaxed)
+            && !self.active_down.load(Ordering::Relaxed)
             && now_ms >= self.passive_out_until.load(Ordering::Relaxed)
+    }
+
+    /// True until the first passing probe (or again after [`Health::require_check`]).
+    pub fn is_pending(&self) -> bool {
+        !self.admitted.load(Ordering::Relaxed)
+    }
+
+    /// Makes the backend pending again: it takes traffic only after its next passing probe.
+    /// Its history (last error) is kept.
+    pub fn require_check(&self) {
+        let mut d = lock(&self.detail);
+        d.active_reason = None;
+        self.active_down.store(false, Ordering::Relaxed);
+        self.admitted.store(false, Ordering::Relaxed);
     }
 
     /// Records a failed exchange with the backend; returns true if it took the backend out.
@@ -94,7 +117,8 @@ impl Health {
         false
     }
 
-    pub fn record_probe(&self, result: Result<(), String>) {
+    /// Records a probe's result; returns true if this pass admitted a pending backend.
+    pub fn record_probe(&self, result: Result<(), String>) -> bool {
         let mut d = lock(&self.detail);
         match result {
             Ok(()) => {
@@ -103,18 +127,26 @@ impl Health {
                 d.recent_failures.clear();
                 self.passive_out_until.store(0, Ordering::Relaxed);
                 self.active_down.store(false, Ordering::Relaxed);
+                !self.admitted.swap(true, Ordering::Relaxed)
             }
             Err(reason) => {
                 d.last_error = Some((reason.clone(), SystemTime::now()));
                 d.active_reason = Some(reason);
                 self.active_down.store(true, Ordering::Relaxed);
+                false
             }
         }
     }
 
-    /// Why the backend is out, if it is.
+    /// Why the backend is out (or pending), if it is.
     pub fn reason(&self) -> Option<String> {
         let d = lock(&self.detail);
+        if self.is_pending() {
+            return Some(match &d.active_reason {
+                Some(r) => format!("pending: health check failed: {r}"),
+                None => "pending: waiting for its first passing health check".into(),
+            });
+        }
         if self.active_down.load(Ordering::Relaxed) {
             return d
                 .active_reason
@@ -158,9 +190,78 @@ mod tests {
         }
     }
 
+    /// A backend that passed its first probe.
+    fn admitted() -> Health {
+        let h = Health::default();
+        assert!(h.record_probe(Ok(())));
+        h
+    }
+
+    #[test]
+    fn a_new_backend_is_pending_until_its_first_passing_probe() {
+        let h = Health::default();
+        assert!(h.is_pending());
+        assert!(!h.is_healthy_at(0));
+        assert_eq!(
+            h.reason().as_deref(),
+            Some("pending: waiting for its first passing health check")
+        );
+        // A failing first probe leaves it pending, with the reason.
+        assert!(!h.record_probe(Err("status 503".into())));
+        assert!(h.is_pending());
+        assert!(!h.is_healthy_at(0));
+        assert_eq!(
+            h.reason().as_deref(),
+            Some("pending: health check failed: status 503")
+        );
+        // The first pass admits it (and says so once).
+        assert!(h.record_probe(Ok(())));
+        assert!(!h.is_pending());
+        assert!(h.is_healthy_at(0));
+        assert_eq!(h.reason(), None);
+        assert!(!h.record_probe(Ok(())), "admitted only once");
+    }
+
+    #[test]
+    fn an_admitted_backend_that_fails_is_out_not_pending() {
+        let h = admitted();
+        h.record_probe(Err("status 503".into()));
+        assert!(!h.is_pending());
+        assert!(!h.is_healthy_at(0));
+        assert_eq!(
+            h.reason().as_deref(),
+            Some("health check failed: status 503")
+        );
+    }
+
+    #[test]
+    fn require_check_makes_it_pending_again_keeping_its_last_error() {
+        let h = admitted();
+        h.record_probe(Err("connect: refused".into()));
+        h.require_check();
+        assert!(h.is_pending());
+        assert!(!h.is_healthy_at(0));
+        assert_eq!(
+            h.reason().as_deref(),
+            Some("pending: waiting for its first passing health check")
+        );
+        assert_eq!(h.last_error().unwrap().message, "connect: refused");
+        assert!(h.record_probe(Ok(())));
+        assert!(h.is_healthy_at(0));
+    }
+
+    #[test]
+    fn passive_failures_count_while_pending_and_a_pass_clears_them() {
+        let h = Health::default();
+        assert!(h.record_failure_at(&policy(1, 10), "refused", Instant::now(), 100));
+        assert!(h.is_pending());
+        assert!(h.record_probe(Ok(())));
+        assert!(h.is_healthy_at(100));
+    }
+
     #[test]
     fn max_fails_within_the_window_take_the_backend_out_for_fail_timeout() {
-        let h = Health::default();
+        let h = admitted();
         let p = policy(3, 10);
         let t0 = Instant::now();
         assert!(!h.record_failure_at(&p, "a", t0, 1_000));
@@ -175,7 +276,7 @@ mod tests {
 
     #[test]
     fn failures_older_than_the_window_do_not_count() {
-        let h = Health::default();
+        let h = admitted();
         let p = policy(2, 10);
         let t0 = Instant::now();
         assert!(!h.record_failure_at(&p, "old", t0, 0));
@@ -198,7 +299,7 @@ mod tests {
 
     #[test]
     fn max_fails_one_takes_out_at_once() {
-        let h = Health::default();
+        let h = admitted();
         assert!(h.record_failure_at(&policy(1, 5), "refused", Instant::now(), 100));
         assert!(!h.is_healthy_at(100));
         assert!(h.is_healthy_at(5_100));
@@ -206,7 +307,7 @@ mod tests {
 
     #[test]
     fn a_passing_probe_clears_passive_marks_and_a_failing_one_takes_out() {
-        let h = Health::default();
+        let h = admitted();
         let far = u64::MAX / 2;
         h.record_probe(Err("status 503".into()));
         assert!(!h.is_healthy_at(0));

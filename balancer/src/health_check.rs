@@ -1,7 +1,8 @@
 //! The active health check: every `--health-interval` each backend gets `GET --health-path` on a
 //! fresh connection (never a pooled one, so a probe tests what a new request would meet);
-//! anything but 2xx within the interval is a failed probe. Results go to the backend's
-//! [`crate::health::Health`], which decides what they mean.
+//! anything but 2xx within the interval is a failed probe. A backend that joins the pool is probed
+//! at once, not at the next interval, so a new replica that is ready joins within one probe's time.
+//! Results go to the backend's [`crate::health::Health`], which decides what they mean.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,8 @@ use tokio::net::TcpStream;
 use crate::backend::{Backend, Pool};
 use crate::health::now_ms;
 
-/// Active checks: probes every backend each interval, concurrently, on fresh connections.
+/// Active checks: probes every backend each interval, concurrently, on fresh connections; a
+/// backend that joins is probed at once (its first check decides whether it leaves `pending`).
 pub async fn run_active_checks(
     pool: Arc<Pool>,
     path: Arc<str>,
@@ -23,37 +25,63 @@ pub async fn run_active_checks(
     connect_timeout: Duration,
 ) {
     let timeout = interval.max(connect_timeout);
-    let mut ticker = tokio::time::interval(interval);
+    tokio::spawn(run_first_checks(
+        pool.clone(),
+        path.clone(),
+        timeout,
+        connect_timeout,
+    ));
+    // Every backend's first probe comes from `run_first_checks`, so the rounds start one interval in.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         let backends = pool.snapshot();
         let mut probes = tokio::task::JoinSet::new();
         for backend in backends.iter().cloned() {
-            let path = path.clone();
-            probes.spawn(async move {
-                let result = match tokio::time::timeout(
-                    timeout,
-                    probe(&backend, &path, connect_timeout),
-                )
-                .await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(format!("no answer within {timeout:?}")),
-                };
-                let was_healthy = backend.health.is_healthy_at(now_ms());
-                let ok = result.is_ok();
-                backend.health.record_probe(result);
-                if was_healthy != ok {
-                    if ok {
-                        tracing::info!(backend = %backend.addr, "backend back in rotation");
-                    } else {
-                        tracing::warn!(backend = %backend.addr, reason = ?backend.health.reason(), "backend taken out");
-                    }
-                }
-            });
+            probes.spawn(check(backend, path.clone(), timeout, connect_timeout));
         }
         while probes.join_next().await.is_some() {}
+    }
+}
+
+/// Probes each backend that joined the pool as soon as it joins, each on its own.
+async fn run_first_checks(
+    pool: Arc<Pool>,
+    path: Arc<str>,
+    timeout: Duration,
+    connect_timeout: Duration,
+) {
+    loop {
+        for backend in pool.take_joined() {
+            tokio::spawn(check(backend, path.clone(), timeout, connect_timeout));
+        }
+        pool.wait_joined().await;
+    }
+}
+
+/// One probe of one backend, its result recorded and any change of state logged.
+async fn check(
+    backend: Arc<Backend>,
+    path: Arc<str>,
+    timeout: Duration,
+    connect_timeout: Duration,
+) {
+    let result = match tokio::time::timeout(timeout, probe(&backend, &path, connect_timeout)).await
+    {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    };
+    let was_healthy = backend.health.is_healthy_at(now_ms());
+    let ok = result.is_ok();
+    if backend.health.record_probe(result) {
+        tracing::info!(backend = %backend.addr, "backend passed its first health check; joins the rotation");
+    } else if was_healthy != ok && !backend.health.is_pending() {
+        if ok {
+            tracing::info!(backend = %backend.addr, "backend back in rotation");
+        } else {
+            tracing::warn!(backend = %backend.addr, reason = ?backend.health.reason(), "backend taken out");
+        }
     }
 }
 
@@ -82,5 +110,80 @@ async fn probe(backend: &Backend, path: &str, connect_timeout: Duration) -> Resu
         Ok(())
     } else {
         Err(format!("status {}", resp.status().as_u16()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A backend answering every request with `status`, then closing.
+    async fn answering(status: u16) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = s.write_all(head.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// Polls `check` every 10 ms for up to 5 s.
+    async fn eventually(check: impl Fn() -> bool) -> bool {
+        for _ in 0..500 {
+            if check() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        check()
+    }
+
+    #[tokio::test]
+    async fn a_joining_backend_is_checked_at_once_not_at_the_next_interval() {
+        let pool = Arc::new(Pool::new(Arc::new(Metrics::new()), 1));
+        let (up, down) = (answering(200).await, answering(503).await);
+        let mut wanted = vec![(up, "app:1".to_owned()), (down, "app:1".to_owned())];
+        pool.set_addresses(&wanted);
+        // An hour between rounds: only the first check can admit anything during this test.
+        let hour = Duration::from_secs(3600);
+        tokio::spawn(run_active_checks(
+            pool.clone(),
+            Arc::from("/health"),
+            hour,
+            Duration::from_secs(1),
+        ));
+        let find = |addr: SocketAddr| {
+            let p = pool.clone();
+            move || p.snapshot().iter().find(|b| b.addr == addr).cloned()
+        };
+        assert!(eventually(|| find(up)().is_some_and(|b| !b.health.is_pending())).await);
+        assert!(eventually(|| find(down)().is_some_and(|b| b.health.last_error().is_some())).await);
+        let failed = find(down)().unwrap();
+        assert!(
+            failed.health.is_pending(),
+            "a failing first check leaves it pending"
+        );
+        assert_eq!(
+            failed.health.reason().as_deref(),
+            Some("pending: health check failed: status 503")
+        );
+        // One that joins later is checked at once too.
+        let later = answering(200).await;
+        wanted.push((later, "app:1".to_owned()));
+        pool.set_addresses(&wanted);
+        assert!(eventually(|| find(later)().is_some_and(|b| !b.health.is_pending())).await);
     }
 }

@@ -12,6 +12,7 @@ mod discovery;
 mod headers;
 mod health;
 mod health_check;
+mod lookup;
 mod metrics;
 mod proxy;
 mod request_body;

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub in_flight: Family<BackendLabels, Gauge>,
     pub retries: Counter,
     pub backends: Gauge,
+    /// Backends waiting for their first passing health check (set at scrape time).
+    pub pending: Gauge,
     /// Requests answered by the balancer itself with no backend involved (503, 405, 413, ...).
     pub local: [Counter; 5],
 }
@@ -89,7 +91,7 @@ impl Metrics {
         );
         registry.register(
             "backend_healthy",
-            "1 if the backend is in the rotation, 0 if health checks took it out",
+            "1 if the backend is in the rotation, 0 if health checks took it out or it is pending",
             healthy.clone(),
         );
         registry.register(
@@ -98,6 +100,12 @@ impl Metrics {
             in_flight.clone(),
         );
         registry.register("backends", "Backends currently known", backends.clone());
+        let pending = Gauge::default();
+        registry.register(
+            "backends_pending",
+            "Backends waiting for their first passing health check",
+            pending.clone(),
+        );
         let local = CLASSES.map(|class| {
             requests
                 .get_or_create(&RequestLabels {
@@ -114,6 +122,7 @@ impl Metrics {
             in_flight,
             retries,
             backends,
+            pending,
             local,
         }
     }

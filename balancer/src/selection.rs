@@ -3,7 +3,9 @@
 //! One shared cursor counts picks; the k-th pick goes to healthy backend `k mod healthy_count`, so
 //! with N healthy backends and sequential requests each gets exactly 1/N. A request's attempt
 //! order continues through the remaining healthy backends, then the ones marked out (marks can be
-//! stale), each at most once. When every backend is out the rotation runs over all of them.
+//! stale), then the pending ones (never passed a health check yet), each at most once. When no
+//! backend is healthy the rotation runs over all of them, pending ones included: that is the cold
+//! start, when every backend is new and none has been checked yet.
 //!
 //! Health is snapshotted into a `u128` bit set per request (no allocation), so at most
 //! [`MAX_BACKENDS`] backends (the first in address order) take part; the rest get no traffic, which
@@ -32,6 +34,8 @@ pub struct Attempts {
     backends: Arc<[Arc<Backend>]>,
     /// Health snapshot taken at selection time so the order cannot shift under the request.
     healthy: u128,
+    /// The pending ones (a subset of the not healthy).
+    pending: u128,
     first: usize,
     /// How many have been handed out.
     taken: usize,
@@ -40,11 +44,14 @@ pub struct Attempts {
 impl RoundRobin {
     pub fn attempts(&self, backends: Arc<[Arc<Backend>]>, now_ms: u64) -> Attempts {
         let mut healthy: u128 = 0;
+        let mut pending: u128 = 0;
         let mut healthy_count = 0usize;
         for (i, b) in backends.iter().enumerate().take(MAX_BACKENDS) {
             if b.health.is_healthy_at(now_ms) {
                 healthy |= 1 << i;
                 healthy_count += 1;
+            } else if b.health.is_pending() {
+                pending |= 1 << i;
             }
         }
         let n = backends.len().min(MAX_BACKENDS);
@@ -59,6 +66,7 @@ impl RoundRobin {
         Attempts {
             backends,
             healthy,
+            pending,
             first,
             taken: 0,
         }
@@ -93,13 +101,15 @@ impl Iterator for Attempts {
         let idx = if self.taken == 0 {
             self.first
         } else {
-            // The k-th retry: healthy ones after `first` in ring order, then the unhealthy ones.
+            // The k-th retry: healthy ones after `first` in ring order, then those marked out,
+            // then the pending ones.
             let ring = (1..n).map(|step| (self.first + step) % n);
-            let healthy = ring
-                .clone()
-                .filter(|i| self.healthy & (1 << i) != 0 && *i != self.first);
-            let unhealthy = ring.filter(|i| self.healthy & (1 << i) == 0);
-            healthy.chain(unhealthy).nth(self.taken - 1)?
+            let class = |bits: u128| ring.clone().filter(move |i| bits & (1 << i) != 0);
+            let out = !self.healthy & !self.pending;
+            class(self.healthy)
+                .chain(class(out))
+                .chain(class(self.pending))
+                .nth(self.taken - 1)?
         };
         self.taken += 1;
         self.backends.get(idx).cloned()
@@ -111,7 +121,17 @@ mod tests {
     use super::*;
     use crate::metrics::Metrics;
 
+    /// `n` backends that passed their first health check.
     fn pool(n: u16) -> Arc<[Arc<Backend>]> {
+        let backends = pending_pool(n);
+        for b in backends.iter() {
+            b.health.record_probe(Ok(()));
+        }
+        backends
+    }
+
+    /// `n` backends just discovered: pending, none checked yet.
+    fn pending_pool(n: u16) -> Arc<[Arc<Backend>]> {
         let m = Metrics::new();
         (0..n)
             .map(|i| {
@@ -194,41 +214,83 @@ mod tests {
         assert!(order.iter().all(|p| usize::from(*p) < MAX_BACKENDS));
     }
 
+    #[test]
+    fn a_pending_backend_gets_no_first_pick_while_one_is_healthy_and_is_tried_last() {
+        let backends = pending_pool(3);
+        backends[0].health.record_probe(Ok(()));
+        backends[1].health.record_probe(Ok(()));
+        backends[1].health.record_probe(Err("down".into()));
+        let rr = RoundRobin::default();
+        for _ in 0..6 {
+            let order: Vec<u16> = rr
+                .attempts(backends.clone(), 0)
+                .map(|b| b.addr.port() - 1000)
+                .collect();
+            // Healthy, then marked out, then pending.
+            assert_eq!(order, [0, 1, 2]);
+        }
+        backends[2].health.record_probe(Ok(()));
+        let firsts: Vec<u16> = (0..2)
+            .map(|_| rr.attempts(backends.clone(), 0).next().unwrap().addr.port() - 1000)
+            .collect();
+        assert!(firsts.contains(&2), "admitted after its pass: {firsts:?}");
+    }
+
+    #[test]
+    fn cold_start_rotates_over_the_pending_ones() {
+        let backends = pending_pool(3);
+        let rr = RoundRobin::default();
+        let mut firsts: Vec<u16> = (0..3)
+            .map(|_| rr.attempts(backends.clone(), 0).next().unwrap().addr.port() - 1000)
+            .collect();
+        firsts.sort_unstable();
+        assert_eq!(firsts, [0, 1, 2]);
+        assert_eq!(rr.attempts(backends, 0).count(), 3);
+    }
+
+    /// A backend's class in the attempt order: 0 healthy, 1 marked out, 2 pending.
+    fn set_class(b: &Backend, class: u8) {
+        if class < 2 {
+            b.health.record_probe(Ok(()));
+        }
+        if class == 1 {
+            b.health.record_probe(Err("down".into()));
+        }
+    }
+
     proptest::proptest! {
-        /// For any health pattern and cursor position: each backend once, healthy ones first,
-        /// the first pick healthy when any is, and over `healthy` picks each healthy one exactly once.
+        /// For any mix of healthy, marked-out and pending backends and any cursor position: each
+        /// backend once, healthy ones first, then marked out, then pending (after the first pick
+        /// when none is healthy); the first pick healthy when any is; over `healthy` picks each
+        /// healthy one exactly once, and with none healthy over `n` picks every backend once.
         #[test]
-        fn attempt_order(down in proptest::collection::vec(proptest::bool::ANY, 1..12), skip in 0usize..50) {
-            let backends = pool(u16::try_from(down.len()).unwrap());
-            for (b, down) in backends.iter().zip(&down) {
-                if *down {
-                    b.health.record_probe(Err("down".into()));
-                }
+        fn attempt_order(class in proptest::collection::vec(0u8..3, 1..12), skip in 0usize..50) {
+            let n = class.len();
+            let backends = pending_pool(u16::try_from(n).unwrap());
+            for (b, c) in backends.iter().zip(&class) {
+                set_class(b, *c);
             }
             let rr = RoundRobin::default();
             for _ in 0..skip {
                 rr.attempts(backends.clone(), 0);
             }
-            let healthy = down.iter().filter(|d| !**d).count();
+            let healthy: Vec<usize> = (0..n).filter(|i| class[*i] == 0).collect();
             let order: Vec<usize> = rr
                 .attempts(backends.clone(), 0)
                 .map(|b| usize::from(b.addr.port() - 1000))
                 .collect();
             let mut sorted = order.clone();
             sorted.sort_unstable();
-            proptest::prop_assert_eq!(sorted, (0..down.len()).collect::<Vec<_>>());
-            let first_down = order.iter().position(|i| down[*i]).unwrap_or(order.len());
-            proptest::prop_assert!(order[first_down..].iter().all(|i| down[*i]), "{:?}", order);
-            proptest::prop_assert_eq!(first_down, healthy);
-            let mut firsts: Vec<usize> = (0..healthy.max(1))
+            proptest::prop_assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+            let ranks: Vec<u8> = order.iter().map(|i| class[*i]).collect();
+            let ordered_from = usize::from(healthy.is_empty());
+            proptest::prop_assert!(ranks[ordered_from..].windows(2).all(|w| w[0] <= w[1]), "{:?}", ranks);
+            let picks = if healthy.is_empty() { n } else { healthy.len() };
+            let mut firsts: Vec<usize> = (0..picks)
                 .map(|_| usize::from(rr.attempts(backends.clone(), 0).next().unwrap().addr.port() - 1000))
                 .collect();
             firsts.sort_unstable();
-            let expected: Vec<usize> = if healthy == 0 {
-                firsts.clone()
-            } else {
-                (0..down.len()).filter(|i| !down[*i]).collect()
-            };
+            let expected: Vec<usize> = if healthy.is_empty() { (0..n).collect() } else { healthy };
             proptest::prop_assert_eq!(firsts, expected);
         }
     }

@@ -8,7 +8,8 @@
 //!
 //! By concern:
 //! * processes: [`process`] (one child), [`services`] (`app`, `balancer`), [`redis_server`], [`nginx`],
-//!   [`namespaced_balancer`], [`stack`] (Redis + replicas + balancer), [`bins`], [`net`];
+//!   [`namespaced_balancer`], [`dnsmasq`] (a DNS server whose answers change), [`stack`] (Redis + replicas
+//!   + balancer), [`bins`], [`net`];
 //! * talking to them: [`http`], [`raw`] (bytes over TCP), [`page`] (the count page),
 //!   [`balancer_status`] (the admin `/status`), [`browser`] (headless Chromium);
 //! * the far side of the balancer: [`backends`] (echo, recording, hung, breaking, WebSocket);
@@ -20,6 +21,7 @@ pub mod backends;
 pub mod balancer_status;
 pub mod bins;
 pub mod browser;
+pub mod dnsmasq;
 pub mod hostile;
 pub mod http;
 pub mod load;

@@ -1,7 +1,8 @@
-//! The balancer inside a private mount namespace with its own `/etc/hosts`, for late DNS resolution: the
-//! test edits the namespace's hosts file and watches the balancer follow it.
+//! The balancer inside a private mount namespace with its own `/etc/hosts` and `/etc/resolv.conf`, for late
+//! DNS resolution: the test edits the namespace's hosts file, or the answers of the DNS server its
+//! resolv.conf names ([`crate::dnsmasq`]), and watches the balancer follow them.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -10,9 +11,10 @@ use std::time::Duration;
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A balancer inside a private mount namespace whose `/etc/hosts` is `hosts` (bind-mounted, so the
-/// test edits it in place) and whose resolver points at loopback port 53 where nothing listens, so
-/// no lookup leaves the machine. The real `/etc/hosts` is never touched. `None` when the machine
-/// cannot make mount namespaces (not root, no `unshare`).
+/// test edits it in place) and whose resolver points at a loopback DNS server: by default
+/// 127.0.0.1:53 where nothing listens, so no lookup leaves the machine. The real `/etc/hosts` and
+/// `/etc/resolv.conf` are never touched. `None` when the machine cannot make mount namespaces (not
+/// root, no `unshare`).
 pub struct NamespacedBalancer {
     pub process: crate::Process,
     pub addr: SocketAddr,
@@ -23,13 +25,23 @@ pub struct NamespacedBalancer {
 
 impl NamespacedBalancer {
     pub async fn start(upstreams: &str, args: &[&str]) -> Option<NamespacedBalancer> {
+        Self::start_with_nameserver(upstreams, args, Ipv4Addr::LOCALHOST).await
+    }
+
+    /// Like [`NamespacedBalancer::start`], resolving through the DNS server on `nameserver` port 53
+    /// (one try, 1 s timeout: a stopped server shows as a timeout at once).
+    pub async fn start_with_nameserver(
+        upstreams: &str,
+        args: &[&str],
+        nameserver: Ipv4Addr,
+    ) -> Option<NamespacedBalancer> {
         let dir = tempfile::tempdir().ok()?;
         let hosts = dir.path().join("hosts");
         let resolv = dir.path().join("resolv.conf");
         std::fs::write(&hosts, "127.0.0.1 localhost\n").ok()?;
         std::fs::write(
             &resolv,
-            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+            format!("nameserver {nameserver}\noptions timeout:1 attempts:1\n"),
         )
         .ok()?;
         let probe = Command::new("unshare")

@@ -1,7 +1,8 @@
 //! The project's own binaries as test processes: `app` replicas and the `balancer`.
 //!
 //! Each is started on free loopback ports with its configuration passed through the environment (the same
-//! variables users set), and `start()` returns only once the process answers HTTP, so a test can use it at once.
+//! variables users set), and `start()` returns only once the process answers HTTP (and, for the balancer, once
+//! its backends had their first health check), so a test can use it at once.
 //! Both dereference to their [`Process`], for `pid()`, `sigterm()`, `kill()`, `wait_exit()` and `log()`.
 
 use std::net::SocketAddr;
@@ -212,12 +213,36 @@ impl BalancerBuilder {
             Err(e) => panic!("cannot start balancer: {e}"),
         };
         wait_ready(&mut process, admin, "/status").await;
+        wait_first_checks(admin).await;
         Balancer {
             process,
             addr,
             admin,
         }
     }
+}
+
+/// How long [`BalancerBuilder::start`] waits for the first health checks to settle.
+const FIRST_CHECKS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits (up to [`FIRST_CHECKS_TIMEOUT`], without failing) until every backend the balancer lists has had
+/// its first health check: admitted, or pending with the failure recorded. A new balancer tries pending
+/// backends only while none has passed, so until then which backend serves depends on which probe answered
+/// first; tests that count shares start after that.
+async fn wait_first_checks(admin: SocketAddr) {
+    let url = format!("http://{admin}/status");
+    wait_until_async(FIRST_CHECKS_TIMEOUT, || async {
+        let Ok(resp) = crate::http::get(&url).await else {
+            return false;
+        };
+        let status: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+        status["backends"].as_array().is_some_and(|backends| {
+            backends
+                .iter()
+                .all(|b| b["state"] != "pending" || !b["last_error"].is_null())
+        })
+    })
+    .await;
 }
 
 /// A running `balancer`.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use e2e::backends::{
     breaking_backend, echo_backend, echo_backend_on, echoed, websocket_backend, HungBackend,
 };
-use e2e::balancer_status::{backend_entry, status};
+use e2e::balancer_status::{backend_entry, status, wait_health};
 use e2e::namespaced_balancer::NamespacedBalancer;
 use e2e::net::dead_port;
 use e2e::raw::{self, RawResponse};
@@ -262,6 +262,8 @@ async fn hanging_backend_gets_504_and_others_keep_serving() {
         &["--upstream-timeout", "1s", "--health-interval", "1m"],
     )
     .await;
+    // Its first probe passes (it wedges only at its first request), so it joins the rotation.
+    assert!(wait_health(&b, hang.addr, true, T).await.is_some());
 
     // Get exactly one request stuck on the hung backend.
     let mut stuck = None;
@@ -321,6 +323,8 @@ async fn broken_backends_give_502_and_are_never_retried_once_sent() {
     let echo = echo_backend().await;
     let closer = breaking_backend(false).await;
     let b = balancer_for(&[echo.addr, closer.addr], &["--health-interval", "1m"]).await;
+    // Its probes pass (only real requests break), so it is in the rotation.
+    assert!(wait_health(&b, closer.addr, true, T).await.is_some());
     let mut ok = 0;
     let mut bad = 0;
     for i in 0..10 {
@@ -380,7 +384,8 @@ async fn unreachable_backend_is_retried_safely_and_each_request_lands_once() {
         .arg("3")
         .start()
         .await;
-    // It passed its first health check; now it stops listening (connections are refused).
+    // It passes its first health check; then it stops listening (connections are refused).
+    assert!(wait_health(&b, doomed.addr, true, T).await.is_some());
     doomed.stop();
     let doomed_addr = doomed.addr;
     assert!(

@@ -1,6 +1,9 @@
-//! Fault: a replica that accepts connections and never answers.
+//! Fault: a replica that wedges in service: it passed its health check and joined the rotation, then stops
+//! answering anything (requests and probes alike) while still accepting connections.
 //!
-//! Two real replicas and one hung backend behind the balancer (`--upstream-timeout 2s`). What goes to the
+//! Two real replicas and one such backend behind the balancer (`--upstream-timeout 2s`). A replica that hangs
+//! from the start never joins (the balancer admits a backend only after a passing probe), so this one answers
+//! probes until its first request arrives and wedges then, as a replica that deadlocks under load. What goes to the
 //! hung one must come back as 504 once the timeout passes, never as a hang or a retry (the request was sent,
 //! so the balancer cannot know it was not counted); the balancer takes the backend out; the other replicas'
 //! latency stays bounded meanwhile; and after it is out, nothing fails. A 504 never reached Redis, so the
@@ -43,6 +46,12 @@ async fn hung() {
         ])
         .start()
         .await;
+    // It joins first (its probes pass until a request wedges it), so it takes its share of the load.
+    let joined = wait_health(&balancer, hung.addr, true, Duration::from_secs(10)).await;
+    assert!(
+        joined.is_some(),
+        "the hung backend never joined before it wedged"
+    );
     let before = redis.get_i64(COUNTER_KEY).await;
 
     let load = Load::start(
@@ -95,6 +104,10 @@ async fn hung() {
         report.outcomes()
     );
 
+    assert!(
+        hung.wedged(),
+        "no request reached the backend, so it never wedged"
+    );
     let Some(out_after) = out_after else {
         panic!("the balancer's /status never marked the hung backend unhealthy");
     };

@@ -1,7 +1,7 @@
-//! Backends that fail the way real ones do: one wedged (accepts, never answers), one that breaks its
-//! response (closes at once, or mid-body).
+//! Backends that fail the way real ones do: one that wedges after it joined (accepts, never answers), one
+//! that breaks its response (closes at once, or mid-body).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,20 +9,26 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{listen, serve, TestBackend};
 
-/// A backend that accepts connections, reads from them and never answers, and holds each socket open
-/// even after the peer's EOF: what a wedged replica looks like from outside.
+/// A replica that wedges after it joined: it answers health probes (`GET /health`, 200) until its first
+/// real request arrives; from then on it accepts connections, reads from them and never answers anything,
+/// probes included, and holds each socket open even after the peer's EOF: what a replica that hangs in
+/// service looks like from outside. (A balancer admits a backend only after a passing probe, so one that
+/// hangs from the start never gets a request.)
 pub struct HungBackend {
     pub addr: std::net::SocketAddr,
     accepted: Arc<AtomicUsize>,
+    wedged: Arc<AtomicBool>,
     backend: TestBackend,
 }
 
 impl HungBackend {
     pub async fn start() -> HungBackend {
         let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
+        let wedged = Arc::new(AtomicBool::new(false));
+        let (count, wedge) = (accepted.clone(), wedged.clone());
         let backend = serve(listen([127, 0, 0, 1], 0).await, move |mut stream, hits| {
             count.fetch_add(1, Ordering::SeqCst);
+            let wedge = wedge.clone();
             async move {
                 let mut buf = [0u8; 4096];
                 let mut first = true;
@@ -30,8 +36,14 @@ impl HungBackend {
                     if n == 0 {
                         break;
                     }
-                    // Health probes hang too, but only real requests count as hits.
-                    if first && !buf[..n].starts_with(b"GET /health ") {
+                    let probe = buf[..n].starts_with(b"GET /health ");
+                    if first && probe && !wedge.load(Ordering::SeqCst) {
+                        let _ = stream.write_all(HEALTHY).await;
+                        return;
+                    }
+                    // Only real requests count as hits; the first one wedges it for good.
+                    if first && !probe {
+                        wedge.store(true, Ordering::SeqCst);
                         hits.fetch_add(1, Ordering::SeqCst);
                     }
                     first = false;
@@ -42,6 +54,7 @@ impl HungBackend {
         HungBackend {
             addr: backend.addr,
             accepted,
+            wedged,
             backend,
         }
     }
@@ -55,7 +68,14 @@ impl HungBackend {
     pub fn hits(&self) -> usize {
         self.backend.hits()
     }
+
+    /// Whether a real request has wedged it.
+    pub fn wedged(&self) -> bool {
+        self.wedged.load(Ordering::SeqCst)
+    }
 }
+
+const HEALTHY: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
 
 /// Reads each request head, then either closes at once (`partial_body == false`) or sends a
 /// 200 head announcing 1000 bytes, 5 of them, and closes. Health probes get a 200.
@@ -72,11 +92,7 @@ pub async fn breaking_backend(partial_body: bool) -> TestBackend {
                 }
             }
             if got.starts_with(b"GET /health ") {
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                    )
-                    .await;
+                let _ = stream.write_all(HEALTHY).await;
                 return;
             }
             hits.fetch_add(1, Ordering::SeqCst);

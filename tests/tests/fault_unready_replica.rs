@@ -1,0 +1,209 @@
+//! Fault: a new replica that is not ready yet. Under load through the balancer, a third replica appears in
+//! DNS (a scale-up) while it cannot reach Redis for its first 3 s: it listens, but its `/health` answers 503
+//! and a visit it served would fail. The balancer must list it as `pending` and send it no request until its
+//! health check passes (which it cannot before Redis is reachable), then give it its share. No request of the
+//! load fails, and the counter rises by exactly the successes.
+//!
+//! The balancer runs in a mount namespace with its own `/etc/hosts`, so the replica really appears in name
+//! resolution mid-test; its Redis is reached through a relay that starts 3 s after the replica did.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use e2e::balancer_status::{backend_entry, status};
+use e2e::load::{quantile, Load, LoadReport};
+use e2e::namespaced_balancer::NamespacedBalancer;
+use e2e::netns::Relay;
+use e2e::{App, AppBuilder, RedisServer, COUNTER_KEY};
+
+/// How long the new replica cannot reach Redis.
+const UNREADY: Duration = Duration::from_secs(3);
+const FOLLOW: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_gets_no_request_before_its_health_check_passes() {
+    e2e::bounded("unready replica test", unready()).await;
+}
+
+fn hosts(names: &[&str]) -> String {
+    let mut s = String::from("127.0.0.1 localhost\n");
+    for n in names {
+        s.push_str(&format!("127.0.0.1 {n}\n"));
+    }
+    s
+}
+
+async fn unready() {
+    let redis = RedisServer::start().await;
+    let app1 = App::builder(&redis).name("replica-1").start().await;
+    let app2 = App::builder(&redis).name("replica-2").start().await;
+    // Its Redis port is a relay that does not listen yet.
+    let relay_port = e2e::free_port();
+    let app3 = AppBuilder::for_redis_port(relay_port)
+        .name("replica-3")
+        .start()
+        .await;
+    let reachable_at = Instant::now() + UNREADY;
+    let upstreams = [
+        ("replica-1", &app1),
+        ("replica-2", &app2),
+        ("replica-3", &app3),
+    ]
+    .iter()
+    .map(|(n, a)| format!("{n}:{}", a.addr().port()))
+    .collect::<Vec<_>>()
+    .join(",");
+    let Some(b) = NamespacedBalancer::start(
+        &upstreams,
+        &["--resolve-interval", "300ms", "--health-interval", "300ms"],
+    )
+    .await
+    else {
+        return;
+    };
+    b.set_hosts(&hosts(&["replica-1", "replica-2"]));
+    for app in [&app1, &app2] {
+        wait_state(&b, app.addr(), "active").await;
+    }
+    let before = redis.get_i64(COUNTER_KEY).await;
+    let load = Load::start(
+        &b.url("/count"),
+        8,
+        Duration::from_millis(2),
+        Duration::from_secs(40),
+    );
+
+    // Scale-up: the third name resolves now.
+    b.set_hosts(&hosts(&["replica-1", "replica-2", "replica-3"]));
+    let listed = wait_state(&b, app3.addr(), "pending").await;
+    let looks = pending_until(&b, app3.addr(), reachable_at).await;
+    let relay = Relay::start(
+        SocketAddr::from(([127, 0, 0, 1], relay_port)),
+        SocketAddr::from(([127, 0, 0, 1], redis.port())),
+    )
+    .await;
+    let reachable = Instant::now();
+    let joined = wait_state(&b, app3.addr(), "active").await;
+    let first = load.wait_served_by("replica-3", reachable, FOLLOW).await;
+    // Let it take its share for a while.
+    let url = b.admin_url("/status");
+    let addr3 = app3.addr().to_string();
+    let shared = e2e::wait_until_async(FOLLOW, || async {
+        backend_entry(&status(&url).await, &addr3)["requests_total"].as_u64() >= Some(100)
+    })
+    .await;
+    let report = load.stop().await;
+    let delta = redis.get_i64(COUNTER_KEY).await - before;
+    summary(
+        &report,
+        delta,
+        listed,
+        looks,
+        joined,
+        first.map(|t| t - reachable),
+    );
+
+    assert!(
+        first.is_some(),
+        "the replica never served after its health passed"
+    );
+    assert!(shared, "the replica did not take its share after joining");
+    assert_eq!(
+        report.failed(),
+        0,
+        "a request failed: {:?}",
+        report.failures().first()
+    );
+    let early: Vec<_> = report
+        .samples
+        .iter()
+        .filter(|s| s.served_by.as_deref() == Some("replica-3") && s.started < reachable)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "the replica served requests sent before it could pass a health check: {:?}",
+        early.first()
+    );
+    assert_eq!(
+        delta,
+        report.ok() as i64,
+        "the counter must rise by exactly the successes"
+    );
+    drop(relay);
+}
+
+/// Polls `/status` until the backend at `addr` is in `state`; returns how long it took.
+async fn wait_state(b: &NamespacedBalancer, addr: SocketAddr, state: &str) -> Duration {
+    let began = Instant::now();
+    let url = b.admin_url("/status");
+    let wanted = addr.to_string();
+    let reached = e2e::wait_until_async(FOLLOW, || async {
+        status(&url).await["backends"]
+            .as_array()
+            .is_some_and(|all| {
+                all.iter()
+                    .any(|e| e["address"] == wanted.as_str() && e["state"] == state)
+            })
+    })
+    .await;
+    assert!(
+        reached,
+        "{addr} not {state} within {FOLLOW:?}: {}\nlog:\n{}",
+        status(&url).await,
+        b.process.log_tail(30)
+    );
+    began.elapsed()
+}
+
+/// Until `until`, every look at `/status` must show the backend pending, unhealthy and without a request.
+async fn pending_until(b: &NamespacedBalancer, addr: SocketAddr, until: Instant) -> usize {
+    let url = b.admin_url("/status");
+    let mut looks = 0;
+    while Instant::now() < until {
+        let st = status(&url).await;
+        let e = backend_entry(&st, &addr.to_string());
+        assert_eq!(e["state"], "pending", "{st}");
+        assert_eq!(e["healthy"], false, "{st}");
+        assert_eq!(
+            e["requests_total"], 0,
+            "a pending replica got a request: {st}"
+        );
+        assert!(
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("pending")),
+            "{st}"
+        );
+        looks += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        looks >= 5,
+        "only {looks} looks at /status while it was pending"
+    );
+    looks
+}
+
+fn summary(
+    report: &LoadReport,
+    delta: i64,
+    listed: Duration,
+    looks: usize,
+    joined: Duration,
+    first: Option<Duration>,
+) {
+    let latencies: Vec<Duration> = report.samples.iter().map(|s| s.latency()).collect();
+    eprintln!(
+        "unready replica: sent {} in {:?}, ok {}, failed {}, counter delta {delta}, served by {}; \
+         listed pending {listed:?} after the hosts change, pending on all {looks} looks over {UNREADY:?}, \
+         active {joined:?} after Redis became reachable, first request to it {first:?} after that; \
+         p50 {:?} p99 {:?}",
+        report.sent(),
+        report.elapsed,
+        report.ok(),
+        report.failed(),
+        report.served_by(),
+        quantile(latencies.clone(), 0.5),
+        quantile(latencies, 0.99),
+    );
+}
