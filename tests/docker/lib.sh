@@ -66,7 +66,8 @@ wait_backends() { # wait_backends ADMIN_PORT N SECONDS: /status lists exactly N 
 }
 
 # ---- background load: LOOPS clients, each sending batches of 20 /count over one keep-alive
-# connection until load_stop (bounded to 3000 batches each); every answer is a line in $work/load.*.
+# connection until load_stop (bounded to 3000 batches each); every answer is a line in $work/load.*:
+# "STATUS VERSION SERVED-BY BATCH-START" (VERSION and SERVED-BY are empty on a 000 line).
 load_pids=()
 load_start() { # load_start PORT LOOPS
     local port=$1 loops=$2 l
@@ -76,7 +77,8 @@ load_start() { # load_start PORT LOOPS
         (
             for ((batch = 0; batch < 3000; batch++)); do
                 [[ -e $work/load-stop ]] && break
-                requests "$port" /count 20 >>"$work/load.$l"
+                # Each answer line ends with its batch's start time (for load_failure_window).
+                requests "$port" /count 20 | awk -v t="$(date +%s.%N)" '{print $0, t}' >>"$work/load.$l"
             done
         ) &
         load_pids+=($!)
@@ -108,3 +110,8 @@ load_ok() { awk '$1 == 200' "$work/load.all" | wc -l; }
 load_bad() { awk '$1 != 200 {print $1}' "$work/load.all" | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}'; }
 # The X-App-Version values that answered 200, with counts.
 load_versions() { awk '$1 == 200 {print $2}' "$work/load.all" | sort | uniq -c | awk '{printf "v%s x%s ", $2, $1}'; }
+# Seconds from the first to the last batch that saw a failure, and how far into the load it began.
+load_failure_window() {
+    awk 'NR == 1 || $NF < t0 {t0 = $NF} $1 != 200 {if (!n++) a = $NF; if ($NF < a) a = $NF; if ($NF > b) b = $NF}
+        END {if (n) printf "%.1f s (from %.1f s into the load)", b - a, a - t0; else printf "none"}' "$work/load.all"
+}

@@ -108,12 +108,16 @@ ok "version 1 up: 3 replicas through :5000"
 if [[ ${ROLLOUT_BASELINE:-} == 1 ]]; then
     APP_VERSION=1.1 DC_TIMEOUT=600 dc build app >>"$work/up.log" 2>&1 || fail "building version 1.1 failed"
     before=$(visits 5000)
+    balancer_was=$(docker inspect -f '{{.Id}} {{.State.StartedAt}}' "$(dc ps -q balancer)")
     t0=$(date +%s.%N)
     naive() { APP_VERSION=1.1 DC_TIMEOUT=600 dc up -d --build >>"$work/up.log" 2>&1; }
     under_load naive || fail "APP_VERSION=1.1 docker compose up -d --build failed"
     took=$(elapsed "$t0")
     after=$(visits 5000)
-    log "BASELINE plain 'APP_VERSION=1.1 docker compose up -d --build' under load: $(load_sent) requests, $(load_ok) answered 200, non-200: [$(load_bad)], counter +$((after - before)), $took s of load (image already built), versions seen: $(load_versions)"
+    balancer_now=$(docker inspect -f '{{.Id}} {{.State.StartedAt}}' "$(dc ps -q balancer)")
+    [[ $balancer_now == "$balancer_was" ]] && balancer_fate="left running" || balancer_fate="RECREATED or restarted"
+    log "BASELINE plain 'APP_VERSION=1.1 docker compose up -d --build' under load: $(load_sent) requests, $(load_ok) answered 200, non-200: [$(load_bad)] (000: no HTTP answer), failing for $(load_failure_window), counter +$((after - before)), $took s of load (image already built), versions seen: $(load_versions), balancer $balancer_fate"
+    grep -E 'Recreate|Restart|Start|Stop' "$work/compose.log" | tail -n 12 || true
     wait_backends 9000 3 60 || fail "after the plain up the balancer did not list 3 healthy backends"
 fi
 
