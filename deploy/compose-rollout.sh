@@ -69,9 +69,9 @@ health_of() { # the HEALTHCHECK status of a container, `none` without one, `exit
     docker inspect -f '{{if ne .State.Status "running"}}exited{{else if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1" 2>/dev/null || echo gone
 }
 
-last_health_output() {
-    docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}{{.Output}}{{end}}{{end}}' "$1" 2>/dev/null |
-        tr -s '\n' ' ' | tail -c 300
+last_health_output() { # the output of the container's latest health check, on one line
+    docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}{{json .Output}}{{println}}{{end}}{{end}}' "$1" 2>/dev/null |
+        grep . | tail -n 1 | sed -e 's/^"//' -e 's/"$//' -e 's/\\n/ /g' -e 's/\\"/"/g' | cut -c1-300
 }
 
 old=$(running)

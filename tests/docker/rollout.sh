@@ -57,8 +57,12 @@ trap 'exit 143' INT TERM
 
 rollout() { # rollout [-f EXTRA_FILE]: deploy/compose-rollout.sh on the app service of this project
     local files=("${compose_files[@]}")
+    local t0 rc=0
     (($#)) && files+=("$@")
-    timeout 300 sh "$root/deploy/compose-rollout.sh" -p "$project" "${files[@]}" app >"$work/rollout.log" 2>&1
+    t0=$(date +%s.%N)
+    timeout 300 sh "$root/deploy/compose-rollout.sh" -p "$project" "${files[@]}" app >"$work/rollout.log" 2>&1 || rc=$?
+    script_took=$(elapsed "$t0") # the script alone, for the figures
+    return "$rc"
 }
 
 # Three replicas at the end, every one answering version $1.
@@ -130,11 +134,11 @@ under_load rollout || { cat "$work/rollout.log"; fail "compose-rollout.sh app (v
 took=$(elapsed "$t0")
 after=$(visits 5000)
 sent=$(load_sent) answered=$(load_ok) bad=$(load_bad)
-log "rollout 1 -> 2: $sent requests, $answered answered 200, non-200: [$bad], counter +$((after - before)), $took s, versions: $(load_versions)"
+log "rollout 1 -> 2: $sent requests, $answered answered 200, non-200: [$bad], counter +$((after - before)), script $script_took s (load $took s), versions: $(load_versions)"
 [[ -z $bad ]] || fail "rollout 1 -> 2: answers other than 200: $bad"
 ((after - before == answered)) || fail "rollout 1 -> 2: counter rose by $((after - before)) for $answered answers"
 assert_all_version 2 "after the rollout to 2"
-ok "rollout 1 -> 2 under load: $answered/$sent answered 200, counter +$answered, 3 replicas on version 2 ($took s)"
+ok "rollout 1 -> 2 under load: $answered/$sent answered 200, counter +$answered, 3 replicas on version 2 (script $script_took s)"
 
 # ---- 3. a broken version 3 ----------------------------------------------------------
 
@@ -153,7 +157,7 @@ grep -q 'FAILED: .*unhealthy\|FAILED: .*not healthy' "$work/rollout.log" || {
     fail "broken version 3: the script failed without saying the new containers were not healthy"
 }
 sent=$(load_sent) answered=$(load_ok) bad=$(load_bad)
-log "broken rollout to 3: $sent requests, $answered answered 200, non-200: [$bad], counter +$((after - before)), script gave up after $took s: $(grep FAILED "$work/rollout.log")"
+log "broken rollout to 3: $sent requests, $answered answered 200, non-200: [$bad], counter +$((after - before)), script gave up after $script_took s (load $took s): $(grep FAILED "$work/rollout.log")"
 [[ -z $bad ]] || fail "broken version 3: answers other than 200 while it was tried: $bad"
 ((after - before == answered)) || fail "broken version 3: counter rose by $((after - before)) for $answered answers"
 [[ $(load_versions) == "v2 x$answered " ]] || fail "broken version 3: answers came from $(load_versions), want version 2 only"
@@ -161,4 +165,4 @@ log "broken rollout to 3: $sent requests, $answered answered 200, non-200: [$bad
 (($(docker ps -aq --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=app | wc -l) == 3)) ||
     fail "broken version 3: the new containers were not removed"
 assert_all_version 2 "after the broken version 3"
-ok "broken version 3: script exits 1 after $took s, the 3 version-2 containers serve on ($answered/$sent answered 200, counter exact)"
+ok "broken version 3: script exits 1 after $script_took s, the 3 version-2 containers serve on ($answered/$sent answered 200, counter exact)"
