@@ -32,6 +32,10 @@ project=vc-rollout-$$-$RANDOM
 work=$(mktemp -d /tmp/visit-counter-rollout.XXXXXX)
 compose_files=(-f "$root/docker-compose.yml")
 
+build_app() { # build_app VERSION: the app image built with APP_VERSION=VERSION
+    APP_VERSION=$1 DC_TIMEOUT=600 dc build app >>"$work/up.log" 2>&1 || fail "building version $1 failed"
+}
+
 dc() {
     timeout "${DC_TIMEOUT:-180}" docker compose --ansi never -p "$project" "${compose_files[@]}" "$@" 2>>"$work/compose.log"
 }
@@ -48,6 +52,8 @@ cleanup() {
     fi
     log "cleanup: down -v"
     DC_TIMEOUT=180 dc down -v --remove-orphans --rmi local >/dev/null 2>&1 || true
+    # The earlier versions' images, which later builds left untagged.
+    docker image prune -f --filter "label=com.docker.compose.project=$project" >/dev/null 2>&1 || true
     rm -rf "$work"
     echo "docker rollout: $passed passed, $((failed + (rc != 0 && failed == 0 ? 1 : 0))) failed"
     exit "$rc"
@@ -110,7 +116,7 @@ ok "version 1 up: 3 replicas through :5000"
 # ---- before the script: what a plain `up -d --build` does (opt-in, figures only) -----------
 
 if [[ ${ROLLOUT_BASELINE:-} == 1 ]]; then
-    APP_VERSION=1.1 DC_TIMEOUT=600 dc build app >>"$work/up.log" 2>&1 || fail "building version 1.1 failed"
+    build_app 1.1
     before=$(visits 5000)
     balancer_was=$(docker inspect -f '{{.Id}} {{.State.StartedAt}}' "$(dc ps -q balancer)")
     t0=$(date +%s.%N)
@@ -127,7 +133,7 @@ fi
 
 # ---- 2. roll to version 2 --------------------------------------------------------
 
-APP_VERSION=2 DC_TIMEOUT=600 dc build app >>"$work/up.log" 2>&1 || fail "building version 2 failed"
+build_app 2
 before=$(visits 5000)
 t0=$(date +%s.%N)
 under_load rollout || { cat "$work/rollout.log"; fail "compose-rollout.sh app (version 2) failed"; }
@@ -142,7 +148,7 @@ ok "rollout 1 -> 2 under load: $answered/$sent answered 200, counter +$answered,
 
 # ---- 3. a broken version 3 ----------------------------------------------------------
 
-APP_VERSION=3 DC_TIMEOUT=600 dc build app >>"$work/up.log" 2>&1 || fail "building version 3 failed"
+build_app 3
 v2_ids=$(dc ps -q app | sort)
 before=$(visits 5000)
 t0=$(date +%s.%N)

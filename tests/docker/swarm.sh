@@ -39,6 +39,7 @@ stack=visit-counter
 work=$(mktemp -d /tmp/visit-counter-swarm.XXXXXX)
 compose_files=(-f "$root/docker-compose.yml")
 images=()
+had_gwbridge=no
 loops=3 # load clients: each has at most one request in flight
 
 cleanup() {
@@ -59,7 +60,10 @@ cleanup() {
         sleep 1
     done
     timeout 60 docker swarm leave --force >/dev/null 2>&1 || true
-    ((${#images[@]})) && docker rmi -f "${images[@]}" >/dev/null 2>&1
+    # `swarm init` made the bridge its tasks reach the host through; it stays after leaving.
+    [[ $had_gwbridge == yes ]] || docker network rm docker_gwbridge >/dev/null 2>&1 || true
+    ((${#images[@]})) && { docker rmi -f "${images[@]}" >/dev/null 2>&1 || true; }
+    docker image prune -f --filter "label=com.docker.compose.project=$project" >/dev/null 2>&1 || true
     docker volume rm "${stack}_redis-data" >/dev/null 2>&1 || true
     rm -rf "$work"
     echo "docker swarm: $passed passed, $((failed + (rc != 0 && failed == 0 ? 1 : 0))) failed"
@@ -124,6 +128,7 @@ build 1 app balancer
 images+=("$project-app" "$project-balancer")
 build 2 app
 
+docker network inspect docker_gwbridge >/dev/null 2>&1 && had_gwbridge=yes
 docker swarm init --advertise-addr 127.0.0.1 >/dev/null || fail "docker swarm init --advertise-addr 127.0.0.1 failed"
 docker node update --label-add visit-counter.redis=true "$(docker info -f '{{.Swarm.NodeID}}')" >/dev/null
 t0=$(date +%s.%N)
