@@ -440,7 +440,7 @@ fn markdown(r: &TlsReport) -> String {
             "-".into()
         }
     };
-    let rows: [(&str, f64, f64, &str); 8] = [
+    let rows: [(&str, f64, f64, &str); 10] = [
         (
             "full handshakes/s (s_time -new)",
             b.full_handshakes_per_sec,
@@ -448,9 +448,21 @@ fn markdown(r: &TlsReport) -> String {
             ">= 1.2x",
         ),
         (
+            "CPU us per full handshake + request",
+            b.full_handshake_cpu_us,
+            n.full_handshake_cpu_us,
+            "",
+        ),
+        (
             "resumed handshakes/s (s_time -reuse)",
             b.resumed_handshakes_per_sec,
             n.resumed_handshakes_per_sec,
+            "",
+        ),
+        (
+            "CPU us per resumed handshake + request",
+            b.resumed_handshake_cpu_us,
+            n.resumed_handshake_cpu_us,
             "",
         ),
         (
