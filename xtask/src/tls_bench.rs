@@ -424,6 +424,7 @@ fn write_report(report: &TlsReport, out: &Path) -> Result<bool> {
     std::fs::write(out.join("report.json"), json)?;
     let md = markdown(report);
     std::fs::write(out.join("report.md"), &md)?;
+    std::fs::write(out.join("report.svg"), chart(report))?;
     println!("{md}");
     for p in &report.problems {
         eprintln!("xtask: tls bench check failed: {p}");
@@ -510,6 +511,80 @@ fn markdown(r: &TlsReport) -> String {
     md
 }
 
+/// Horizontal bars of balancer / NGINX per measure, with the 1.0 line: right of it is better for
+/// rates, left of it for costs (CPU, p99, memory).
+fn chart(r: &TlsReport) -> String {
+    let (b, n) = (&r.balancer.median, &r.nginx.median);
+    let bars = [
+        (
+            "full handshakes/s",
+            b.full_handshakes_per_sec / n.full_handshakes_per_sec,
+            true,
+        ),
+        (
+            "CPU per full handshake",
+            b.full_handshake_cpu_us / n.full_handshake_cpu_us,
+            false,
+        ),
+        (
+            "resumed handshakes/s",
+            b.resumed_handshakes_per_sec / n.resumed_handshakes_per_sec,
+            true,
+        ),
+        (
+            "CPU per resumed handshake",
+            b.resumed_handshake_cpu_us / n.resumed_handshake_cpu_us,
+            false,
+        ),
+        ("HTTP/1.1+TLS req/s", b.http1_rps / n.http1_rps, true),
+        ("HTTP/1.1+TLS p99", b.http1_p99_ms / n.http1_p99_ms, false),
+        ("HTTP/2+TLS req/s", b.http2_rps / n.http2_rps, true),
+        ("HTTP/2+TLS p99", b.http2_p99_ms / n.http2_p99_ms, false),
+        (
+            "CPU per 10k requests",
+            b.cpu_seconds_per_10k / n.cpu_seconds_per_10k,
+            false,
+        ),
+        (
+            "RSS per idle TLS connection",
+            r.balancer.rss_kib_per_1000_idle / r.nginx.rss_kib_per_1000_idle,
+            false,
+        ),
+    ];
+    let (left, width, row) = (230.0, 400.0, 28.0);
+    let scale = |x: f64| left + (x.clamp(0.0, 2.0) / 2.0) * width;
+    let height = 60.0 + row * bars.len() as f64;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"700\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"13\">\n\
+         <text x=\"10\" y=\"20\" font-weight=\"bold\">TLS: balancer / NGINX (1 worker each; medians)</text>\n"
+    );
+    for (i, (name, ratio, higher_is_better)) in bars.iter().enumerate() {
+        let y = 40.0 + row * i as f64;
+        let good = if *higher_is_better {
+            *ratio >= 1.0
+        } else {
+            *ratio <= 1.0
+        };
+        let color = if good { "#2e7d32" } else { "#c62828" };
+        svg.push_str(&format!(
+            "<text x=\"10\" y=\"{:.0}\">{name}</text><rect x=\"{left}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"18\" fill=\"{color}\"/>\
+             <text x=\"{:.1}\" y=\"{:.0}\">{ratio:.2}x</text>\n",
+            y + 14.0,
+            scale(*ratio) - left,
+            scale(*ratio) + 6.0,
+            y + 14.0
+        ));
+    }
+    let one = scale(1.0);
+    svg.push_str(&format!(
+        "<line x1=\"{one}\" y1=\"30\" x2=\"{one}\" y2=\"{:.0}\" stroke=\"#000\" stroke-dasharray=\"4\"/>\n\
+         <text x=\"{one}\" y=\"{:.0}\" text-anchor=\"middle\">1.0 (green: balancer better)</text>\n</svg>\n",
+        height - 20.0,
+        height - 5.0
+    ));
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,5 +609,45 @@ mod tests {
         assert_eq!(s_time_connections(out), Some(812));
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0]), 2.5);
+    }
+}
+
+#[cfg(test)]
+mod chart_tests {
+    use super::*;
+
+    #[test]
+    fn the_chart_has_a_bar_per_measure_colored_by_which_door_wins() {
+        let round = |x: f64| Round {
+            full_handshakes_per_sec: x,
+            full_handshake_cpu_us: x,
+            resumed_handshakes_per_sec: x,
+            resumed_handshake_cpu_us: x,
+            http1_rps: x,
+            http1_p99_ms: x,
+            http2_rps: x,
+            http2_p99_ms: x,
+            cpu_seconds_per_10k: x,
+        };
+        let door = |name, x| DoorResult {
+            door: name,
+            rounds: vec![],
+            median: round(x),
+            rss_kib_per_1000_idle: x,
+        };
+        let report = TlsReport {
+            quick: true,
+            rounds: 1,
+            seconds_per_run: 1,
+            idle_connections: 100,
+            balancer: door("balancer", 2.0),
+            nginx: door("nginx", 1.0),
+            problems: vec![],
+        };
+        let svg = chart(&report);
+        assert_eq!(svg.matches("<rect").count(), 10);
+        // Twice the rate is good, twice the cost is bad: 4 rates green, 6 costs red.
+        assert_eq!(svg.matches("#2e7d32").count(), 4);
+        assert_eq!(svg.matches("#c62828").count(), 6);
     }
 }
