@@ -290,7 +290,14 @@ fn serve_connection(
                 };
                 let client = Arc::new(ClientInfo::new(peer));
                 let service = service_fn(move |req| proxy.clone().handle(req, client.clone()));
-                serve_http(TokioIo::new(stream), protocol, service, &http, watch).await
+                Box::pin(serve_http(
+                    TokioIo::new(stream),
+                    protocol,
+                    service,
+                    &http,
+                    watch,
+                ))
+                .await
             }
             Door::Redirect { tls_port } => {
                 let Some(protocol) = sniff(&stream, http.header_read_timeout).await else {
@@ -301,9 +308,16 @@ fn serve_connection(
                         &req, tls_port,
                     )))
                 });
-                serve_http(TokioIo::new(stream), protocol, service, &http, watch).await
+                Box::pin(serve_http(
+                    TokioIo::new(stream),
+                    protocol,
+                    service,
+                    &http,
+                    watch,
+                ))
+                .await
             }
-            Door::Tls(door) => serve_tls(stream, peer, &door, proxy, &http, watch).await,
+            Door::Tls(door) => Box::pin(serve_tls(stream, peer, &door, proxy, &http, watch)).await,
         };
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "client connection ended with an error");
@@ -343,7 +357,17 @@ async fn serve_tls(
             Ok::<_, std::convert::Infallible>(resp)
         }
     });
-    serve_http(TokioIo::new(tls), protocol, service, http, watch).await
+    // Boxed: the HTTP connection's state is allocated when the first request arrives, not
+    // carried inline in every connection task from its accept (heaptrack: the task was the
+    // largest per-connection allocation of an idle TLS connection).
+    Box::pin(serve_http(
+        TokioIo::new(tls),
+        protocol,
+        service,
+        http,
+        watch,
+    ))
+    .await
 }
 
 /// Serves HTTP on `io` until the client leaves or draining has let the connection finish.

@@ -254,7 +254,8 @@ pub fn server_config(store: Arc<CertStore>) -> Result<ServerConfig, rustls::Erro
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HandshakeLabels {
-    /// "ok", "failed" (a TLS error or the client left) or "timeout" (`--header-read-timeout`).
+    /// "ok", "failed" (a TLS error: not TLS, bad or unsupported ClientHello), "closed" (the
+    /// connection went away mid-handshake) or "timeout" (`--header-read-timeout`).
     pub outcome: &'static str,
     /// "TLSv1.3", "TLSv1.2" or "none".
     pub version: &'static str,
@@ -382,7 +383,15 @@ impl TlsDoor {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "TLS handshake failed");
-                self.metrics.handshakes.get_or_create(&none).inc();
+                // rustls' verdicts come as InvalidData; anything else is the connection going
+                // away (often a client that left right after its Finished, before the tickets).
+                let outcome = if e.kind() == std::io::ErrorKind::InvalidData {
+                    "failed"
+                } else {
+                    "closed"
+                };
+                let labels = HandshakeLabels { outcome, ..none };
+                self.metrics.handshakes.get_or_create(&labels).inc();
                 return None;
             }
             Err(_) => {

@@ -37,7 +37,11 @@ const KEEPALIVE_CONNECTIONS: usize = 64;
 #[derive(Debug, Clone, Default, Serialize)]
 struct Round {
     full_handshakes_per_sec: f64,
+    /// The door's CPU per full handshake (with its one request), microseconds: the server's
+    /// own cost, which the clients sharing the machine do not blur.
+    full_handshake_cpu_us: f64,
     resumed_handshakes_per_sec: f64,
+    resumed_handshake_cpu_us: f64,
     http1_rps: f64,
     http1_p99_ms: f64,
     http2_rps: f64,
@@ -91,6 +95,9 @@ pub fn nginx_with_tls(config: &str, tls: SocketAddr, cert: &Path, key: &Path) ->
                 "ssl_protocols TLSv1.2 TLSv1.3;".to_string(),
                 "ssl_session_cache shared:TLS:10m;".to_string(),
                 "ssl_session_tickets on;".to_string(),
+                // NGINX ends an HTTP/2 connection with GOAWAY after 1,000 requests by default,
+                // which oha counts as errors; the balancer sets no such limit.
+                "keepalive_requests 1000000;".to_string(),
             ] {
                 out.push(format!("{indent}{directive}"));
             }
@@ -153,8 +160,16 @@ fn start_doors(
 }
 
 /// Handshakes per second from [`HANDSHAKE_CLIENTS`] `openssl s_time` clients (`-new` or
-/// `-reuse`), each fetching `path` once per connection for `secs` seconds.
-fn handshakes(addr: SocketAddr, mode: &str, path: &str, secs: u64) -> Result<f64> {
+/// `-reuse`), each fetching `path` once per connection for `secs` seconds, and the CPU
+/// microseconds `pids` spent per handshake.
+fn handshakes(
+    addr: SocketAddr,
+    pids: &[u32],
+    mode: &str,
+    path: &str,
+    secs: u64,
+) -> Result<(f64, f64)> {
+    let cpu_before = crate::procstats::sample(pids)?.cpu_seconds;
     let began = Instant::now();
     let children: Vec<_> = (0..HANDSHAKE_CLIENTS)
         .map(|_| {
@@ -172,7 +187,9 @@ fn handshakes(addr: SocketAddr, mode: &str, path: &str, secs: u64) -> Result<f64
         connections += s_time_connections(&text)
             .with_context(|| format!("openssl s_time {mode} printed no count: {text}"))?;
     }
-    Ok(connections as f64 / began.elapsed().as_secs_f64())
+    let rate = connections as f64 / began.elapsed().as_secs_f64();
+    let cpu = crate::procstats::sample(pids)?.cpu_seconds - cpu_before;
+    Ok((rate, cpu.max(0.0) * 1e6 / connections.max(1) as f64))
 }
 
 /// The connection count of `s_time`'s summary line (`N connections in T real seconds`).
@@ -199,7 +216,9 @@ fn median_round(rounds: &[Round]) -> Round {
     let m = |f: fn(&Round) -> f64| median(rounds.iter().map(f).collect());
     Round {
         full_handshakes_per_sec: m(|r| r.full_handshakes_per_sec),
+        full_handshake_cpu_us: m(|r| r.full_handshake_cpu_us),
         resumed_handshakes_per_sec: m(|r| r.resumed_handshakes_per_sec),
+        resumed_handshake_cpu_us: m(|r| r.resumed_handshake_cpu_us),
         http1_rps: m(|r| r.http1_rps),
         http1_p99_ms: m(|r| r.http1_p99_ms),
         http2_rps: m(|r| r.http2_rps),
@@ -293,14 +312,16 @@ impl Ctx<'_> {
     }
 
     fn round(&mut self, door: (&str, SocketAddr, &Path, &[u32]), round: usize) -> Result<Round> {
-        let addr = door.1;
-        let full = handshakes(addr, "-new", self.static_path, self.secs)?;
-        let resumed = handshakes(addr, "-reuse", self.static_path, self.secs)?;
+        let (addr, pids) = (door.1, door.3);
+        let full = handshakes(addr, pids, "-new", self.static_path, self.secs)?;
+        let resumed = handshakes(addr, pids, "-reuse", self.static_path, self.secs)?;
         let (h1, cpu) = self.keepalive(door, false, round)?;
         let (h2, _) = self.keepalive(door, true, round)?;
         let r = Round {
-            full_handshakes_per_sec: full,
-            resumed_handshakes_per_sec: resumed,
+            full_handshakes_per_sec: full.0,
+            full_handshake_cpu_us: full.1,
+            resumed_handshakes_per_sec: resumed.0,
+            resumed_handshake_cpu_us: resumed.1,
             http1_rps: h1.requests_per_sec,
             http1_p99_ms: h1.p99_ms,
             http2_rps: h2.requests_per_sec,
@@ -404,6 +425,7 @@ fn write_report(report: &TlsReport, out: &Path) -> Result<bool> {
     std::fs::write(out.join("report.json"), json)?;
     let md = markdown(report);
     std::fs::write(out.join("report.md"), &md)?;
+    std::fs::write(out.join("report.svg"), chart(report))?;
     println!("{md}");
     for p in &report.problems {
         eprintln!("xtask: tls bench check failed: {p}");
@@ -420,7 +442,7 @@ fn markdown(r: &TlsReport) -> String {
             "-".into()
         }
     };
-    let rows: [(&str, f64, f64, &str); 8] = [
+    let rows: [(&str, f64, f64, &str); 10] = [
         (
             "full handshakes/s (s_time -new)",
             b.full_handshakes_per_sec,
@@ -428,9 +450,21 @@ fn markdown(r: &TlsReport) -> String {
             ">= 1.2x",
         ),
         (
+            "CPU us per full handshake + request",
+            b.full_handshake_cpu_us,
+            n.full_handshake_cpu_us,
+            "",
+        ),
+        (
             "resumed handshakes/s (s_time -reuse)",
             b.resumed_handshakes_per_sec,
             n.resumed_handshakes_per_sec,
+            "",
+        ),
+        (
+            "CPU us per resumed handshake + request",
+            b.resumed_handshake_cpu_us,
+            n.resumed_handshake_cpu_us,
             "",
         ),
         (
@@ -478,6 +512,80 @@ fn markdown(r: &TlsReport) -> String {
     md
 }
 
+/// Horizontal bars of balancer / NGINX per measure, with the 1.0 line: right of it is better for
+/// rates, left of it for costs (CPU, p99, memory).
+fn chart(r: &TlsReport) -> String {
+    let (b, n) = (&r.balancer.median, &r.nginx.median);
+    let bars = [
+        (
+            "full handshakes/s",
+            b.full_handshakes_per_sec / n.full_handshakes_per_sec,
+            true,
+        ),
+        (
+            "CPU per full handshake",
+            b.full_handshake_cpu_us / n.full_handshake_cpu_us,
+            false,
+        ),
+        (
+            "resumed handshakes/s",
+            b.resumed_handshakes_per_sec / n.resumed_handshakes_per_sec,
+            true,
+        ),
+        (
+            "CPU per resumed handshake",
+            b.resumed_handshake_cpu_us / n.resumed_handshake_cpu_us,
+            false,
+        ),
+        ("HTTP/1.1+TLS req/s", b.http1_rps / n.http1_rps, true),
+        ("HTTP/1.1+TLS p99", b.http1_p99_ms / n.http1_p99_ms, false),
+        ("HTTP/2+TLS req/s", b.http2_rps / n.http2_rps, true),
+        ("HTTP/2+TLS p99", b.http2_p99_ms / n.http2_p99_ms, false),
+        (
+            "CPU per 10k requests",
+            b.cpu_seconds_per_10k / n.cpu_seconds_per_10k,
+            false,
+        ),
+        (
+            "RSS per idle TLS connection",
+            r.balancer.rss_kib_per_1000_idle / r.nginx.rss_kib_per_1000_idle,
+            false,
+        ),
+    ];
+    let (left, width, row) = (230.0, 400.0, 28.0);
+    let scale = |x: f64| left + (x.clamp(0.0, 2.0) / 2.0) * width;
+    let height = 60.0 + row * bars.len() as f64;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"700\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"13\">\n\
+         <text x=\"10\" y=\"20\" font-weight=\"bold\">TLS: balancer / NGINX (1 worker each; medians)</text>\n"
+    );
+    for (i, (name, ratio, higher_is_better)) in bars.iter().enumerate() {
+        let y = 40.0 + row * i as f64;
+        let good = if *higher_is_better {
+            *ratio >= 1.0
+        } else {
+            *ratio <= 1.0
+        };
+        let color = if good { "#2e7d32" } else { "#c62828" };
+        svg.push_str(&format!(
+            "<text x=\"10\" y=\"{:.0}\">{name}</text><rect x=\"{left}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"18\" fill=\"{color}\"/>\
+             <text x=\"{:.1}\" y=\"{:.0}\">{ratio:.2}x</text>\n",
+            y + 14.0,
+            scale(*ratio) - left,
+            scale(*ratio) + 6.0,
+            y + 14.0
+        ));
+    }
+    let one = scale(1.0);
+    svg.push_str(&format!(
+        "<line x1=\"{one}\" y1=\"30\" x2=\"{one}\" y2=\"{:.0}\" stroke=\"#000\" stroke-dasharray=\"4\"/>\n\
+         <text x=\"{one}\" y=\"{:.0}\" text-anchor=\"middle\">1.0 (green: balancer better)</text>\n</svg>\n",
+        height - 20.0,
+        height - 5.0
+    ));
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,5 +610,45 @@ mod tests {
         assert_eq!(s_time_connections(out), Some(812));
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0]), 2.5);
+    }
+}
+
+#[cfg(test)]
+mod chart_tests {
+    use super::*;
+
+    #[test]
+    fn the_chart_has_a_bar_per_measure_colored_by_which_door_wins() {
+        let round = |x: f64| Round {
+            full_handshakes_per_sec: x,
+            full_handshake_cpu_us: x,
+            resumed_handshakes_per_sec: x,
+            resumed_handshake_cpu_us: x,
+            http1_rps: x,
+            http1_p99_ms: x,
+            http2_rps: x,
+            http2_p99_ms: x,
+            cpu_seconds_per_10k: x,
+        };
+        let door = |name, x| DoorResult {
+            door: name,
+            rounds: vec![],
+            median: round(x),
+            rss_kib_per_1000_idle: x,
+        };
+        let report = TlsReport {
+            quick: true,
+            rounds: 1,
+            seconds_per_run: 1,
+            idle_connections: 100,
+            balancer: door("balancer", 2.0),
+            nginx: door("nginx", 1.0),
+            problems: vec![],
+        };
+        let svg = chart(&report);
+        assert_eq!(svg.matches("<rect").count(), 10);
+        // Twice the rate is good, twice the cost is bad: 4 rates green, 6 costs red.
+        assert_eq!(svg.matches("#2e7d32").count(), 4);
+        assert_eq!(svg.matches("#c62828").count(), 6);
     }
 }
