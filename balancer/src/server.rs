@@ -285,37 +285,17 @@ fn serve_connection(
         let _permit = permit;
         let result = match door {
             Door::Plain => {
-                let Some(protocol) = sniff(&stream, http.header_read_timeout).await else {
-                    return;
-                };
                 let client = Arc::new(ClientInfo::new(peer));
                 let service = service_fn(move |req| proxy.clone().handle(req, client.clone()));
-                Box::pin(serve_http(
-                    TokioIo::new(stream),
-                    protocol,
-                    service,
-                    &http,
-                    watch,
-                ))
-                .await
+                serve_plain(stream, service, &http, watch).await
             }
             Door::Redirect { tls_port } => {
-                let Some(protocol) = sniff(&stream, http.header_read_timeout).await else {
-                    return;
-                };
                 let service = service_fn(move |req: http::Request<Incoming>| {
                     std::future::ready(Ok::<_, std::convert::Infallible>(redirect::respond(
                         &req, tls_port,
                     )))
                 });
-                Box::pin(serve_http(
-                    TokioIo::new(stream),
-                    protocol,
-                    service,
-                    &http,
-                    watch,
-                ))
-                .await
+                serve_plain(stream, service, &http, watch).await
             }
             Door::Tls(door) => Box::pin(serve_tls(stream, peer, &door, proxy, &http, watch)).await,
         };
@@ -323,6 +303,37 @@ fn serve_connection(
             tracing::debug!(%peer, error = %e, "client connection ended with an error");
         }
     });
+}
+
+/// Plain HTTP: HTTP/1 or HTTP/2 chosen by the first bytes (a client that sends none within
+/// `--header-read-timeout` is closed), then `service`.
+async fn serve_plain<S, B>(
+    stream: TcpStream,
+    service: S,
+    http: &Http,
+    watch: DrainWatch,
+) -> Result<(), hyper::Error>
+where
+    S: HttpService<Incoming, ResBody = B> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let Some(protocol) = sniff(&stream, http.header_read_timeout).await else {
+        return Ok(());
+    };
+    // Boxed: the HTTP connection's state is allocated once the client has spoken, not carried
+    // inline in every connection task from its accept.
+    Box::pin(serve_http(
+        TokioIo::new(stream),
+        protocol,
+        service,
+        http,
+        watch,
+    ))
+    .await
 }
 
 /// The TLS handshake (bounded by `--header-read-timeout`), then HTTP as ALPN chose, every
