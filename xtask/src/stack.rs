@@ -224,7 +224,6 @@ impl Balancer {
         let addr = loopback(port);
         let admin_addr = loopback(admin_port);
         let mut cmd = launch.command(bin, false);
-        cmd.args(extra_args);
         cmd.env("BALANCER_LISTEN", addr.to_string())
             .env("BALANCER_ADMIN_LISTEN", admin_addr.to_string())
             .env("BALANCER_UPSTREAMS", upstream_list(upstreams));
