@@ -95,27 +95,71 @@ impl AppBuilder {
     }
 
     pub async fn start(self) -> App {
+        // A port picked free can be taken by another test's process before this one binds it;
+        // then that process would answer our readiness probe. So readiness is "our REPLICA_NAME
+        // answered", and a lost race is retried on another port.
+        let tries = if self.port.is_some() { 1 } else { 3 };
+        for _ in 1..tries {
+            if let Some(app) = self.try_start().await {
+                return app;
+            }
+        }
+        match self.try_start().await {
+            Some(app) => app,
+            None => panic!("app: its port was taken by another process {tries} time(s)"),
+        }
+    }
+
+    /// One start; `None` when the app exited because its port was taken.
+    async fn try_start(&self) -> Option<App> {
         let port = self.port.unwrap_or_else(free_port);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let name = self.name.unwrap_or_else(|| format!("app-{port}"));
+        let name = self.name.clone().unwrap_or_else(|| format!("app-{port}"));
+        // What it will report: a REPLICA_NAME given through `env` wins over `name`.
+        let reported = self
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "REPLICA_NAME")
+            .map_or(name.clone(), |(_, v)| v.clone());
         let mut cmd = command("app");
         cmd.env("REDIS_HOST", "127.0.0.1")
             .env("REDIS_PORT", self.redis_port.to_string())
             .env("APP_LISTEN", addr.to_string())
             .env("REPLICA_NAME", &name)
-            .envs(self.env)
-            .args(self.args);
+            .envs(self.env.iter().cloned())
+            .args(&self.args);
         let mut process = match Process::spawn(name.clone(), cmd) {
             Ok(p) => p,
             Err(e) => panic!("cannot start app: {e}"),
         };
-        wait_ready(&mut process, addr, "/about").await;
-        App {
+        let ours = wait_until_async(READY_TIMEOUT, || answered_by(addr, &reported)).await;
+        if !ours && process.try_exit().is_some() && process.log().contains("Address already in use")
+        {
+            return None;
+        }
+        process.assert_running();
+        if !ours {
+            panic!(
+                "{name} did not answer on {addr} within {READY_TIMEOUT:?}; log:\n{}",
+                process.log()
+            );
+        }
+        Some(App {
             process,
             addr,
             name,
-        }
+        })
     }
+}
+
+/// True if `GET /about` on `addr` is answered (any status) by the replica named `name`: every
+/// response of the app carries its `X-Served-By`.
+async fn answered_by(addr: SocketAddr, name: &str) -> bool {
+    let url = format!("http://{addr}/about");
+    crate::http::get(&url)
+        .await
+        .is_ok_and(|r| r.header("x-served-by") == Some(name))
 }
 
 /// A running `app` replica.
