@@ -82,6 +82,36 @@ fn existing(path: &Path) -> Result<PathBuf> {
 }
 
 /// `cargo build --release -p app -p balancer` in the workspace root, output shown to the user.
+/// `balancer/examples/hyper_floor.rs` in release, built unless `no_build` and already there.
+pub fn hyper_floor(no_build: bool) -> Result<PathBuf> {
+    let bin = target_dir().join("release/examples/hyper_floor");
+    if no_build && bin.is_file() {
+        return Ok(bin);
+    }
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // `-p app` too: the same packages as `build_release`, so cargo unifies the same features and
+    // reuses its dependencies instead of building them a second time.
+    let args = [
+        "build",
+        "--release",
+        "-p",
+        "app",
+        "-p",
+        "balancer",
+        "--example",
+        "hyper_floor",
+    ];
+    let status = Command::new(cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    existing(&bin)
+}
+
 fn build_release() -> Result<()> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("xtask: building app and balancer in release (fat LTO: slow the first time)...");

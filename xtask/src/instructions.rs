@@ -9,7 +9,10 @@
 //! (`callgrind_control -i on`), for a fixed number of requests over 16 keep-alive connections,
 //! and off again before the process stops, so start-up and shutdown are not counted. Each door
 //! restarts for each run and the spread of the runs is reported: an A/B of one change is a
-//! number. Outputs `instructions.{md,json}` beside the bench report.
+//! number. A third door, the hyper floor (`balancer/examples/hyper_floor.rs`: hyper passing
+//! requests through with no logic of ours), is measured the same way, so the report splits the
+//! balancer's count into what hyper costs at least and what the balancer adds. Outputs
+//! `instructions.{md,json}` beside the bench report.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -34,6 +37,8 @@ use crate::stack::{self, Balancer, Redis, Replica, RequestLog};
 const CONNECTIONS: usize = 16;
 /// Functions listed per door.
 const TOP_FUNCTIONS: usize = 15;
+/// The doors measured, in the order each run starts them.
+const DOORS: [Door; 3] = [Door::Balancer, Door::HyperFloor, Door::Nginx];
 
 /// Sizes of one instructions benchmark.
 #[derive(Debug, Clone, Serialize)]
@@ -113,6 +118,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     let nginx_bin = binaries::nginx()?;
     let redis_bin = binaries::redis_server()?;
     let bins = args.binaries.resolve()?;
+    let floor = binaries::hyper_floor(args.binaries.no_build)?;
     let started = Instant::now();
     let out = OutDirs::prepare(args, "bench-instructions")?;
     let work = tempfile::Builder::new()
@@ -130,6 +136,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         oha,
         nginx_bin: nginx_bin.clone(),
         bins,
+        floor,
         replica: &replicas[0],
         redis: &redis,
         counter_key: &args.counter_key,
@@ -146,7 +153,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     };
     for path in &plan.paths {
         for run in 1..=plan.runs {
-            for door in [Door::Balancer, Door::Nginx] {
+            for door in DOORS {
                 match bench.measure(door, path, run, &plan) {
                     Ok(m) => {
                         eprintln!(
@@ -201,6 +208,7 @@ struct Bench<'a> {
     oha: PathBuf,
     nginx_bin: PathBuf,
     bins: Binaries,
+    floor: PathBuf,
     replica: &'a Replica,
     redis: &'a Redis,
     counter_key: &'a str,
@@ -288,6 +296,7 @@ impl Bench<'_> {
                 )?;
                 Ok((nginx.process, nginx.addr, "nginx"))
             }
+            Door::HyperFloor => self.start_floor(launch, slug),
             _ => {
                 let ports = (stack::free_port()?, stack::free_port()?);
                 // Probes and re-resolution stay out of the counted window.
@@ -305,6 +314,25 @@ impl Bench<'_> {
                 Ok((balancer.process, balancer.addr, "balancer"))
             }
         }
+    }
+
+    /// The hyper floor in front of the replica, ready once `/health` answers through it.
+    fn start_floor(
+        &self,
+        launch: &Launch,
+        slug: &str,
+    ) -> Result<(Process, SocketAddr, &'static str)> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], stack::free_port()?));
+        let mut cmd = launch.command(&self.floor, false);
+        cmd.arg(addr.to_string()).arg(self.replica.addr.to_string());
+        let log = self.out.logs.join(format!("hyper-floor-{slug}.log"));
+        let mut process = stack::spawn("hyper_floor", cmd, &log)?;
+        process.wait_ready(
+            "GET /health through the replica = 200",
+            launch.ready_timeout(),
+            || stack::answers_ok(addr, "/health"),
+        )?;
+        Ok((process, addr, "hyper_floor"))
     }
 
     /// One oha run that must answer 200 to every request.
@@ -366,10 +394,11 @@ pub fn stats(report: &InstructionsReport, door: Door, path: &str) -> Option<(f64
     ))
 }
 
-/// The per-path table: median instructions per request, spread, ratio to NGINX.
+/// The per-path table: median instructions per request, spread, ratio to NGINX; then the hyper
+/// floor beside NGINX and the part of the balancer's count above the floor.
 fn summary_table(report: &InstructionsReport) -> String {
     let mut out = String::from(
-        "| path | balancer instr/request | spread | NGINX instr/request | spread | ratio |\n|---|---:|---:|---:|---:|---:|\n",
+        "| path | balancer instr/request | spread | NGINX instr/request | spread | ratio | hyper floor | floor / NGINX | balancer above the floor |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for path in &report.plan.paths {
         let (Some(b), Some(n)) = (
@@ -379,8 +408,12 @@ fn summary_table(report: &InstructionsReport) -> String {
             continue;
         };
         let spread = |(median, min, max): (f64, f64, f64)| (max - min) / median * 100.0;
+        let floor = match stats(report, Door::HyperFloor, path) {
+            Some((f, _, _)) => format!("{f:.0} | {:.2}× | {:.0}", f / n.0, b.0 - f),
+            None => "– | – | –".to_string(),
+        };
         out.push_str(&format!(
-            "| `{path}` | {:.0} | ±{:.2} % | {:.0} | ±{:.2} % | **{:.2}×** |\n",
+            "| `{path}` | {:.0} | ±{:.2} % | {:.0} | ±{:.2} % | **{:.2}×** | {floor} |\n",
             b.0,
             spread(b) / 2.0,
             n.0,
@@ -397,13 +430,14 @@ fn markdown(report: &InstructionsReport) -> String {
     let mut out = format!(
         "# Instructions per proxied request\n\nUser-space instructions counted by valgrind's callgrind ({}), \
          {} run(s) per door and path, {} requests over {} keep-alive connections after a warm-up of {}; \
-         the balancer with `--workers 1`, NGINX ({}) with `master_process off` and one worker, both in front \
-         of the same single replica. Commit {}.\n\n",
+         the balancer with `--workers 1`, NGINX ({}) with `master_process off` and one worker, and the hyper \
+         floor (`balancer/examples/hyper_floor.rs`: hyper passing requests through, no logic of ours), all in \
+         front of the same single replica. Commit {}.\n\n",
         report.valgrind, plan.runs, plan.requests, plan.connections, plan.warmup_requests, report.nginx, report.git
     );
     out.push_str(&summary_table(report));
     for path in &plan.paths {
-        for door in [Door::Balancer, Door::Nginx] {
+        for door in DOORS {
             if let Some(m) = median_measurement(report, door, path) {
                 out.push_str(&door_section(m));
             }

@@ -24,6 +24,9 @@ pub enum Door {
     BalancerLeastRequest,
     /// The balancer with `--rate-limit` at a rate no client reaches (the traffic cells).
     BalancerRateLimited,
+    /// `balancer/examples/hyper_floor.rs`: hyper passing requests through with no logic of ours
+    /// (the instructions benchmark), the floor of a hyper proxy.
+    HyperFloor,
 }
 
 impl Door {
@@ -34,6 +37,7 @@ impl Door {
             Door::Direct => "direct replica",
             Door::BalancerLeastRequest => "balancer least-request",
             Door::BalancerRateLimited => "balancer rate-limited",
+            Door::HyperFloor => "hyper floor",
         }
     }
 
