@@ -5,28 +5,54 @@
 //! is the one kept.
 
 use http::header::HOST;
-use http::{HeaderMap, Version};
+use http::{HeaderMap, HeaderValue, Version};
 
-/// True if `value` is a valid `Host` value.
+/// True if `value` is a valid `Host` value: a bracketed IP literal or a non-empty registered name
+/// (or IPv4 address), then nothing or `:` and a port of at most 65535 (an empty port is allowed,
+/// as RFC 3986 allows it). No userinfo, no percent-encoding outside the brackets, ASCII only.
+///
+/// Byte by byte, without allocating: it runs on every request. It accepts what `http`'s
+/// `Authority` parser accepts (the test below checks it against that parser as an oracle), except
+/// brackets inside a registered name (`a[b]`), which RFC 3986 does not allow and this rejects.
 pub fn is_valid_host(value: &[u8]) -> bool {
-    if value.contains(&b'@') {
-        return false;
-    }
-    let Ok(authority) = http::uri::Authority::try_from(value) else {
-        return false;
+    let host_end = if value.first() == Some(&b'[') {
+        match value.iter().position(|&b| b == b']') {
+            Some(close) => close + 1,
+            None => return false,
+        }
+    } else {
+        value.iter().position(|&b| b == b':').unwrap_or(value.len())
     };
-    let host = authority.host();
-    if host.is_empty() {
-        return false;
-    }
-    // `Authority` does not check the port, so `host:junk` would pass without this.
-    match &value[host.len()..] {
+    let (host, rest) = value.split_at(host_end);
+    let host_ok = match host {
+        [b'[', literal @ .., b']'] => {
+            literal
+                .iter()
+                .all(|&b| is_name_char(b) || b == b':' || b == b'%')
+                && literal.iter().filter(|&&b| b == b':').count() <= MAX_LITERAL_COLONS
+        }
+        _ => !host.is_empty() && host.iter().all(|&b| is_name_char(b)),
+    };
+    host_ok && is_port_part(rest)
+}
+
+/// Colons an IP literal may hold (`[FEDC:BA98:7654:3210:FEDC:BA98:7654:3210]` has 7).
+const MAX_LITERAL_COLONS: usize = 8;
+
+/// RFC 3986 `unreserved` and `sub-delims`: what a registered name may hold.
+fn is_name_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+}
+
+/// Nothing, or `:` and an empty port or one of up to five digits that fits a `u16`.
+fn is_port_part(rest: &[u8]) -> bool {
+    match rest {
         [] => true,
         [b':', port @ ..] => {
-            port.is_empty()
-                || (port.len() <= 5
-                    && port.iter().all(u8::is_ascii_digit)
-                    && std::str::from_utf8(port).is_ok_and(|p| p.parse::<u16>().is_ok()))
+            port.len() <= 5
+                && port.iter().all(u8::is_ascii_digit)
+                && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
+                    <= u32::from(u16::MAX)
         }
         _ => false,
     }
@@ -46,9 +72,17 @@ pub enum HostProblem {
 /// Checks a request's Host headers: at most one, valid, and present on HTTP/1.1 (HTTP/2 names
 /// the host in `:authority`, which hyper puts in the URI).
 pub fn check_host_headers(headers: &HeaderMap, version: Version) -> Result<(), HostProblem> {
-    let mut hosts = headers.get_all(HOST).iter();
-    let first = hosts.next();
-    if hosts.next().is_some() {
+    let hosts = headers.get_all(HOST);
+    check_hosts(hosts.iter().count(), hosts.iter().next(), version)
+}
+
+/// [`check_host_headers`] on what a caller already found: how many Host values, and the first.
+pub fn check_hosts(
+    count: usize,
+    first: Option<&HeaderValue>,
+    version: Version,
+) -> Result<(), HostProblem> {
+    if count > 1 {
         return Err(HostProblem::Repeated);
     }
     match first {
@@ -62,7 +96,6 @@ pub fn check_host_headers(headers: &HeaderMap, version: Version) -> Result<(), H
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
     use proptest::prelude::*;
 
     #[test]
@@ -113,7 +146,61 @@ mod tests {
         );
     }
 
+    /// The rule as it was, on `http`'s `Authority` parser (which allocates): the oracle.
+    fn oracle(value: &[u8]) -> bool {
+        if value.contains(&b'@') {
+            return false;
+        }
+        let Ok(authority) = http::uri::Authority::try_from(value) else {
+            return false;
+        };
+        let host = authority.host();
+        if host.is_empty() {
+            return false;
+        }
+        match &value[host.len()..] {
+            [] => true,
+            [b':', port @ ..] => {
+                port.is_empty()
+                    || (port.len() <= 5
+                        && port.iter().all(u8::is_ascii_digit)
+                        && std::str::from_utf8(port).is_ok_and(|p| p.parse::<u16>().is_ok()))
+            }
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn brackets_only_around_an_ip_literal() {
+        assert!(oracle(b"a[b]"), "the old parser took it");
+        assert!(!is_valid_host(b"a[b]"));
+        assert!(is_valid_host(b"[fe80::1%25eth0]:8080"));
+        for literal in [&b"[1:2:3:4:5:6:7:8:9]"[..], b"[1:2:3:4:5:6:7:8:9:0]"] {
+            assert_eq!(
+                is_valid_host(literal),
+                oracle(literal),
+                "eight, then nine colons"
+            );
+        }
+        assert!(!is_valid_host(b"[1:2:3:4:5:6:7:8:9:0]"));
+        assert!(is_valid_host(b"[::1]:65535"));
+        assert!(!is_valid_host(b"[::1]:65536"));
+    }
+
     proptest! {
+        /// Same answer as the oracle on strings dense in the characters that matter, except
+        /// brackets inside a registered name, which only the new rule refuses.
+        #[test]
+        fn agrees_with_the_authority_parser(value in "[a0:\\[\\]@%/?#.~!5 \u{e9}-]{0,12}") {
+            let value = value.as_bytes();
+            let stricter = value.first() != Some(&b'[') && value.iter().any(|&b| b == b'[' || b == b']');
+            if stricter {
+                prop_assert!(!is_valid_host(value));
+            } else {
+                prop_assert_eq!(is_valid_host(value), oracle(value), "{:?}", String::from_utf8_lossy(value));
+            }
+        }
+
         #[test]
         fn valid_names_with_ports_pass(name in "[a-z][a-z0-9-]{0,20}(\\.[a-z0-9-]{1,10}){0,3}", port in 1u16..) {
             let with_port = format!("{name}:{port}");
