@@ -29,9 +29,71 @@ pub fn fixed_hop_by_hop() -> [&'static HeaderName; 9] {
     ]
 }
 
+/// What one pass over a message's headers found. Each `HeaderMap` lookup hashes the name it looks
+/// for; comparing the names present against a few known ones does not, so the proxy scans a
+/// request once and answers its checks and rewrites from here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scan {
+    /// `Connection` is present: the headers it names must go, and it may ask for an upgrade.
+    pub connection: bool,
+    /// Some hop-by-hop header is present (`Connection` or one of [`fixed_hop_by_hop`]).
+    pub hop_by_hop: bool,
+    /// `X-Forwarded-For` is present.
+    pub forwarded_for: bool,
+    /// How many `Host` values, and the first.
+    pub hosts: usize,
+    pub host: Option<HeaderValue>,
+    /// How many `X-Request-Id` values, and the first.
+    pub request_ids: usize,
+    pub request_id: Option<HeaderValue>,
+}
+
+impl Scan {
+    /// The client's `X-Request-Id` when it sent exactly one.
+    pub fn single_request_id(&self) -> Option<&HeaderValue> {
+        self.request_id.as_ref().filter(|_| self.request_ids == 1)
+    }
+}
+
+/// Scans `headers` once (see [`Scan`]).
+pub fn scan(headers: &HeaderMap) -> Scan {
+    let mut found = Scan::default();
+    for (name, value) in headers {
+        if name == header::HOST {
+            found.hosts += 1;
+            found.host.get_or_insert_with(|| value.clone());
+        } else if name == crate::request_id::X_REQUEST_ID {
+            found.request_ids += 1;
+            found.request_id.get_or_insert_with(|| value.clone());
+        } else if name == X_FORWARDED_FOR {
+            found.forwarded_for = true;
+        } else if fixed_hop_by_hop().contains(&name) {
+            found.hop_by_hop = true;
+            found.connection |= name == header::CONNECTION;
+        }
+    }
+    found
+}
+
 /// Removes every hop-by-hop header, including the ones the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
+    // Most messages carry none of them: one pass over the names present (comparing standard
+    // header names is cheap) spares them hashed lookups and removals in each direction.
+    let (mut connection, mut any) = (false, false);
+    for name in headers.keys() {
+        if fixed_hop_by_hop().contains(&name) {
+            any = true;
+            connection |= name == header::CONNECTION;
+        }
+    }
+    if any {
+        strip_found_hop_by_hop(headers, connection);
+    }
+}
+
+/// The removals of [`strip_hop_by_hop`], once a scan found a hop-by-hop header.
+pub fn strip_found_hop_by_hop(headers: &mut HeaderMap, connection: bool) {
+    if connection {
         // Collected first because removing while iterating the same map is impossible; this path
         // runs only when a Connection header is present.
         let named: Vec<HeaderName> = headers
@@ -45,15 +107,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    // Most messages carry none of the fixed names. One pass over the names present (comparing
-    // standard header names is cheap) spares them ten hashed removals in each direction.
-    if headers
-        .keys()
-        .any(|name| fixed_hop_by_hop().contains(&name))
-    {
-        for name in fixed_hop_by_hop() {
-            headers.remove(name);
-        }
+    for name in fixed_hop_by_hop() {
+        headers.remove(name);
     }
 }
 
@@ -74,11 +129,28 @@ pub fn is_hop_by_hop(name: &HeaderName, connection_values: &[&str]) -> bool {
 /// overwritten because this proxy is the edge and the client's own claims about them are not
 /// trustworthy.
 pub fn add_forwarding(headers: &mut HeaderMap, client_ip: &HeaderValue, proto: &HeaderValue) {
-    let forwarded_host = headers.get(header::HOST).cloned();
-    append_forwarded_for(headers, client_ip);
+    let host = headers.get(header::HOST).cloned();
+    let forwarded_for = headers.contains_key(&X_FORWARDED_FOR);
+    add_forwarding_found(headers, client_ip, proto, host, forwarded_for);
+}
+
+/// [`add_forwarding`] with what a [`scan`] already found: the `Host` value and whether an
+/// `X-Forwarded-For` is present.
+pub fn add_forwarding_found(
+    headers: &mut HeaderMap,
+    client_ip: &HeaderValue,
+    proto: &HeaderValue,
+    host: Option<HeaderValue>,
+    forwarded_for: bool,
+) {
+    if forwarded_for {
+        append_forwarded_for(headers, client_ip);
+    } else {
+        headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
+    }
     headers.insert(X_REAL_IP.clone(), client_ip.clone());
     headers.insert(X_FORWARDED_PROTO.clone(), proto.clone());
-    match forwarded_host {
+    match host {
         Some(host) => {
             headers.insert(X_FORWARDED_HOST.clone(), host);
         }
@@ -88,12 +160,9 @@ pub fn add_forwarding(headers: &mut HeaderMap, client_ip: &HeaderValue, proto: &
     }
 }
 
+/// Joins the client's `X-Forwarded-For` values and the peer into one value.
 fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
-    let mut existing = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
-    if existing.peek().is_none() {
-        headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
-        return;
-    }
+    let existing = headers.get_all(&X_FORWARDED_FOR).iter();
     let mut joined: Vec<u8> = Vec::with_capacity(64);
     for value in existing {
         let v = trim_ascii(value.as_bytes());
@@ -246,6 +315,7 @@ mod tests {
             Just("proxy-authenticate".to_string()),
             Just("x-forwarded-for".to_string()),
             Just("host".to_string()),
+            Just("x-request-id".to_string()),
             "x-[a-z]{1,8}",
             "[a-z][a-z0-9-]{0,12}",
         ]
@@ -259,17 +329,43 @@ mod tests {
         ]
     }
 
+    fn header_map(pairs: &[(String, String)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(n.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                h.append(n, v);
+            }
+        }
+        h
+    }
+
     proptest! {
+        /// The one-pass scan finds exactly what the hashed lookups it replaces find.
+        #[test]
+        fn the_scan_agrees_with_lookups(
+            pairs in proptest::collection::vec((header_name(), header_value()), 0..16)
+        ) {
+            let h = header_map(&pairs);
+            let found = scan(&h);
+            let id = &crate::request_id::X_REQUEST_ID;
+            prop_assert_eq!(found.hosts, h.get_all(header::HOST).iter().count());
+            prop_assert_eq!(found.host.as_ref(), h.get(header::HOST));
+            prop_assert_eq!(found.request_ids, h.get_all(id).iter().count());
+            prop_assert_eq!(found.request_id.as_ref(), h.get(id));
+            prop_assert_eq!(found.forwarded_for, h.contains_key(&X_FORWARDED_FOR));
+            prop_assert_eq!(found.connection, h.contains_key(header::CONNECTION));
+            let any_fixed = fixed_hop_by_hop().iter().any(|n| h.contains_key(*n));
+            prop_assert_eq!(found.hop_by_hop, any_fixed);
+        }
+
         #[test]
         fn no_hop_by_hop_header_survives(
             pairs in proptest::collection::vec((header_name(), header_value()), 0..16)
         ) {
-            let mut h = HeaderMap::new();
-            for (n, v) in &pairs {
-                if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(v)) {
-                    h.append(n, v);
-                }
-            }
+            let mut h = header_map(&pairs);
             let before = h.clone();
             let connection: Vec<&str> = before
                 .get_all(header::CONNECTION)

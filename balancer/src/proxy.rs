@@ -14,7 +14,7 @@ use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use shared::host::{check_host_headers, is_valid_host, HostProblem};
+use shared::host::{check_hosts, is_valid_host, HostProblem};
 
 use crate::access_log::{AccessEntry, WorkerLog};
 use crate::backend::{Backend, InFlight, Pool};
@@ -224,13 +224,17 @@ impl Proxy {
         mut req: Request<Incoming>,
         client: &ClientInfo,
     ) -> (Response<ResponseBody>, Option<Served>) {
-        let id = request_id::ensure(req.headers_mut());
+        let mut found = headers::scan(req.headers());
+        let id = request_id::of(found.single_request_id());
         let (mut resp, served) = if let Err(retry_after) = self.rate_check(&req, client) {
             (self.rate_limited(retry_after), None)
         } else {
-            match check(&mut req, self.settings.max_body) {
+            match check(&mut req, &mut found, self.settings.max_body) {
                 Err(refused) => (self.refuse(refused), None),
-                Ok(()) => self.try_backends(self.prepare(req, client, &id)).await,
+                Ok(()) => {
+                    self.try_backends(self.prepare(req, client, &id, found))
+                        .await
+                }
             }
         };
         resp.headers_mut().insert(X_REQUEST_ID, id);
@@ -298,28 +302,43 @@ impl Proxy {
 
     /// Rewrites a checked request for the backends: hop-by-hop headers out, forwarding headers in,
     /// an upgrade kept only when asked for, an origin-form HTTP/1.1 request with a limited body.
+    /// `found` is the request's [`headers::scan`], with the Host [`check`] settled.
     fn prepare(
         &self,
         mut req: Request<Incoming>,
         client: &ClientInfo,
         id: &HeaderValue,
+        found: headers::Scan,
     ) -> Prepared {
-        let upgrade_to = if req.version() == Version::HTTP_11 {
+        let upgrade_to = if found.connection && req.version() == Version::HTTP_11 {
             headers::upgrade_protocol(req.headers())
         } else {
             None
         };
         let client_upgrade = upgrade_to.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        headers::strip_hop_by_hop(&mut parts.headers);
-        // Again after the stripping: a client cannot name X-Request-Id in Connection to drop it.
+        let (host, forwarded_for) = if found.hop_by_hop {
+            headers::strip_found_hop_by_hop(&mut parts.headers, found.connection);
+            // `Connection` may have named Host or X-Forwarded-For: look again.
+            let host = parts.headers.get(header::HOST).cloned();
+            (host, parts.headers.contains_key(&headers::X_FORWARDED_FOR))
+        } else {
+            (found.host, found.forwarded_for)
+        };
+        // After the stripping: a client cannot name X-Request-Id in Connection to drop it.
         parts.headers.insert(X_REQUEST_ID, id.clone());
-        headers::add_forwarding(&mut parts.headers, &client.ip, &client.proto);
+        // HTTP/1.0 without Host (or HTTP/2 without :authority): name the upstream instead.
+        let host_missing = host.is_none();
+        headers::add_forwarding_found(
+            &mut parts.headers,
+            &client.ip,
+            &client.proto,
+            host,
+            forwarded_for,
+        );
         if let Some(proto) = upgrade_to {
             headers::set_upgrade(&mut parts.headers, proto);
         }
-        // HTTP/1.0 without Host (or HTTP/2 without :authority): name the upstream instead.
-        let host_missing = !parts.headers.contains_key(header::HOST);
         // Backends get origin-form; an absolute-form or HTTP/2 URI names no host they should see.
         if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
             let path = parts
@@ -473,7 +492,9 @@ impl Proxy {
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         let upstream_upgrade = switching.then(|| hyper::upgrade::on(&mut resp));
         let (mut parts, body) = resp.into_parts();
-        let upgrade_to = parts.headers.get(header::UPGRADE).cloned();
+        let upgrade_to = switching
+            .then(|| parts.headers.get(header::UPGRADE).cloned())
+            .flatten();
         headers::strip_hop_by_hop(&mut parts.headers);
         if switching {
             match (client_upgrade, upstream_upgrade, upgrade_to) {
@@ -512,16 +533,20 @@ impl Proxy {
 struct Refused(StatusCode, &'static str);
 
 /// The request rules applied before any backend is involved: no CONNECT, one valid Host (an
-/// HTTP/2 `:authority` becomes the Host), an origin-form target, a declared body within
-/// `max_body`.
-fn check(req: &mut Request<Incoming>, max_body: u64) -> Result<(), Refused> {
+/// HTTP/2 `:authority` becomes the Host, in the request and in `found`), an origin-form target,
+/// a declared body within `max_body`.
+fn check(
+    req: &mut Request<Incoming>,
+    found: &mut headers::Scan,
+    max_body: u64,
+) -> Result<(), Refused> {
     if req.method() == Method::CONNECT {
         return Err(Refused(
             StatusCode::METHOD_NOT_ALLOWED,
             "405 Method Not Allowed\n",
         ));
     }
-    check_host(req)?;
+    check_host(req, found)?;
     if req.uri().path_and_query().is_none() && req.uri().authority().is_some() {
         return Err(Refused(StatusCode::BAD_REQUEST, "400 Bad Request\n"));
     }
@@ -539,8 +564,8 @@ fn check(req: &mut Request<Incoming>, max_body: u64) -> Result<(), Refused> {
 
 /// The Host is forwarded verbatim and copied into X-Forwarded-Host, so it must be a plain
 /// `host[:port]`: anything else would hand the backend a value it may trust blindly.
-fn check_host<B>(req: &mut Request<B>) -> Result<(), Refused> {
-    match check_host_headers(req.headers(), req.version()) {
+fn check_host<B>(req: &mut Request<B>, found: &mut headers::Scan) -> Result<(), Refused> {
+    match check_hosts(found.hosts, found.host.as_ref(), req.version()) {
         Ok(()) => {}
         Err(HostProblem::Missing | HostProblem::Repeated) => {
             return Err(Refused(
@@ -555,7 +580,7 @@ fn check_host<B>(req: &mut Request<B>) -> Result<(), Refused> {
             ))
         }
     }
-    if req.headers().contains_key(header::HOST) {
+    if found.host.is_some() {
         return Ok(());
     }
     // HTTP/2 carries the host in :authority; HTTP/1.0 may have none at all.
@@ -569,7 +594,9 @@ fn check_host<B>(req: &mut Request<B>) -> Result<(), Refused> {
         ));
     }
     if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-        req.headers_mut().insert(header::HOST, v);
+        req.headers_mut().insert(header::HOST, v.clone());
+        found.hosts = 1;
+        found.host = Some(v);
     }
     Ok(())
 }
