@@ -95,6 +95,11 @@ async fn through_balancer(backend: &TestBackend, protocol: &str) -> (Tally, Bala
         tally.failed,
         backend.hits(),
     );
+    if tally.failed > 0 {
+        let log = balancer.log();
+        let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).take(5).collect();
+        eprintln!("stray response over {protocol}: first warnings:\n{}", warnings.join("\n"));
+    }
     (tally, balancer)
 }
 
