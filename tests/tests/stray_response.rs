@@ -86,6 +86,13 @@ async fn through_balancer(backend: &TestBackend, protocol: &str) -> (Tally, Bala
         .start()
         .await;
     let tally = run(&balancer).await;
+    let status = e2e::balancer_status::status(&balancer.admin_url("/status")).await;
+    let entry = e2e::balancer_status::backend_entry(&status, &backend.addr.to_string());
+    assert_eq!(entry["protocol"], protocol, "{entry}");
+    eprintln!(
+        "stray response over {protocol}: upstream connections open after the run {}, streams refused {}, reset {}",
+        entry["upstream_connections"], status["upstream_streams_refused_total"], status["upstream_streams_reset_total"]
+    );
     eprintln!(
         "stray response over {protocol}: sent {}, own response {}, another's response {} ({:.1} %), failed {}; backend saw {} requests",
         tally.sent(),
@@ -98,7 +105,10 @@ async fn through_balancer(backend: &TestBackend, protocol: &str) -> (Tally, Bala
     if tally.failed > 0 {
         let log = balancer.log();
         let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).take(5).collect();
-        eprintln!("stray response over {protocol}: first warnings:\n{}", warnings.join("\n"));
+        eprintln!(
+            "stray response over {protocol}: first warnings:\n{}",
+            warnings.join("\n")
+        );
     }
     (tally, balancer)
 }
@@ -121,6 +131,13 @@ async fn over_h2c_no_client_ever_gets_another_response() {
     e2e::bounded("stray response over h2c", async {
         let backend = stray_h2_backend().await;
         let (tally, balancer) = through_balancer(&backend, "h2c").await;
+        let status = e2e::balancer_status::status(&balancer.admin_url("/status")).await;
+        let entry = e2e::balancer_status::backend_entry(&status, &backend.addr.to_string());
+        let connections = entry["upstream_connections"].as_u64().unwrap_or(u64::MAX);
+        assert!(
+            connections <= 4,
+            "a handful of multiplexed connections, not one per client: {entry}"
+        );
         assert_eq!(
             tally.mixed, 0,
             "a stray response reached a client: {tally:?}"
