@@ -117,13 +117,33 @@ fn h2_response(stream: u32, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// How the raw HTTP/2 backend answers a request with a body (health probes always get a clean 200).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum H2Reply {
+    /// The body echoed, nothing else.
+    Echo,
+    /// The body echoed, then 2 ms later a second response on the same, already closed, stream.
+    EchoThenStray,
+    /// A HEADERS frame whose block is not valid HPACK (a connection error for the client).
+    GarbageHeaders,
+    /// A header block of 80 KiB, in a HEADERS frame and CONTINUATION frames (over any sane limit).
+    HugeHeaderBlock,
+}
+
 /// A raw HTTP/2 (prior knowledge) backend echoing each request's body, then writing a second
 /// response on the same, already closed, stream 2 ms later.
 pub async fn stray_h2_backend() -> TestBackend {
-    serve(listen([127, 0, 0, 1], 0).await, serve_h2)
+    raw_h2_backend(H2Reply::EchoThenStray).await
 }
 
-async fn serve_h2(stream: TcpStream, hits: Arc<AtomicUsize>) {
+/// A raw HTTP/2 (prior knowledge) backend answering requests with a body as `reply` says.
+pub async fn raw_h2_backend(reply: H2Reply) -> TestBackend {
+    serve(listen([127, 0, 0, 1], 0).await, move |stream, hits| {
+        serve_h2(stream, hits, reply)
+    })
+}
+
+async fn serve_h2(stream: TcpStream, hits: Arc<AtomicUsize>, reply: H2Reply) {
     let (mut reader, writer) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     // One writer, whole frames at a time: a stray never lands inside another frame.
@@ -179,21 +199,65 @@ async fn serve_h2(stream: TcpStream, hits: Arc<AtomicUsize>) {
             _ => None,
         };
         if let Some(id) = ended {
-            answer_h2(&tx, id, bodies.remove(&id).unwrap_or_default(), &hits);
+            answer_h2(
+                &tx,
+                id,
+                bodies.remove(&id).unwrap_or_default(),
+                &hits,
+                reply,
+            );
         }
     }
 }
 
-fn answer_h2(tx: &mpsc::UnboundedSender<Vec<u8>>, id: u32, body: Vec<u8>, hits: &Arc<AtomicUsize>) {
-    let _ = tx.send(h2_response(id, &body));
-    // A bodiless request is a health probe: no stray for it.
+fn answer_h2(
+    tx: &mpsc::UnboundedSender<Vec<u8>>,
+    id: u32,
+    body: Vec<u8>,
+    hits: &Arc<AtomicUsize>,
+    reply: H2Reply,
+) {
+    // A bodiless request is a health probe: a clean answer.
     if body.is_empty() {
+        let _ = tx.send(h2_response(id, &body));
         return;
     }
     hits.fetch_add(1, Ordering::SeqCst);
-    let tx = tx.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(STRAY_DELAY).await;
-        let _ = tx.send(h2_response(id, STRAY_BODY.as_bytes()));
-    });
+    match reply {
+        H2Reply::Echo => {
+            let _ = tx.send(h2_response(id, &body));
+        }
+        H2Reply::EchoThenStray => {
+            let _ = tx.send(h2_response(id, &body));
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(STRAY_DELAY).await;
+                let _ = tx.send(h2_response(id, STRAY_BODY.as_bytes()));
+            });
+        }
+        H2Reply::GarbageHeaders => {
+            // 0xff...: an indexed field whose index never ends (integer overflow).
+            let _ = tx.send(h2_frame(HEADERS, END_HEADERS | END_STREAM, id, &[0xff; 8]));
+        }
+        H2Reply::HugeHeaderBlock => {
+            let _ = tx.send(huge_header_block(id));
+        }
+    }
+}
+
+/// `:status 200` and twenty 4,000-byte `x-pad` fields: a HEADERS frame without END_HEADERS, then
+/// CONTINUATION frames of four fields each.
+fn huge_header_block(id: u32) -> Vec<u8> {
+    const CONTINUATION: u8 = 9;
+    // Literal without indexing, new name "x-pad", value length 4000 (7-bit prefix: 127 + 3873).
+    let mut field = vec![0x00, 0x05];
+    field.extend_from_slice(b"x-pad");
+    field.extend_from_slice(&[0x7f, 0xa1, 0x1e]);
+    field.extend(std::iter::repeat_n(b'a', 4000));
+    let mut out = h2_frame(HEADERS, 0, id, &[STATUS_200]);
+    for frame in 0..5 {
+        let flags = if frame == 4 { END_HEADERS } else { 0 };
+        out.extend(h2_frame(CONTINUATION, flags, id, &field.repeat(4)));
+    }
+    out
 }
