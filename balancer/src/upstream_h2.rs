@@ -442,6 +442,8 @@ mod tests {
         GoAwayBelow,
         /// Closes the connection without a word.
         Close,
+        /// Never answers again, not even PINGs: a peer that died without closing.
+        Silent,
     }
 
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
@@ -483,6 +485,7 @@ mod tests {
                                 Answer::Reset(code) => frame(3, 0, id, &code.to_be_bytes()),
                                 Answer::GoAwayBelow => frame(7, 0, 0, &[0u8; 8]),
                                 Answer::Close => return,
+                                Answer::Silent => continue,
                             },
                             _ => continue,
                         };
@@ -583,6 +586,43 @@ mod tests {
             (0, 0)
         );
         assert_eq!(accepted, 1);
+    }
+
+    /// PINGs every half keep-alive, answered within the other half: a peer that went silent is
+    /// noticed, its stream failed (never retried: it may have been processed) and the connection
+    /// closed, within the keep-alive (`--health-interval`).
+    #[tokio::test]
+    async fn a_silent_connection_is_noticed_within_the_keep_alive() {
+        let (addr, _) = raw_backend(Answer::Silent).await;
+        let keep_alive = Duration::from_millis(400);
+        let settings = H2Settings {
+            connect_timeout: Duration::from_secs(2),
+            keep_alive,
+        };
+        let pool = H2Pool::new(settings, 0, UpstreamMetrics::default());
+        let endpoint = H2Endpoint::new(1);
+        let started = std::time::Instant::now();
+        let sent = tokio::time::timeout(
+            Duration::from_secs(5),
+            pool.send(&endpoint, addr, request()),
+        )
+        .await
+        .expect("the keep-alive ends the wait, not this timeout");
+        let took = started.elapsed();
+        assert!(matches!(sent, Err(H2SendError::Failed(_))), "never retried");
+        // A PING goes out at most half the keep-alive after the last frame, and gets the other
+        // half to be answered; scheduling slack on a loaded machine on top.
+        assert!(
+            took < keep_alive + Duration::from_millis(600),
+            "noticed after {took:?}"
+        );
+        for _ in 0..100 {
+            if endpoint.connections() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(endpoint.connections(), 0, "the dead connection is gone");
     }
 
     #[test]
