@@ -40,6 +40,7 @@ fn style(door: Door, setting: Option<Setting>) -> (&'static str, &'static str) {
         Door::Direct => "#80868b",
         Door::BalancerLeastRequest => "#c5221f",
         Door::BalancerRateLimited => "#9334e6",
+        Door::BalancerH2c => "#1a73e8",
     };
     let dash = match (door, setting) {
         (Door::Direct, _) => "2 4",

@@ -146,7 +146,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     };
     for path in &plan.paths {
         for run in 1..=plan.runs {
-            for door in [Door::Balancer, Door::Nginx] {
+            for door in [Door::Balancer, Door::BalancerH2c, Door::Nginx] {
                 match bench.measure(door, path, run, &plan) {
                     Ok(m) => {
                         eprintln!(
@@ -291,7 +291,11 @@ impl Bench<'_> {
             _ => {
                 let ports = (stack::free_port()?, stack::free_port()?);
                 // Probes and re-resolution stay out of the counted window.
-                let quiet = ["--health-interval", "1h", "--resolve-interval", "1h"];
+                let quiet = [
+                    &["--health-interval", "1h", "--resolve-interval", "1h"],
+                    door.balancer_args(),
+                ]
+                .concat();
                 let log = self.out.logs.join(format!("balancer-{slug}.log"));
                 let balancer = Balancer::start_launched(
                     &self.bins.balancer,
@@ -369,7 +373,7 @@ pub fn stats(report: &InstructionsReport, door: Door, path: &str) -> Option<(f64
 /// The per-path table: median instructions per request, spread, ratio to NGINX.
 fn summary_table(report: &InstructionsReport) -> String {
     let mut out = String::from(
-        "| path | balancer instr/request | spread | NGINX instr/request | spread | ratio |\n|---|---:|---:|---:|---:|---:|\n",
+        "| path | balancer instr/request | spread | NGINX instr/request | spread | ratio | balancer h2c instr/request | h2c ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for path in &report.plan.paths {
         let (Some(b), Some(n)) = (
@@ -379,13 +383,20 @@ fn summary_table(report: &InstructionsReport) -> String {
             continue;
         };
         let spread = |(median, min, max): (f64, f64, f64)| (max - min) / median * 100.0;
+        let h2c = stats(report, Door::BalancerH2c, path);
         out.push_str(&format!(
-            "| `{path}` | {:.0} | ±{:.2} % | {:.0} | ±{:.2} % | **{:.2}×** |\n",
+            "| `{path}` | {:.0} | ±{:.2} % | {:.0} | ±{:.2} % | **{:.2}×** | {} | {} |\n",
             b.0,
             spread(b) / 2.0,
             n.0,
             spread(n) / 2.0,
-            b.0 / n.0
+            b.0 / n.0,
+            h2c.map_or("-".into(), |h| format!(
+                "{:.0} (±{:.2} %)",
+                h.0,
+                spread(h) / 2.0
+            )),
+            h2c.map_or("-".into(), |h| format!("{:.2}×", h.0 / n.0)),
         ));
     }
     out
@@ -403,7 +414,7 @@ fn markdown(report: &InstructionsReport) -> String {
     );
     out.push_str(&summary_table(report));
     for path in &plan.paths {
-        for door in [Door::Balancer, Door::Nginx] {
+        for door in [Door::Balancer, Door::BalancerH2c, Door::Nginx] {
             if let Some(m) = median_measurement(report, door, path) {
                 out.push_str(&door_section(m));
             }

@@ -24,6 +24,8 @@ pub enum Door {
     BalancerLeastRequest,
     /// The balancer with `--rate-limit` at a rate no client reaches (the traffic cells).
     BalancerRateLimited,
+    /// The balancer with `--upstream-protocol h2c`: HTTP/2 to the replicas (the matrix).
+    BalancerH2c,
 }
 
 impl Door {
@@ -34,6 +36,7 @@ impl Door {
             Door::Direct => "direct replica",
             Door::BalancerLeastRequest => "balancer least-request",
             Door::BalancerRateLimited => "balancer rate-limited",
+            Door::BalancerH2c => "balancer h2c",
         }
     }
 
@@ -42,6 +45,7 @@ impl Door {
         match self {
             Door::BalancerLeastRequest => &["--balance", "least-request"],
             Door::BalancerRateLimited => &["--rate-limit", "1000000/s"],
+            Door::BalancerH2c => &["--upstream-protocol", "h2c"],
             _ => &[],
         }
     }
@@ -158,6 +162,9 @@ pub struct RunRecord {
     pub processes: usize,
     /// Whether the peak-RSS mark could be reset before the run (else it is a lifetime peak).
     pub rss_peak_is_per_run: bool,
+    /// TCP connections from the front door to the replicas, established at the end of the run
+    /// (loopback only).
+    pub upstream_connections: Option<u64>,
     /// Compose only: every container of the stack during the run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<ContainerUsage>,
@@ -263,6 +270,8 @@ pub struct CellSummary {
     pub user_cpu_seconds_per_10k: Option<f64>,
     /// Median per-run peak RSS, summed over the door's processes (NGINX: master + workers).
     pub peak_rss_kib: Option<f64>,
+    /// Median of the runs' upstream connection counts.
+    pub upstream_connections: Option<f64>,
     /// Largest single-process peak RSS seen in any round.
     pub peak_rss_max_process_kib: Option<u64>,
     /// Compose only: every service of the stack.
