@@ -80,6 +80,8 @@ pub struct Limits {
     trusted_proxies: String,
     max_connections: u64,
     drain_api: bool,
+    /// `--upstream-protocol`: `http1` or `h2c`.
+    upstream_protocol: &'static str,
 }
 
 impl Limits {
@@ -97,6 +99,7 @@ impl Limits {
             trusted_proxies: c.trusted_proxies.to_string(),
             max_connections: c.max_connections,
             drain_api: c.admin_token.as_ref().is_some_and(|t| !t.is_empty()),
+            upstream_protocol: c.upstream_protocol.name(),
         }
     }
 }
@@ -120,6 +123,12 @@ struct BackendStatus {
     failures_total: u64,
     responses: ResponseClasses,
     last_error: Option<LastError>,
+    /// How requests reach it: `http1` or `h2c` (upgrades always go over HTTP/1.1).
+    protocol: &'static str,
+    /// HTTP/2 streams open on it now (0 with `http1`).
+    open_streams: usize,
+    /// Connections open to it now (both protocols: upgrades use HTTP/1.1 under `h2c` too).
+    upstream_connections: usize,
 }
 
 #[derive(Serialize)]
@@ -159,9 +168,17 @@ struct Status<'a> {
     rate_limit_clients: usize,
     ejections_total: u64,
     local_responses: ResponseClasses,
+    /// HTTP/2 streams the backends refused unprocessed, and reset after the request went out.
+    upstream_streams_refused_total: u64,
+    upstream_streams_reset_total: u64,
 }
 
-fn backend_status(b: &Backend, in_rotation: bool, now: u64) -> BackendStatus {
+fn backend_status(
+    b: &Backend,
+    in_rotation: bool,
+    now: u64,
+    protocol: &'static str,
+) -> BackendStatus {
     let c = &b.metrics.by_class;
     let drained = b.is_drained();
     let ejected = b.outlier.is_ejected_at(now);
@@ -194,6 +211,9 @@ fn backend_status(b: &Backend, in_rotation: bool, now: u64) -> BackendStatus {
         failures_total: b.failures_total.load(Ordering::Relaxed),
         responses: classes(c),
         last_error: b.health.last_error(),
+        protocol,
+        open_streams: b.endpoint.h2.open_streams(),
+        upstream_connections: b.endpoint.connections(),
     }
 }
 
@@ -214,13 +234,13 @@ impl Admin {
             .pool
             .snapshot()
             .iter()
-            .map(|b| backend_status(b, true, now))
+            .map(|b| backend_status(b, true, now, self.limits.upstream_protocol))
             .collect();
         backends.extend(
             self.pool
                 .draining()
                 .iter()
-                .map(|b| backend_status(b, false, now)),
+                .map(|b| backend_status(b, false, now, self.limits.upstream_protocol)),
         );
         let local: u64 = self.metrics.local.iter().map(|c| c.get()).sum();
         let active = self.pool.snapshot().len();
@@ -240,6 +260,8 @@ impl Admin {
             rate_limit_clients: self.rules.limiter.as_ref().map_or(0, |l| l.clients()),
             ejections_total: self.metrics.traffic.ejections.get(),
             local_responses: classes(&self.metrics.local),
+            upstream_streams_refused_total: self.metrics.upstream.streams_refused.get(),
+            upstream_streams_reset_total: self.metrics.upstream.streams_reset.get(),
             tls: self.tls.as_deref().map(tls_status),
         }
     }

@@ -112,6 +112,12 @@ pub struct Config {
     #[arg(long, env = "BALANCER_MAX_IDLE_PER_BACKEND", default_value_t = 256)]
     pub max_idle_per_backend: usize,
 
+    /// How requests reach the replicas: `http1` (pooled keep-alive HTTP/1.1 connections) or `h2c`
+    /// (HTTP/2 with prior knowledge: one multiplexed connection per backend per worker, every
+    /// response tied to its request by its stream). Upgrades (WebSocket) always use HTTP/1.1.
+    #[arg(long, env = "BALANCER_UPSTREAM_PROTOCOL", value_enum, default_value_t = UpstreamProtocol::Http1)]
+    pub upstream_protocol: UpstreamProtocol,
+
     /// HTTPS listener address (unset: no TLS). Needs --tls-cert and --tls-key.
     #[arg(long, env = "BALANCER_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
     pub tls_listen: Option<SocketAddr>,
@@ -179,6 +185,22 @@ pub struct Config {
 pub enum Balance {
     RoundRobin,
     LeastRequest,
+}
+
+/// `--upstream-protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpstreamProtocol {
+    Http1,
+    H2c,
+}
+
+impl UpstreamProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            UpstreamProtocol::Http1 => "http1",
+            UpstreamProtocol::H2c => "h2c",
+        }
+    }
 }
 
 /// A refused token is never echoed.
@@ -369,6 +391,8 @@ mod tests {
             "20",
             "--admin-token",
             "0123456789abcdef",
+            "--upstream-protocol",
+            "h2c",
         ])
         .unwrap()
         .config;
@@ -379,7 +403,9 @@ mod tests {
         assert_eq!(c.rate_burst, Some(10));
         assert_eq!((c.rate_limit_clients, c.max_connections), (1000, 20));
         assert_eq!(c.admin_token.as_deref(), Some("0123456789abcdef"));
-        let bad: [&[&str]; 12] = [
+        assert_eq!(c.upstream_protocol.name(), "h2c");
+        let bad: [&[&str]; 13] = [
+            &["--upstream-protocol", "h3"],
             &["--balance", "random"],
             &["--slow-start", "soon"],
             &["--max-5xx", "many"],
@@ -436,6 +462,7 @@ mod tests {
         assert_eq!(c.upstream_timeout, Duration::from_secs(60));
         assert_eq!(c.access_log, access_log::Format::Off);
         assert_eq!(c.balance, Balance::RoundRobin);
+        assert_eq!(c.upstream_protocol, UpstreamProtocol::Http1);
         assert_eq!(c.slow_start, Duration::ZERO);
         assert_eq!(c.max_5xx, 0);
         assert!(c.rate_limit.is_none() && c.rate_burst.is_none());

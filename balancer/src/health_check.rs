@@ -2,35 +2,37 @@
 //! fresh connection (never a pooled one, so a probe tests what a new request would meet);
 //! anything but 2xx within the interval is a failed probe. A backend that joins the pool is probed
 //! at once, not at the next interval, so a new replica that is ready joins within one probe's time.
+//! Probes speak the protocol the traffic does (`--upstream-protocol`: HTTP/1.1 or h2c).
 //! Results go to the backend's [`crate::health::Health`], which decides what they mean.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, Request};
+use http::{header, Request, Version};
 use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::backend::{Backend, Pool};
+use crate::config::UpstreamProtocol;
 use crate::health::now_ms;
+
+/// How a probe is made: the same protocol as the traffic (`--upstream-protocol`).
+#[derive(Clone)]
+pub struct Probe {
+    pub path: Arc<str>,
+    pub interval: Duration,
+    pub connect_timeout: Duration,
+    pub protocol: UpstreamProtocol,
+}
 
 /// Active checks: probes every backend each interval, concurrently, on fresh connections; a
 /// backend that joins is probed at once (its first check decides whether it leaves `pending`).
-pub async fn run_active_checks(
-    pool: Arc<Pool>,
-    path: Arc<str>,
-    interval: Duration,
-    connect_timeout: Duration,
-) {
-    let timeout = interval.max(connect_timeout);
-    tokio::spawn(run_first_checks(
-        pool.clone(),
-        path.clone(),
-        timeout,
-        connect_timeout,
-    ));
+pub async fn run_active_checks(pool: Arc<Pool>, probe: Probe) {
+    let interval = probe.interval;
+    let probe = Arc::new(probe);
+    tokio::spawn(run_first_checks(pool.clone(), probe.clone()));
     // Every backend's first probe comes from `run_first_checks`, so the rounds start one interval in.
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -39,36 +41,26 @@ pub async fn run_active_checks(
         let backends = pool.snapshot();
         let mut probes = tokio::task::JoinSet::new();
         for backend in backends.iter().cloned() {
-            probes.spawn(check(backend, path.clone(), timeout, connect_timeout));
+            probes.spawn(check(backend, probe.clone()));
         }
         while probes.join_next().await.is_some() {}
     }
 }
 
 /// Probes each backend that joined the pool as soon as it joins, each on its own.
-async fn run_first_checks(
-    pool: Arc<Pool>,
-    path: Arc<str>,
-    timeout: Duration,
-    connect_timeout: Duration,
-) {
+async fn run_first_checks(pool: Arc<Pool>, probe: Arc<Probe>) {
     loop {
         for backend in pool.take_joined() {
-            tokio::spawn(check(backend, path.clone(), timeout, connect_timeout));
+            tokio::spawn(check(backend, probe.clone()));
         }
         pool.wait_joined().await;
     }
 }
 
 /// One probe of one backend, its result recorded and any change of state logged.
-async fn check(
-    backend: Arc<Backend>,
-    path: Arc<str>,
-    timeout: Duration,
-    connect_timeout: Duration,
-) {
-    let result = match tokio::time::timeout(timeout, probe(&backend, &path, connect_timeout)).await
-    {
+async fn check(backend: Arc<Backend>, probe: Arc<Probe>) {
+    let timeout = probe.interval.max(probe.connect_timeout);
+    let result = match tokio::time::timeout(timeout, send_probe(&backend, &probe)).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer within {timeout:?}")),
     };
@@ -85,31 +77,52 @@ async fn check(
     }
 }
 
-async fn probe(backend: &Backend, path: &str, connect_timeout: Duration) -> Result<(), String> {
+async fn send_probe(backend: &Backend, probe: &Probe) -> Result<(), String> {
+    let connect_timeout = probe.connect_timeout;
     let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(backend.addr))
         .await
         .map_err(|_| format!("connect timed out after {connect_timeout:?}"))?
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let conn = tokio::spawn(conn);
-    let req = Request::get(path)
-        .header(header::HOST, backend.host_header.clone())
-        .header(header::USER_AGENT, "balancer-health-check")
-        .header(header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("request: {e}"))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("response: {e}"))?;
-    conn.abort();
-    if resp.status().is_success() {
+    let io = TokioIo::new(stream);
+    let status = match probe.protocol {
+        UpstreamProtocol::Http1 => {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            let conn = tokio::spawn(conn);
+            let req = Request::get(&*probe.path)
+                .header(header::HOST, backend.host_header.clone())
+                .header(header::USER_AGENT, "balancer-health-check")
+                .header(header::CONNECTION, "close")
+                .body(Empty::<Bytes>::new())
+                .map_err(|e| format!("request: {e}"))?;
+            let resp = sender.send_request(req).await;
+            conn.abort();
+            resp.map_err(|e| format!("response: {e}"))?.status()
+        }
+        UpstreamProtocol::H2c => {
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(|e| format!("h2c handshake: {e}"))?;
+            let conn = tokio::spawn(conn);
+            let host = backend.host_header.to_str().unwrap_or("localhost");
+            let req = Request::get(format!("http://{host}{}", probe.path))
+                .version(Version::HTTP_2)
+                .header(header::HOST, backend.host_header.clone())
+                .header(header::USER_AGENT, "balancer-health-check")
+                .body(Empty::<Bytes>::new())
+                .map_err(|e| format!("request: {e}"))?;
+            let resp = sender.send_request(req).await;
+            conn.abort();
+            resp.map_err(|e| format!("h2c response: {e}"))?.status()
+        }
+    };
+    if status.is_success() {
         Ok(())
     } else {
-        Err(format!("status {}", resp.status().as_u16()))
+        Err(format!("status {}", status.as_u16()))
     }
 }
 
@@ -161,9 +174,12 @@ mod tests {
         let hour = Duration::from_secs(3600);
         tokio::spawn(run_active_checks(
             pool.clone(),
-            Arc::from("/health"),
-            hour,
-            Duration::from_secs(1),
+            Probe {
+                path: Arc::from("/health"),
+                interval: hour,
+                connect_timeout: Duration::from_secs(1),
+                protocol: UpstreamProtocol::Http1,
+            },
         ));
         let find = |addr: SocketAddr| {
             let p = pool.clone();

@@ -32,6 +32,7 @@ mod tls;
 mod tls_reload;
 mod trusted_proxies;
 mod upgrade;
+mod upstream_h2;
 mod upstream_pool;
 
 use std::io::IsTerminal;
@@ -272,9 +273,12 @@ async fn start_background(
     tokio::spawn(discovery.clone().run(config.resolve_interval));
     tokio::spawn(health_check::run_active_checks(
         pool.clone(),
-        Arc::from(config.health_path.as_str()),
-        config.health_interval,
-        config.connect_timeout,
+        health_check::Probe {
+            path: Arc::from(config.health_path.as_str()),
+            interval: config.health_interval,
+            connect_timeout: config.connect_timeout,
+            protocol: config.upstream_protocol,
+        },
     ));
 }
 
@@ -301,6 +305,8 @@ impl Proxies {
             upstream_timeout: config.upstream_timeout,
             max_body: config.max_body,
             max_idle_per_backend: config.max_idle_per_backend,
+            upstream_protocol: config.upstream_protocol,
+            health_interval: config.health_interval,
             policy: health::HealthPolicy {
                 max_fails: config.max_fails,
                 fail_timeout: config.fail_timeout,

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub local: [Counter; 5],
     /// Traffic management (`--rate-limit`, `--max-connections`, `--max-5xx`).
     pub traffic: TrafficMetrics,
+    /// HTTP/2 streams to the backends refused and reset.
+    pub upstream: UpstreamMetrics,
 }
 
 /// The series of the traffic rules: limits in force and what they did.
@@ -101,6 +103,28 @@ impl TrafficMetrics {
             "ejections",
             "Backends taken out by --max-5xx (consecutive 5xx responses)",
             self.ejections.clone(),
+        );
+    }
+}
+
+/// What happened to requests on their way to the backends (`--upstream-protocol h2c`).
+#[derive(Clone, Default)]
+pub struct UpstreamMetrics {
+    pub streams_refused: Counter,
+    pub streams_reset: Counter,
+}
+
+impl UpstreamMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "upstream_streams_refused",
+            "HTTP/2 streams a backend refused unprocessed (REFUSED_STREAM, or above a GOAWAY's last stream id); bodiless requests are retried",
+            self.streams_refused.clone(),
+        );
+        registry.register(
+            "upstream_streams_reset",
+            "HTTP/2 streams a backend reset after the request went out (answered 502, never retried)",
+            self.streams_reset.clone(),
         );
     }
 }
@@ -164,8 +188,11 @@ impl Metrics {
         });
         let traffic = TrafficMetrics::default();
         traffic.register(&mut registry);
+        let upstream = UpstreamMetrics::default();
+        upstream.register(&mut registry);
         Metrics {
             traffic,
+            upstream,
             registry,
             requests,
             latency,

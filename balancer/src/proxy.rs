@@ -29,7 +29,7 @@ use crate::response_body::ResponseBody;
 use crate::selection::Selection;
 use crate::trusted_proxies::TrustedProxies;
 use crate::upgrade;
-use crate::upstream_pool::{Lease, SendError, UpstreamPool};
+use crate::upstream_pool::{Lease, SendError, UpstreamPool, UpstreamSettings};
 
 #[derive(Clone, Copy)]
 pub struct ProxySettings {
@@ -38,6 +38,9 @@ pub struct ProxySettings {
     pub max_body: u64,
     pub max_idle_per_backend: usize,
     pub policy: HealthPolicy,
+    /// `--upstream-protocol`, and `--health-interval` for its keep-alive.
+    pub upstream_protocol: crate::config::UpstreamProtocol,
+    pub health_interval: Duration,
 }
 
 /// One worker's proxy. The rotation, its round-robin cursor and the metrics are shared by all
@@ -158,9 +161,14 @@ impl Proxy {
     ) -> Self {
         Proxy {
             upstream: UpstreamPool::new(
-                settings.connect_timeout,
-                settings.max_idle_per_backend,
+                UpstreamSettings {
+                    connect_timeout: settings.connect_timeout,
+                    max_idle: settings.max_idle_per_backend,
+                    protocol: settings.upstream_protocol,
+                    keep_alive: settings.health_interval,
+                },
                 worker,
+                metrics.upstream.clone(),
             ),
             pool,
             selection,

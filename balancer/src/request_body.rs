@@ -92,6 +92,18 @@ impl<B: Body> RequestBody<B> {
     }
 }
 
+impl<B> RequestBody<B> {
+    /// No body at all (a request rebuilt from its head for another try).
+    pub fn bodiless() -> Self {
+        RequestBody(None)
+    }
+
+    /// Whether there is no body to send (nothing of it can have been consumed).
+    pub fn is_bodiless(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
 impl BodyHandle {
     pub fn outcome(&self) -> RequestBodyOutcome {
         let Some(outcome) = &self.outcome else {

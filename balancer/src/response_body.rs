@@ -80,7 +80,9 @@ impl Body for ResponseBody {
                     None => *finished = true,
                     Some(Err(e)) => {
                         // The connection is unusable: never hand it to another request.
-                        *lease = None;
+                        if let Some(lease) = lease.take() {
+                            lease.broken(e);
+                        }
                         in_flight
                             .0
                             .record_failure(policy, &format!("response body broken: {e}"));

@@ -18,7 +18,11 @@
 //!   that case is safe to retry elsewhere. A pooled connection that turns out to be stale (the
 //!   backend closed it while it sat idle) is retried transparently on the next idle or a fresh
 //!   connection to the same backend, because the request was not written to it either.
+//!
+//! With `--upstream-protocol h2c` requests go through [`crate::upstream_h2`] instead, except
+//! upgrades (WebSocket), which HTTP/2 cannot carry this way and which keep using this pool.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,7 +34,10 @@ use tokio::net::TcpStream;
 
 use std::net::SocketAddr;
 
+use crate::config::UpstreamProtocol;
+use crate::metrics::UpstreamMetrics;
 use crate::request_body::RequestBody;
+use crate::upstream_h2::{H2Endpoint, H2Pool, H2SendError, H2Settings, StreamGuard};
 
 /// Idle connections older than this are closed rather than reused (the legacy client's default).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -88,12 +95,25 @@ pub enum SendError {
     Failed(hyper::Error),
 }
 
+impl From<H2SendError> for SendError {
+    fn from(e: H2SendError) -> Self {
+        match e {
+            H2SendError::NotSent { request, error } => SendError::NotSent { request, error },
+            H2SendError::Failed(e) => SendError::Failed(e),
+        }
+    }
+}
+
 /// Where a backend is and the keep-alive connections to it waiting for their next request, one
 /// stack per worker: a connection is driven by the worker that opened it, so handing it to another
 /// worker would put two threads on every request it carries.
 pub struct Endpoint {
     pub addr: SocketAddr,
     idle: Box<[IdleConnections]>,
+    /// HTTP/1.1 connections open now (idle or busy), all workers together.
+    http1_connections: Arc<AtomicUsize>,
+    /// The h2c connections (`--upstream-protocol h2c`).
+    pub h2: H2Endpoint,
 }
 
 impl Endpoint {
@@ -103,7 +123,14 @@ impl Endpoint {
             idle: (0..workers.max(1))
                 .map(|_| IdleConnections::default())
                 .collect(),
+            http1_connections: Arc::new(AtomicUsize::new(0)),
+            h2: H2Endpoint::new(workers),
         }
+    }
+
+    /// Connections open to this endpoint now, both protocols, for `/status`.
+    pub fn connections(&self) -> usize {
+        self.http1_connections.load(Ordering::Relaxed) + self.h2.connections()
     }
 
     /// Worker `worker`'s idle connections to this endpoint.
@@ -112,19 +139,45 @@ impl Endpoint {
     }
 }
 
-/// A connection checked out for one request; see [`Lease::release`].
-pub struct Lease {
+/// What a response holds on to until its body ended; see [`Lease::release`].
+pub enum Lease {
+    /// An HTTP/1.1 connection checked out for this one request.
+    Http1(Http1Lease),
+    /// An HTTP/2 stream, counted open on its connection.
+    H2(StreamGuard),
+}
+
+impl Lease {
+    /// The response body was read to the end: an HTTP/1.1 connection goes back into its idle
+    /// stack, a stream stops counting. Dropping a `Lease` instead discards an HTTP/1.1 connection.
+    pub fn release(self) {
+        match self {
+            Lease::Http1(lease) => lease.release(),
+            Lease::H2(stream) => drop(stream),
+        }
+    }
+
+    /// The response body broke with `e`: the connection is never reused (HTTP/1.1), a reset by
+    /// the backend is counted (HTTP/2).
+    pub fn broken(self, e: &hyper::Error) {
+        match self {
+            Lease::Http1(lease) => drop(lease),
+            Lease::H2(stream) => stream.broken(e),
+        }
+    }
+}
+
+/// An HTTP/1.1 connection checked out for one request.
+pub struct Http1Lease {
     sender: Sender,
     endpoint: Arc<Endpoint>,
     worker: usize,
     max_idle: usize,
 }
 
-impl Lease {
-    /// Puts the connection back into its endpoint's idle stack. Call only after the response
-    /// body was read to the end; dropping a `Lease` instead discards the connection.
-    pub fn release(self) {
-        let Lease {
+impl Http1Lease {
+    fn release(self) {
+        let Http1Lease {
             mut sender,
             endpoint,
             worker,
@@ -147,26 +200,63 @@ impl Lease {
     }
 }
 
+/// How the connections to the backends are made.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamSettings {
+    pub connect_timeout: Duration,
+    /// `--max-idle-per-backend` (HTTP/1.1).
+    pub max_idle: usize,
+    pub protocol: UpstreamProtocol,
+    /// `--health-interval`: the h2c PING keep-alive fits in it.
+    pub keep_alive: Duration,
+}
+
 /// One worker's way to its backends: connections it opens are driven by its own event loop and
 /// go back to its own idle stacks.
 pub struct UpstreamPool {
     connect_timeout: Duration,
     max_idle: usize,
     worker: usize,
+    /// `Some` with `--upstream-protocol h2c`.
+    h2: Option<H2Pool>,
 }
 
 impl UpstreamPool {
-    pub fn new(connect_timeout: Duration, max_idle: usize, worker: usize) -> Self {
+    pub fn new(settings: UpstreamSettings, worker: usize, metrics: UpstreamMetrics) -> Self {
+        let h2 = (settings.protocol == UpstreamProtocol::H2c).then(|| {
+            let h2 = H2Settings {
+                connect_timeout: settings.connect_timeout,
+                keep_alive: settings.keep_alive,
+            };
+            H2Pool::new(h2, worker, metrics)
+        });
         UpstreamPool {
-            connect_timeout,
-            max_idle,
+            connect_timeout: settings.connect_timeout,
+            max_idle: settings.max_idle,
             worker,
+            h2,
         }
     }
 
     /// Sends `request` (origin-form URI, Host set) to `endpoint` and returns the response head
-    /// with the lease on its connection. `now` is the caller's clock reading, for idle expiry.
+    /// with the lease on its connection or stream. `now` is the caller's clock reading, for idle
+    /// expiry.
     pub async fn send(
+        &self,
+        endpoint: &Arc<Endpoint>,
+        request: Request<RequestBody>,
+        now: Instant,
+    ) -> Result<(Response<Incoming>, Lease), SendError> {
+        match &self.h2 {
+            Some(h2) if !request.headers().contains_key(http::header::UPGRADE) => {
+                let (response, stream) = h2.send(&endpoint.h2, endpoint.addr, request).await?;
+                Ok((response, Lease::H2(stream)))
+            }
+            _ => self.send_http1(endpoint, request, now).await,
+        }
+    }
+
+    async fn send_http1(
         &self,
         endpoint: &Arc<Endpoint>,
         mut request: Request<RequestBody>,
@@ -180,7 +270,7 @@ impl UpstreamPool {
                 Err(failed) => return Err(failed),
             }
         }
-        let sender = match self.connect(endpoint.addr).await {
+        let sender = match self.connect(endpoint).await {
             Ok(sender) => sender,
             Err(error) => {
                 return Err(SendError::NotSent {
@@ -201,12 +291,12 @@ impl UpstreamPool {
         match sender.try_send_request(request).await {
             Ok(response) => Ok((
                 response,
-                Lease {
+                Lease::Http1(Http1Lease {
                     sender,
                     endpoint: endpoint.clone(),
                     worker: self.worker,
                     max_idle: self.max_idle,
-                },
+                }),
             )),
             Err(mut e) => match e.take_message() {
                 Some(request) => Err(SendError::NotSent {
@@ -221,7 +311,8 @@ impl UpstreamPool {
         }
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<Sender, String> {
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Sender, String> {
+        let addr = endpoint.addr;
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| {
@@ -236,9 +327,13 @@ impl UpstreamPool {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("handshake with {addr}: {e}"))?;
+        let open = endpoint.http1_connections.clone();
+        open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             // Upgrades (WebSocket) take the socket over from here; the task then ends.
-            if let Err(e) = conn.with_upgrades().await {
+            let ended = conn.with_upgrades().await;
+            open.fetch_sub(1, Ordering::Relaxed);
+            if let Err(e) = ended {
                 tracing::debug!(backend = %addr, error = %e, "upstream connection ended with an error");
             }
         });

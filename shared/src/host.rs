@@ -42,7 +42,10 @@ const MAX_LITERAL_COLONS: usize = 8;
 /// RFC 3986 `unreserved` and `sub-delims`: what a registered name may hold.
 fn is_name_char(b: u8) -> bool {
     matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~')
-        || matches!(b, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+        || matches!(
+            b,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+        )
 }
 
 /// Nothing, or `:` and an empty port or one of up to five digits that fits a `u16`.

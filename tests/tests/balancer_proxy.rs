@@ -428,10 +428,22 @@ async fn unreachable_backend_is_retried_safely_and_each_request_lands_once() {
 
 #[tokio::test]
 async fn websocket_upgrade_is_tunnelled() {
+    websocket_through(&[]).await;
+}
+
+/// With HTTP/2 to the replicas, an upgrade still goes over HTTP/1.1: this backend speaks nothing
+/// else (its h2c health probes fail, so it stays pending, and a lone pending backend still gets
+/// the traffic).
+#[tokio::test]
+async fn websocket_upgrade_goes_over_http1_with_h2c() {
+    websocket_through(&["--upstream-protocol", "h2c"]).await;
+}
+
+async fn websocket_through(args: &[&str]) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let ws = websocket_backend().await;
-    let b = balancer_for(&[ws.addr], &[]).await;
+    let b = balancer_for(&[ws.addr], args).await;
     let stream = tokio::net::TcpStream::connect(b.addr()).await.unwrap();
     let (mut socket, resp) = tokio::time::timeout(
         T,

@@ -22,10 +22,16 @@ const SLACK: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_replica_fails_only_its_in_flight_requests_and_rejoins() {
-    e2e::bounded("crash test", crash()).await;
+    e2e::bounded("crash test", crash("http1")).await;
 }
 
-async fn crash() {
+/// The same with HTTP/2 to the replicas: the killed replica's connection dies with its streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_replica_over_h2c_fails_only_its_in_flight_requests_and_rejoins() {
+    e2e::bounded("crash test (h2c)", crash("h2c")).await;
+}
+
+async fn crash(protocol: &str) {
     // A fourth upstream the balancer knows of from the start, where nothing listens until the crashed
     // replica is started again there (as a scheduler would place it on a new port).
     let spare = e2e::free_port();
@@ -33,6 +39,8 @@ async fn crash() {
         3,
         &[spare],
         &[
+            "--upstream-protocol",
+            protocol,
             "--health-interval",
             "300ms",
             "--resolve-interval",

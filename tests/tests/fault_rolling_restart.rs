@@ -20,13 +20,22 @@ const ROUNDS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_under_load_fails_nothing_and_counts_each_visit_once() {
-    e2e::bounded("rolling restart test", rolling_restart()).await;
+    e2e::bounded("rolling restart test", rolling_restart("http1")).await;
 }
 
-async fn rolling_restart() {
+/// The same with HTTP/2 to the replicas: a replica's graceful stop is a GOAWAY, and the requests
+/// it did not take must move on without a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_over_h2c_fails_nothing_and_counts_each_visit_once() {
+    e2e::bounded("rolling restart test (h2c)", rolling_restart("h2c")).await;
+}
+
+async fn rolling_restart(protocol: &str) {
     let mut stack = Stack::start(
         3,
         &[
+            "--upstream-protocol",
+            protocol,
             "--health-interval",
             "300ms",
             "--resolve-interval",

@@ -172,6 +172,22 @@ fn groups(plan: &Plan) -> Vec<Group> {
             paths: both_paths,
             concurrency: plan.concurrency.clone(),
         },
+        // HTTP/2 to the replicas (`--upstream-protocol h2c`), beside the all-cores rows above on
+        // the path that reaches the replicas' work: its rows join that table. (Its own group, not
+        // a fourth door in the matrix, to keep the full plan within its ten minutes of load.)
+        Group {
+            phase: Phase::Matrix,
+            setting: Setting::AllCores,
+            replicas: plan.replicas,
+            doors: vec![Door::BalancerH2c],
+            paths: vec![PathKind::Count],
+            // Quick (CI) checks that it works, at the lowest concurrency only.
+            concurrency: if plan.quick {
+                plan.concurrency.iter().copied().take(1).collect()
+            } else {
+                plan.concurrency.clone()
+            },
+        },
     ];
     if let Some(fixed) = plan.fixed_rate {
         // After the matrix, whose NGINX maxima set the rate.
@@ -313,6 +329,7 @@ pub fn record(id: RunId, url_path: String, result: &OhaResult, counter_delta: i6
         user_cpu_seconds_per_10k: None,
         peak_rss_kib: None,
         peak_rss_max_process_kib: None,
+        upstream_connections: None,
         processes: 0,
         rss_peak_is_per_run: false,
         containers: Vec::new(),
@@ -566,6 +583,8 @@ impl Bench {
             None => Load::For(duration),
         };
         let result = oha::run_load(&self.oha, &url, id.concurrency, load, &stem, &[])?;
+        let replica_ports: Vec<u16> = self.replicas.iter().map(|r| r.addr.port()).collect();
+        let upstream_connections = procstats::upstream_connections(&pids, &replica_ports);
 
         let counter_after = self.redis.counter(&self.plan.counter_key)?;
         let after = sample_pids(&pids)?;
@@ -585,6 +604,7 @@ impl Bench {
         record.peak_rss_max_process_kib = after.map(|a| a.peak_rss_max_kib);
         record.processes = pids.len();
         record.rss_peak_is_per_run = rss_reset;
+        record.upstream_connections = upstream_connections;
         Ok(record)
     }
 }

@@ -41,6 +41,7 @@ fn style(door: Door, setting: Option<Setting>) -> (&'static str, &'static str) {
         Door::BalancerLeastRequest => "#c5221f",
         Door::BalancerRateLimited => "#9334e6",
         Door::HyperFloor => "#1a73e8",
+        Door::BalancerH2c => "#f9ab00",
     };
     let dash = match (door, setting) {
         (Door::Direct, _) => "2 4",

@@ -38,7 +38,12 @@ const CONNECTIONS: usize = 16;
 /// Functions listed per door.
 const TOP_FUNCTIONS: usize = 15;
 /// The doors measured, in the order each run starts them.
-const DOORS: [Door; 3] = [Door::Balancer, Door::HyperFloor, Door::Nginx];
+const DOORS: [Door; 4] = [
+    Door::Balancer,
+    Door::BalancerH2c,
+    Door::HyperFloor,
+    Door::Nginx,
+];
 
 /// Sizes of one instructions benchmark.
 #[derive(Debug, Clone, Serialize)]
@@ -300,7 +305,11 @@ impl Bench<'_> {
             _ => {
                 let ports = (stack::free_port()?, stack::free_port()?);
                 // Probes and re-resolution stay out of the counted window.
-                let quiet = ["--health-interval", "1h", "--resolve-interval", "1h"];
+                let quiet = [
+                    &["--health-interval", "1h", "--resolve-interval", "1h"],
+                    door.balancer_args(),
+                ]
+                .concat();
                 let log = self.out.logs.join(format!("balancer-{slug}.log"));
                 let balancer = Balancer::start_launched(
                     &self.bins.balancer,
@@ -398,7 +407,7 @@ pub fn stats(report: &InstructionsReport, door: Door, path: &str) -> Option<(f64
 /// floor beside NGINX and the part of the balancer's count above the floor.
 fn summary_table(report: &InstructionsReport) -> String {
     let mut out = String::from(
-        "| path | balancer instr/request | spread | NGINX instr/request | spread | ratio | hyper floor | floor / NGINX | balancer above the floor |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| path | balancer instr/request | spread | NGINX instr/request | spread | ratio | hyper floor | floor / NGINX | balancer above the floor | balancer h2c instr/request | h2c ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for path in &report.plan.paths {
         let (Some(b), Some(n)) = (
@@ -412,13 +421,20 @@ fn summary_table(report: &InstructionsReport) -> String {
             Some((f, _, _)) => format!("{f:.0} | {:.2}× | {:.0}", f / n.0, b.0 - f),
             None => "– | – | –".to_string(),
         };
+        let h2c = stats(report, Door::BalancerH2c, path);
         out.push_str(&format!(
-            "| `{path}` | {:.0} | ±{:.2} % | {:.0} | ±{:.2} % | **{:.2}×** | {floor} |\n",
+            "| `{path}` | {:.0} | ±{:.2} % | {:.0} | ±{:.2} % | **{:.2}×** | {floor} | {} | {} |\n",
             b.0,
             spread(b) / 2.0,
             n.0,
             spread(n) / 2.0,
-            b.0 / n.0
+            b.0 / n.0,
+            h2c.map_or("-".into(), |h| format!(
+                "{:.0} (±{:.2} %)",
+                h.0,
+                spread(h) / 2.0
+            )),
+            h2c.map_or("-".into(), |h| format!("{:.2}×", h.0 / n.0)),
         ));
     }
     out

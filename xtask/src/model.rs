@@ -27,6 +27,8 @@ pub enum Door {
     /// `balancer/examples/hyper_floor.rs`: hyper passing requests through with no logic of ours
     /// (the instructions benchmark), the floor of a hyper proxy.
     HyperFloor,
+    /// The balancer with `--upstream-protocol h2c`: HTTP/2 to the replicas (the matrix).
+    BalancerH2c,
 }
 
 impl Door {
@@ -38,6 +40,7 @@ impl Door {
             Door::BalancerLeastRequest => "balancer least-request",
             Door::BalancerRateLimited => "balancer rate-limited",
             Door::HyperFloor => "hyper floor",
+            Door::BalancerH2c => "balancer h2c",
         }
     }
 
@@ -46,6 +49,7 @@ impl Door {
         match self {
             Door::BalancerLeastRequest => &["--balance", "least-request"],
             Door::BalancerRateLimited => &["--rate-limit", "1000000/s"],
+            Door::BalancerH2c => &["--upstream-protocol", "h2c"],
             _ => &[],
         }
     }
@@ -162,6 +166,9 @@ pub struct RunRecord {
     pub processes: usize,
     /// Whether the peak-RSS mark could be reset before the run (else it is a lifetime peak).
     pub rss_peak_is_per_run: bool,
+    /// TCP connections from the front door to the replicas, established at the end of the run
+    /// (loopback only).
+    pub upstream_connections: Option<u64>,
     /// Compose only: every container of the stack during the run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<ContainerUsage>,
@@ -267,6 +274,8 @@ pub struct CellSummary {
     pub user_cpu_seconds_per_10k: Option<f64>,
     /// Median per-run peak RSS, summed over the door's processes (NGINX: master + workers).
     pub peak_rss_kib: Option<f64>,
+    /// Median of the runs' upstream connection counts.
+    pub upstream_connections: Option<f64>,
     /// Largest single-process peak RSS seen in any round.
     pub peak_rss_max_process_kib: Option<u64>,
     /// Compose only: every service of the stack.

@@ -159,6 +159,55 @@ pub fn sample(pids: &[u32]) -> Result<GroupSample> {
     Ok(out)
 }
 
+/// TCP connections the processes in `pids` hold established to any of `ports` on loopback (the
+/// replicas): their socket inodes (`/proc/<pid>/fd`) matched against `/proc/net/tcp{,6}`.
+/// `None` when there is no process or `/proc` cannot be read.
+pub fn upstream_connections(pids: &[u32], ports: &[u16]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut inodes = std::collections::HashSet::new();
+    for pid in pids {
+        for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+            let Ok(target) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            if let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+            {
+                inodes.insert(inode.to_owned());
+            }
+        }
+    }
+    let mut count = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        count += text
+            .lines()
+            .skip(1)
+            .filter(|line| established_to(line, ports, &inodes))
+            .count() as u64;
+    }
+    Some(count)
+}
+
+/// One `/proc/net/tcp` line: established (state 01), remote port in `ports`, inode ours.
+fn established_to(line: &str, ports: &[u16], inodes: &std::collections::HashSet<String>) -> bool {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (Some(remote), Some(state), Some(inode)) = (fields.get(2), fields.get(3), fields.get(9))
+    else {
+        return false;
+    };
+    let port = remote
+        .rsplit_once(':')
+        .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+    *state == "01" && port.is_some_and(|p| ports.contains(&p)) && inodes.contains(*inode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

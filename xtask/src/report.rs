@@ -138,6 +138,7 @@ fn summarize_cell(key: CellKey, cell: &[&RunRecord]) -> CellSummary {
         cpu_seconds_per_10k: median_of(cell, |r| r.cpu_seconds_per_10k),
         user_cpu_seconds_per_10k: median_of(cell, |r| r.user_cpu_seconds_per_10k),
         peak_rss_kib: median_of(cell, |r| r.peak_rss_kib.map(|k| k as f64)),
+        upstream_connections: median_of(cell, |r| r.upstream_connections.map(|n| n as f64)),
         peak_rss_max_process_kib: cell.iter().filter_map(|r| r.peak_rss_max_process_kib).max(),
         services: summarize_services(cell),
     }
@@ -758,15 +759,15 @@ fn mib(kib: Option<f64>) -> String {
 fn table_header(md: &mut String, first: &str) {
     let _ = writeln!(
         md,
-        "| {first} | front door | req/s | p50 ms | p99 ms | p99.9 ms | errors (sum) | CPU s/10k req | peak RSS |"
+        "| {first} | front door | req/s | p50 ms | p99 ms | p99.9 ms | errors (sum) | CPU s/10k req | peak RSS | upstream conns |"
     );
-    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
 }
 
 fn table_row(md: &mut String, first: &str, c: &CellSummary) {
     let _ = writeln!(
         md,
-        "| {first} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+        "| {first} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |",
         c.door.label(),
         c.requests_per_sec,
         c.p50_ms,
@@ -776,6 +777,8 @@ fn table_row(md: &mut String, first: &str, c: &CellSummary) {
         c.cpu_seconds_per_10k
             .map_or("-".into(), |v| format!("{v:.2}")),
         mib(c.peak_rss_kib),
+        c.upstream_connections
+            .map_or("-".into(), |n| format!("{n:.0}")),
     );
 }
 
