@@ -140,20 +140,21 @@ pub fn is_hop_by_hop(name: &HeaderName, connection_values: &[&str]) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case(name.as_str()))
 }
 
-/// Adds the client-identifying headers to a request bound for a backend.
-///
-/// `client_ip` is the peer address rendered once per connection. Any `X-Forwarded-For` the client
-/// sent is kept and the peer appended (the NGINX `$proxy_add_x_forwarded_for` rule); the others are
-/// overwritten because this proxy is the edge and the client's own claims about them are not
-/// trustworthy.
+/// [`add_forwarding_found`] with its own lookups: the form the property tests state the rule on.
+#[cfg(test)]
 pub fn add_forwarding(headers: &mut HeaderMap, client_ip: &HeaderValue, proto: &HeaderValue) {
     let host = headers.get(header::HOST).cloned();
     let forwarded_for = headers.contains_key(&X_FORWARDED_FOR);
     add_forwarding_found(headers, client_ip, proto, host, forwarded_for);
 }
 
-/// [`add_forwarding`] with what a [`scan`] already found: the `Host` value and whether an
-/// `X-Forwarded-For` is present.
+/// Adds the client-identifying headers to a request bound for a backend, given what a [`scan`]
+/// found: the `Host` value and whether an `X-Forwarded-For` is present.
+///
+/// `client_ip` is the peer address rendered once per connection. Any `X-Forwarded-For` the client
+/// sent is kept and the peer appended (the NGINX `$proxy_add_x_forwarded_for` rule); the others are
+/// overwritten because this proxy is the edge and the client's own claims about them are not
+/// trustworthy.
 pub fn add_forwarding_found(
     headers: &mut HeaderMap,
     client_ip: &HeaderValue,

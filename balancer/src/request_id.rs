@@ -7,7 +7,7 @@
 //! the backend, back to the client and into the access log line. Pure: no I/O, unit- and
 //! property-tested here.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 
 /// The header, as NGINX's `$request_id` users and Heroku/Envoy name it.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -47,6 +47,7 @@ pub fn of(client: Option<&HeaderValue>) -> HeaderValue {
 mod tests {
     use super::*;
     use crate::headers::scan;
+    use http::header::HeaderMap;
 
     /// The ID of a request with these headers, as the proxy picks it.
     fn id_of(h: &HeaderMap) -> HeaderValue {
