@@ -11,6 +11,7 @@ mod config;
 mod connection_limit;
 mod dashboard;
 mod discovery;
+mod head_timeout;
 mod headers;
 mod health;
 mod health_check;

@@ -18,13 +18,14 @@ use std::time::Duration;
 use http::header::{HeaderValue, STRICT_TRANSPORT_SECURITY};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper::service::{service_fn, HttpService};
+use hyper::service::{service_fn, Service};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::connection_limit::{self, ConnectionLimit, Permit};
+use crate::head_timeout::{self, HeadClock};
 use crate::proxy::{ClientInfo, Proxy};
 use crate::redirect;
 use crate::shutdown::{Drain, DrainWatch};
@@ -51,7 +52,9 @@ impl Http {
         let mut http1 = http1::Builder::new();
         http1
             .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
+            // Enforced per connection by `head_timeout` instead: hyper's own timer costs a boxed
+            // sleep and a timer-wheel registration for every request.
+            .header_read_timeout(None::<Duration>)
             // The hard limit. max_buf_size alone is not one: a head that arrives in one large
             // read is parsed before the buffer size is checked.
             .max_header_size(MAX_HEADER_BYTES)
@@ -314,7 +317,7 @@ async fn serve_plain<S, B>(
     watch: DrainWatch,
 ) -> Result<(), hyper::Error>
 where
-    S: HttpService<Incoming, ResBody = B> + Send + 'static,
+    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: hyper::body::Body + Send + 'static,
@@ -391,7 +394,7 @@ async fn serve_http<I, S, B>(
 ) -> Result<(), hyper::Error>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: HttpService<Incoming, ResBody = B> + Send + 'static,
+    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: hyper::body::Body + Send + 'static,
@@ -400,8 +403,16 @@ where
 {
     match protocol {
         Protocol::Http1 => {
+            let clock = HeadClock::started();
+            let service = head_timeout::Timed::new(service, clock.clone());
             let conn = http.http1.serve_connection(io, service).with_upgrades();
-            watch.serve(conn, |c| c.graceful_shutdown()).await
+            tokio::select! {
+                served = watch.serve(conn, |c| c.graceful_shutdown()) => served,
+                () = clock.expired(http.header_read_timeout) => {
+                    tracing::debug!("no request head within --header-read-timeout: closed");
+                    Ok(())
+                }
+            }
         }
         Protocol::Http2 => {
             let conn = http.http2.serve_connection(io, service);
