@@ -267,6 +267,17 @@ mod tests {
     }
 
     #[test]
+    fn only_a_single_request_id_is_the_clients() {
+        let id = HeaderName::from_static("x-request-id");
+        let mut h = HeaderMap::new();
+        assert_eq!(scan(&h).single_request_id(), None);
+        h.append(&id, hv("one"));
+        assert_eq!(scan(&h).single_request_id(), Some(&hv("one")));
+        h.append(&id, hv("two"));
+        assert_eq!(scan(&h).single_request_id(), None, "two are nobody's");
+    }
+
+    #[test]
     fn forwarding_headers() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, hv("shop.example:8080"));
@@ -377,7 +388,7 @@ mod tests {
         ) {
             let h = header_map(&pairs);
             let found = scan(&h);
-            let id = &crate::request_id::X_REQUEST_ID;
+            let id = &HeaderName::from_static("x-request-id");
             prop_assert_eq!(found.hosts, h.get_all(header::HOST).iter().count());
             prop_assert_eq!(found.host.as_ref(), h.get(header::HOST));
             prop_assert_eq!(found.request_ids, h.get_all(id).iter().count());
