@@ -11,7 +11,7 @@
 #      the time is printed), `balancer_tls_reloads_total{outcome="ok"}` rose, and an HTTPS request
 #      trusting only the new CA answers.
 # X-Forwarded-Proto is not observable from outside the containers (the app does not echo headers);
-# balancer_tls (the non-Docker HTTPS tests) checks it. The plain stack without the TLS file and
+# tests/tests/tls_front_door.rs checks it on loopback. The plain stack without the TLS file and
 # without certificates is tests/docker/e2e.sh's.
 #
 # The checkout's ./certs is never read or written: the pair lives in a temporary directory that
