@@ -148,8 +148,7 @@ pub fn load_pair(files: &PairFiles, now: SystemTime) -> Result<Pair, PairError> 
     let key_pem = read(&files.key).map_err(PairError::KeyUnreadable)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| PairError::KeyInvalid(e.to_string()))?;
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let key = CertifiedKey::from_der(chain, key, &provider).map_err(|e| match e {
+    let key = CertifiedKey::from_der(chain, key, &crypto::provider()).map_err(|e| match e {
         rustls::Error::InconsistentKeys(_) => PairError::Mismatch,
         other => PairError::KeyInvalid(other.to_string()),
     })?;
@@ -239,16 +238,27 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
+/// The crypto provider: aws-lc-rs (the default), or ring with the `ring` cargo feature, which
+/// exists only for the A/B measurement in docs/PERFORMANCE.md ("aws-lc-rs or ring").
+#[cfg(not(feature = "ring"))]
+mod crypto {
+    pub use rustls::crypto::aws_lc_rs::{default_provider as provider, Ticketer};
+}
+#[cfg(feature = "ring")]
+mod crypto {
+    pub use rustls::crypto::ring::{default_provider as provider, Ticketer};
+}
+
 /// The rustls configuration of the TLS listener, presenting whatever `store` holds.
 pub fn server_config(store: Arc<CertStore>) -> Result<ServerConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(crypto::provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(store);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
-    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+    config.ticketer = crypto::Ticketer::new()?;
     Ok(config)
 }
 

@@ -45,7 +45,9 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "compose")]
     pub instructions: bool,
     /// Measure HTTPS instead: the balancer's --tls-listen against NGINX's `ssl` listener, one
-    /// worker each, same certificate (`tls_bench.rs`; report in <target>/bench-tls).
+    /// worker each, same certificate (`tls_bench.rs`; report in <target>/bench-tls). With
+    /// --instructions: instructions per HTTPS request and per full handshake
+    /// (<target>/bench-instructions-tls).
     #[arg(long, conflicts_with = "compose")]
     pub tls: bool,
     /// Rounds per cell (each round runs every front door once, A B A B). Default 3, quick 1.

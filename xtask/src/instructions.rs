@@ -12,7 +12,8 @@
 //! number. A third door, the hyper floor (`balancer/examples/hyper_floor.rs`: hyper passing
 //! requests through with no logic of ours), is measured the same way, so the report splits the
 //! balancer's count into what hyper costs at least and what the balancer adds. Outputs
-//! `instructions.{md,json}` beside the bench report.
+//! `instructions.{md,json}` beside the bench report. With `--tls` the cases are HTTPS ones
+//! (`instructions_tls`), in `bench-instructions-tls`.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use serde::Serialize;
 use crate::bench::{BenchArgs, OutDirs};
 use crate::binaries::{self, Binaries};
 use crate::callgrind::{self, FunctionCost};
+use crate::instructions_tls::{self, Case, Kind, TlsFiles};
 use crate::launch::Launch;
 use crate::model::Door;
 use crate::nginx::Nginx;
@@ -37,13 +39,9 @@ use crate::stack::{self, Balancer, Redis, Replica, RequestLog};
 const CONNECTIONS: usize = 16;
 /// Functions listed per door.
 const TOP_FUNCTIONS: usize = 15;
-/// The doors measured, in the order each run starts them.
-const DOORS: [Door; 4] = [
-    Door::Balancer,
-    Door::BalancerH2c,
-    Door::HyperFloor,
-    Door::Nginx,
-];
+/// Seconds of counted `openssl s_time -new` in the full-handshake case (a few hundred
+/// handshakes under callgrind).
+const HANDSHAKE_SECONDS: u64 = 8;
 
 /// Sizes of one instructions benchmark.
 #[derive(Debug, Clone, Serialize)]
@@ -52,24 +50,35 @@ pub struct InstructionsPlan {
     pub warmup_requests: u64,
     pub requests: u64,
     pub connections: usize,
-    pub paths: Vec<String>,
+    pub cases: Vec<Case>,
 }
 
 impl InstructionsPlan {
     /// Full: 3 runs of 10,000 requests on both paths; quick (CI): one run of 2,000, static only.
     pub fn of(args: &BenchArgs) -> Self {
         let quick = args.quick;
-        let mut paths = vec![args.static_path.clone()];
-        if !quick {
-            paths.push("/count".to_string());
-        }
         Self {
             runs: args.rounds.unwrap_or(if quick { 1 } else { 3 }),
             warmup_requests: if quick { 500 } else { 2_000 },
             requests: if quick { 2_000 } else { 10_000 },
             connections: CONNECTIONS,
-            paths,
+            cases: instructions_tls::cases(args),
         }
+    }
+}
+
+/// The doors measured on a case, in the order each run starts them (HTTPS has no h2c cell and
+/// no hyper floor).
+fn doors(case: &Case) -> &'static [Door] {
+    if case.tls() {
+        &[Door::Balancer, Door::Nginx]
+    } else {
+        &[
+            Door::Balancer,
+            Door::BalancerH2c,
+            Door::HyperFloor,
+            Door::Nginx,
+        ]
     }
 }
 
@@ -125,7 +134,12 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     let bins = args.binaries.resolve()?;
     let floor = binaries::hyper_floor(args.binaries.no_build)?;
     let started = Instant::now();
-    let out = OutDirs::prepare(args, "bench-instructions")?;
+    let out_name = if args.tls {
+        "bench-instructions-tls"
+    } else {
+        "bench-instructions"
+    };
+    let out = OutDirs::prepare(args, out_name)?;
     let work = tempfile::Builder::new()
         .prefix("xtask-instructions-")
         .tempdir()
@@ -137,6 +151,10 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         &out.logs,
     )?;
     let replicas = stack::start_replicas(&bins.app, &redis, 1, &args.counter_key, &out.logs)?;
+    let tls = match args.tls {
+        true => Some(TlsFiles::write(work.path())?),
+        false => None,
+    };
     let bench = Bench {
         oha,
         nginx_bin: nginx_bin.clone(),
@@ -147,6 +165,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         counter_key: &args.counter_key,
         work: work.path().to_path_buf(),
         out: &out,
+        tls,
     };
     let mut report = InstructionsReport {
         plan: plan.clone(),
@@ -156,10 +175,11 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         measurements: Vec::new(),
         failures: Vec::new(),
     };
-    for path in &plan.paths {
+    for case in &plan.cases {
+        let path = &case.label;
         for run in 1..=plan.runs {
-            for door in DOORS {
-                match bench.measure(door, path, run, &plan) {
+            for &door in doors(case) {
+                match bench.measure(door, case, run, &plan) {
                     Ok(m) => {
                         eprintln!(
                             "xtask: {} {path} run {run}: {:.0} instructions/request",
@@ -219,6 +239,8 @@ struct Bench<'a> {
     counter_key: &'a str,
     work: PathBuf,
     out: &'a OutDirs,
+    /// The pair of the HTTPS cases (`--tls`).
+    tls: Option<TlsFiles>,
 }
 
 impl Bench<'_> {
@@ -226,14 +248,15 @@ impl Bench<'_> {
     fn measure(
         &self,
         door: Door,
-        path: &str,
+        case: &Case,
         run: usize,
         plan: &InstructionsPlan,
     ) -> Result<Measurement> {
+        let path = case.path.as_str();
         let slug = format!(
             "{}-{}-{run}",
             door.label(),
-            path.trim_matches('/').replace('/', "_")
+            case.label.trim_matches('/').replace(['/', ' ', '+'], "_")
         );
         let profile_path = self.out.raw.join(format!("callgrind.{slug}.out"));
         let launch = Launch {
@@ -245,30 +268,21 @@ impl Bench<'_> {
             ],
             single_process: true,
         };
-        let (mut process, addr, program) = self.start(door, &launch, &slug)?;
-        let url = format!("http://{addr}{path}");
-        let before = self.redis.counter(self.counter_key)?;
-        let warm = self.load(
-            &url,
-            Load::Requests(plan.warmup_requests),
-            &format!("{slug}-warmup"),
-        )?;
-        callgrind_control(process.pid(), "on")?;
-        let measured = self.load(&url, Load::Requests(plan.requests), &slug)?;
-        callgrind_control(process.pid(), "off")?;
+        let (mut process, addr, program) = self.start(door, &launch, &slug, case)?;
+        let requests = if case.kind == Kind::FullHandshake {
+            instructions_tls::full_handshakes(addr, path, 1)?;
+            callgrind_control(process.pid(), "on")?;
+            let done = instructions_tls::full_handshakes(addr, path, HANDSHAKE_SECONDS);
+            callgrind_control(process.pid(), "off")?;
+            done?
+        } else {
+            self.count_requests(&process, case.url(addr), case, plan, &slug)?
+        };
         process.stop(Duration::from_secs(60));
-        if path == "/count" {
-            let delta = self.redis.counter(self.counter_key)? - before;
-            let ok = (warm.responses_with(200) + measured.responses_with(200)) as i64;
-            if delta != ok {
-                bail!("the counter rose by {delta} for {ok} successful responses");
-            }
-        }
         let profile = callgrind::annotate(&profile_path, program)?;
-        let requests = measured.responses_with(200);
         Ok(Measurement {
             door,
-            path: path.to_string(),
+            path: case.label.clone(),
             run,
             requests,
             instructions: profile.total,
@@ -278,18 +292,54 @@ impl Bench<'_> {
         })
     }
 
-    /// The door under `launch`: its process, address and program name.
+    /// The warm-up, then `plan.requests` counted requests with oha; the 200s counted (and on
+    /// `/count` checked against the counter).
+    fn count_requests(
+        &self,
+        process: &Process,
+        url: String,
+        case: &Case,
+        plan: &InstructionsPlan,
+        slug: &str,
+    ) -> Result<u64> {
+        let before = self.redis.counter(self.counter_key)?;
+        let warmup = Load::Requests(plan.warmup_requests);
+        let warm = self.load(&url, warmup, &format!("{slug}-warmup"), case)?;
+        callgrind_control(process.pid(), "on")?;
+        let measured = self.load(&url, Load::Requests(plan.requests), slug, case)?;
+        callgrind_control(process.pid(), "off")?;
+        if case.path == "/count" {
+            let delta = self.redis.counter(self.counter_key)? - before;
+            let ok = (warm.responses_with(200) + measured.responses_with(200)) as i64;
+            if delta != ok {
+                bail!("the counter rose by {delta} for {ok} successful responses");
+            }
+        }
+        Ok(measured.responses_with(200))
+    }
+
+    /// The door under `launch`: its process, the address `case` talks to and the program name.
     fn start(
         &self,
         door: Door,
         launch: &Launch,
         slug: &str,
+        case: &Case,
     ) -> Result<(Process, SocketAddr, &'static str)> {
         let upstreams = [self.replica.addr];
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let tls = match (&self.tls, case.tls()) {
+            (Some(files), true) => Some((files, loopback(stack::free_port()?))),
+            _ => None,
+        };
         match door {
             Door::Nginx => {
-                let listen = SocketAddr::from(([127, 0, 0, 1], stack::free_port()?));
+                let listen = loopback(stack::free_port()?);
                 let prefix = self.work.join(format!("nginx-{slug}"));
+                let edit = |config: String| match tls {
+                    Some((f, at)) => crate::tls_bench::nginx_with_tls(&config, at, &f.cert, &f.key),
+                    None => Ok(config),
+                };
                 let nginx = Nginx::start_launched(
                     &self.nginx_bin,
                     &prefix,
@@ -297,19 +347,23 @@ impl Bench<'_> {
                     (listen, listen),
                     Some(1),
                     launch,
-                    Ok,
+                    edit,
                 )?;
-                Ok((nginx.process, nginx.addr, "nginx"))
+                Ok((nginx.process, tls.map_or(nginx.addr, |t| t.1), "nginx"))
             }
             Door::HyperFloor => self.start_floor(launch, slug),
             _ => {
                 let ports = (stack::free_port()?, stack::free_port()?);
                 // Probes and re-resolution stay out of the counted window.
-                let quiet = [
-                    &["--health-interval", "1h", "--resolve-interval", "1h"],
-                    door.balancer_args(),
-                ]
-                .concat();
+                let mut flags: Vec<String> =
+                    ["--health-interval", "1h", "--resolve-interval", "1h"]
+                        .map(String::from)
+                        .to_vec();
+                flags.extend(door.balancer_args().iter().map(|f| f.to_string()));
+                if let Some((files, at)) = tls {
+                    flags.extend(files.balancer_flags(at));
+                }
+                let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
                 let log = self.out.logs.join(format!("balancer-{slug}.log"));
                 let balancer = Balancer::start_launched(
                     &self.bins.balancer,
@@ -318,9 +372,13 @@ impl Bench<'_> {
                     (Some(1), RequestLog::Off),
                     &log,
                     launch,
-                    &quiet,
+                    &flags,
                 )?;
-                Ok((balancer.process, balancer.addr, "balancer"))
+                Ok((
+                    balancer.process,
+                    tls.map_or(balancer.addr, |t| t.1),
+                    "balancer",
+                ))
             }
         }
     }
@@ -345,14 +403,17 @@ impl Bench<'_> {
     }
 
     /// One oha run that must answer 200 to every request.
-    fn load(&self, url: &str, load: Load, stem: &str) -> Result<OhaResult> {
+    fn load(&self, url: &str, load: Load, stem: &str, case: &Case) -> Result<OhaResult> {
+        let ca = self.tls.as_ref().map(|t| t.ca.as_path());
+        let (connections, extra) = case.oha(CONNECTIONS, ca);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let result = oha::run_load(
             &self.oha,
             url,
-            CONNECTIONS,
+            connections,
             load,
             &self.out.raw.join(stem),
-            &[],
+            &extra,
         )?;
         if result.errors() > 0 || result.non_200() > 0 {
             bail!(
@@ -409,7 +470,7 @@ fn summary_table(report: &InstructionsReport) -> String {
     let mut out = String::from(
         "| path | balancer instr/request | spread | NGINX instr/request | spread | ratio | hyper floor | floor / NGINX | balancer above the floor | balancer h2c instr/request | h2c ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for path in &report.plan.paths {
+    for path in report.plan.cases.iter().map(|c| &c.label) {
         let (Some(b), Some(n)) = (
             stats(report, Door::Balancer, path),
             stats(report, Door::Nginx, path),
@@ -452,8 +513,9 @@ fn markdown(report: &InstructionsReport) -> String {
         report.valgrind, plan.runs, plan.requests, plan.connections, plan.warmup_requests, report.nginx, report.git
     );
     out.push_str(&summary_table(report));
-    for path in &plan.paths {
-        for door in DOORS {
+    for case in &plan.cases {
+        let path = &case.label;
+        for &door in doors(case) {
             if let Some(m) = median_measurement(report, door, path) {
                 out.push_str(&door_section(m));
             }

@@ -24,6 +24,7 @@ mod compose;
 mod dev_cert;
 mod docker;
 mod instructions;
+mod instructions_tls;
 mod launch;
 mod model;
 mod nginx;

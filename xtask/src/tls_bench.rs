@@ -193,7 +193,7 @@ fn handshakes(
 }
 
 /// The connection count of `s_time`'s summary line (`N connections in T real seconds`).
-fn s_time_connections(text: &str) -> Option<u64> {
+pub fn s_time_connections(text: &str) -> Option<u64> {
     text.lines()
         .find(|l| l.contains("connections in") && l.contains("real seconds"))?
         .split_whitespace()
