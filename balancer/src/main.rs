@@ -35,6 +35,7 @@ mod trusted_proxies;
 mod upgrade;
 mod upstream_h2;
 mod upstream_pool;
+mod wait_clock;
 
 use std::io::IsTerminal;
 use std::sync::Arc;

@@ -163,6 +163,7 @@ impl Proxy {
             upstream: UpstreamPool::new(
                 UpstreamSettings {
                     connect_timeout: settings.connect_timeout,
+                    upstream_timeout: settings.upstream_timeout,
                     max_idle: settings.max_idle_per_backend,
                     protocol: settings.upstream_protocol,
                     keep_alive: settings.health_interval,
@@ -426,29 +427,25 @@ impl Proxy {
         let in_flight = InFlight::start(backend.clone());
         backend.requests_total.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
-        let result = tokio::time::timeout(
-            self.settings.upstream_timeout,
-            self.upstream.send(&backend.endpoint, request, sent),
-        )
-        .await;
-        match result {
-            Ok(Ok((resp, lease))) => {
+        // `--upstream-timeout` is the pool's: see `upstream_pool::Exchange`.
+        match self.upstream.send(&backend.endpoint, request, sent).await {
+            Ok((resp, lease)) => {
                 let head_after = sent.elapsed();
                 backend.metrics.latency.observe(head_after.as_secs_f64());
                 backend.metrics.by_class[class_index(resp.status().as_u16())].inc();
                 self.record_status(backend, resp.status().as_u16());
                 Attempt::Answered(resp, lease, in_flight, head_after)
             }
-            Ok(Err(SendError::NotSent { request, error })) => {
+            Err(SendError::NotSent { request, error }) => {
                 // Never reached the backend: safe to try the next one.
                 backend.record_failure(&self.settings.policy, &error);
                 tracing::warn!(backend = %backend.addr, %error, retry = true, "upstream request failed");
                 Attempt::NotSent(*request)
             }
-            Ok(Err(SendError::Failed(e))) => {
+            Err(SendError::Failed(e)) => {
                 Attempt::Failed(self.failed(backend, &e, body_handle, in_flight))
             }
-            Err(_elapsed) => {
+            Err(SendError::TimedOut) => {
                 backend.record_failure(
                     &self.settings.policy,
                     "no response head within --upstream-timeout",

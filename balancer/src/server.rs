@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::connection_limit::{self, ConnectionLimit, Permit};
-use crate::head_timeout::{self, HeadClock};
+use crate::head_timeout::{self, WaitClock};
 use crate::proxy::{ClientInfo, Proxy};
 use crate::redirect;
 use crate::shutdown::{Drain, DrainWatch};
@@ -407,12 +407,13 @@ where
 {
     match protocol {
         Protocol::Http1 => {
-            let clock = HeadClock::started();
+            let clock = Arc::new(WaitClock::waiting());
             let service = head_timeout::Timed::new(service, clock.clone());
             let conn = http.http1.serve_connection(io, service).with_upgrades();
-            tokio::select! {
-                served = watch.serve(conn, |c| c.graceful_shutdown()) => served,
-                () = clock.expired(http.header_read_timeout) => {
+            let served = watch.serve(conn, |c| c.graceful_shutdown());
+            match clock.guard(served, http.header_read_timeout).await {
+                Some(served) => served,
+                None => {
                     tracing::debug!("no request head within --header-read-timeout: closed");
                     Ok(())
                 }

@@ -13,6 +13,9 @@
 //!   was closed, was upgraded or whose body was abandoned is discarded.
 //! - New connections get `--connect-timeout` and TCP_NODELAY; their hyper task is spawned once
 //!   per connection, not per request.
+//! - `--upstream-timeout` (request sent, no response head yet) is watched by that same task through
+//!   a [`WaitClock`] ([`Exchange`]), not by a tokio timer per request: a late head closes the
+//!   connection and the exchange ends as [`SendError::TimedOut`], a 504 that is never retried.
 //! - [`SendError::NotSent`] hands the request back when it provably never reached the backend:
 //!   the connect failed, or hyper returned the unwritten request from `try_send_request`. Only
 //!   that case is safe to retry elsewhere. A pooled connection that turns out to be stale (the
@@ -38,11 +41,36 @@ use crate::config::UpstreamProtocol;
 use crate::metrics::UpstreamMetrics;
 use crate::request_body::RequestBody;
 use crate::upstream_h2::{H2Endpoint, H2Pool, H2SendError, H2Settings, StreamGuard};
+use crate::wait_clock::WaitClock;
 
 /// Idle connections older than this are closed rather than reused (the legacy client's default).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-type Sender = http1::SendRequest<RequestBody>;
+/// A keep-alive HTTP/1.1 connection's sending half, with the deadline of the response head it
+/// awaits (`--upstream-timeout`), which the connection's own task watches.
+struct Sender {
+    inner: http1::SendRequest<RequestBody>,
+    exchange: Arc<Exchange>,
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    fn is_ready(&self) -> bool {
+        self.inner.is_ready()
+    }
+
+    async fn ready(&mut self) -> Result<(), hyper::Error> {
+        self.inner.ready().await
+    }
+}
+
+/// One connection's wait for a response head: a [`WaitClock`] wait from sending a request to its
+/// response head, instead of a tokio timer per request. When a wait runs out the connection's
+/// task ends the connection, which fails the exchange, and the clock says why.
+type Exchange = WaitClock;
 
 struct IdleConnection {
     sender: Sender,
@@ -93,6 +121,9 @@ pub enum SendError {
     },
     /// The request may have been (partly) written: it must not be retried.
     Failed(hyper::Error),
+    /// No response head within `--upstream-timeout` (the request may have been written): a 504,
+    /// never retried.
+    TimedOut,
 }
 
 impl From<H2SendError> for SendError {
@@ -204,6 +235,8 @@ impl Http1Lease {
 #[derive(Clone, Copy, Debug)]
 pub struct UpstreamSettings {
     pub connect_timeout: Duration,
+    /// `--upstream-timeout`: from sending a request to its response head.
+    pub upstream_timeout: Duration,
     /// `--max-idle-per-backend` (HTTP/1.1).
     pub max_idle: usize,
     pub protocol: UpstreamProtocol,
@@ -215,6 +248,7 @@ pub struct UpstreamSettings {
 /// go back to its own idle stacks.
 pub struct UpstreamPool {
     connect_timeout: Duration,
+    upstream_timeout: Duration,
     max_idle: usize,
     worker: usize,
     /// `Some` with `--upstream-protocol h2c`.
@@ -232,6 +266,7 @@ impl UpstreamPool {
         });
         UpstreamPool {
             connect_timeout: settings.connect_timeout,
+            upstream_timeout: settings.upstream_timeout,
             max_idle: settings.max_idle,
             worker,
             h2,
@@ -249,7 +284,12 @@ impl UpstreamPool {
     ) -> Result<(Response<Incoming>, Lease), SendError> {
         match &self.h2 {
             Some(h2) if !request.headers().contains_key(http::header::UPGRADE) => {
-                let (response, stream) = h2.send(&endpoint.h2, endpoint.addr, request).await?;
+                // Streams share their connection, so each gets a timer of its own.
+                let sent = h2.send(&endpoint.h2, endpoint.addr, request);
+                let Ok(sent) = tokio::time::timeout(self.upstream_timeout, sent).await else {
+                    return Err(SendError::TimedOut);
+                };
+                let (response, stream) = sent?;
                 Ok((response, Lease::H2(stream)))
             }
             _ => self.send_http1(endpoint, request, now).await,
@@ -288,7 +328,13 @@ impl UpstreamPool {
         mut sender: Sender,
         request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
-        match sender.try_send_request(request).await {
+        sender.exchange.start();
+        let sent = sender.inner.try_send_request(request).await;
+        sender.exchange.stop();
+        if sent.is_err() && sender.exchange.has_expired() {
+            return Err(SendError::TimedOut);
+        }
+        match sent {
             Ok(response) => Ok((
                 response,
                 Lease::Http1(Http1Lease {
@@ -323,21 +369,29 @@ impl UpstreamPool {
             })?
             .map_err(|e| format!("connect to {addr}: {e}"))?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
+        let (inner, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("handshake with {addr}: {e}"))?;
+        let exchange = Arc::new(Exchange::idle());
+        let conn = exchange.guard(conn.with_upgrades(), self.upstream_timeout);
         let open = endpoint.http1_connections.clone();
         open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             // Upgrades (WebSocket) take the socket over from here; the task then ends.
-            let ended = conn.with_upgrades().await;
+            let ended = conn.await;
             open.fetch_sub(1, Ordering::Relaxed);
-            if let Err(e) = ended {
-                tracing::debug!(backend = %addr, error = %e, "upstream connection ended with an error");
+            match ended {
+                Some(Err(e)) => {
+                    tracing::debug!(backend = %addr, error = %e, "upstream connection ended with an error")
+                }
+                None => {
+                    tracing::debug!(backend = %addr, "no response head within --upstream-timeout: connection closed")
+                }
+                Some(Ok(())) => {}
             }
         });
-        Ok(sender)
+        Ok(Sender { inner, exchange })
     }
 }
 
@@ -350,7 +404,11 @@ mod tests {
     /// drives it: aborting that task closes the connection.
     async fn sender() -> (Sender, tokio::task::JoinHandle<()>, tokio::io::DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(1024);
-        let (sender, conn) = http1::handshake(TokioIo::new(ours)).await.unwrap();
+        let (inner, conn) = http1::handshake(TokioIo::new(ours)).await.unwrap();
+        let sender = Sender {
+            inner,
+            exchange: Arc::new(Exchange::idle()),
+        };
         let task = tokio::spawn(async move {
             let _ = conn.await;
         });
