@@ -263,7 +263,10 @@ wait_healthy() { # wait_healthy SERVICE SECONDS
 wait_healthy app 60
 wait_healthy balancer 60
 for service in app balancer; do
-    id=$(dc ps -q "$service" | head -n 1)
+    # No `| head`: under pipefail, compose killed by SIGPIPE once head has its line fails the script (the docker
+    # CLI reports a plugin killed by a signal as exit 255; a CI run stopped here with no message).
+    id=$(dc ps -q "$service")
+    id=${id%%$'\n'*}
     hardening=$(docker inspect -f '{{.Config.User}} ro={{.HostConfig.ReadonlyRootfs}} {{.HostConfig.SecurityOpt}}' "$id")
     [[ $hardening == "10001:10001 ro=true [no-new-privileges:true]" ]] ||
         fail "$service: runs with '$hardening', want non-root 10001, read-only root, no-new-privileges"
