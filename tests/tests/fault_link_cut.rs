@@ -26,10 +26,17 @@ const NS_REPLICA: &str = "replica-netns";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_behind_a_cut_link_is_taken_out_within_connect_timeout() {
-    e2e::bounded("link cut test", link_cut()).await;
+    e2e::bounded("link cut test", link_cut("http1")).await;
 }
 
-async fn link_cut() {
+/// The same with HTTP/2 to the replicas: a stream caught in the cut ends by the upstream timeout or
+/// by the connection's PING keep-alive, whichever comes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_h2c_a_replica_behind_a_cut_link_is_taken_out_within_connect_timeout() {
+    e2e::bounded("link cut test (h2c)", link_cut("h2c")).await;
+}
+
+async fn link_cut(protocol: &str) {
     let netns = match Netns::create("cut") {
         Ok(ns) => ns,
         Err(why) => {
@@ -83,6 +90,8 @@ async fn link_cut() {
             "300ms",
             "--fail-timeout",
             "10s",
+            "--upstream-protocol",
+            protocol,
         ])
         .start()
         .await;

@@ -25,12 +25,30 @@ const BALANCER_ARGS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_clean_restart_answers_503_fast_recovers_and_loses_nothing() {
-    e2e::bounded("Redis clean restart test", clean_restart()).await;
+    e2e::bounded("Redis clean restart test", clean_restart("http1")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sigkill_restart_from_aof_loses_at_most_the_last_second() {
-    e2e::bounded("Redis SIGKILL restart test", killed_restart()).await;
+    e2e::bounded("Redis SIGKILL restart test", killed_restart("http1")).await;
+}
+
+/// The same with HTTP/2 to the replicas (`--upstream-protocol h2c`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_clean_restart_over_h2c_answers_503_fast_recovers_and_loses_nothing() {
+    e2e::bounded("Redis clean restart test (h2c)", clean_restart("h2c")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sigkill_restart_over_h2c_from_aof_loses_at_most_the_last_second() {
+    e2e::bounded("Redis SIGKILL restart test (h2c)", killed_restart("h2c")).await;
+}
+
+/// The balancer's flags for `protocol` (`--upstream-protocol`).
+fn balancer_args(protocol: &str) -> Vec<&str> {
+    let mut args = BALANCER_ARGS.to_vec();
+    args.extend(["--upstream-protocol", protocol]);
+    args
 }
 
 /// Checks what happened while Redis was away (between `away` and `back`) and after: 503 fast while away,
@@ -76,8 +94,8 @@ fn check_outage(report: &LoadReport, away: Instant, back: Instant) -> (usize, Du
     (unavailable, slowest, recovery)
 }
 
-async fn clean_restart() {
-    let mut stack = Stack::start(3, BALANCER_ARGS).await;
+async fn clean_restart(protocol: &str) {
+    let mut stack = Stack::start(3, &balancer_args(protocol)).await;
     let before = stack.redis.get_i64(COUNTER_KEY).await;
     let load = Load::start(
         &stack.balancer.url("/count"),
@@ -127,8 +145,8 @@ async fn clean_restart() {
     );
 }
 
-async fn killed_restart() {
-    let mut stack = Stack::start(3, BALANCER_ARGS).await;
+async fn killed_restart(protocol: &str) {
+    let mut stack = Stack::start(3, &balancer_args(protocol)).await;
     let load = Load::start(
         &stack.balancer.url("/count"),
         WORKERS,

@@ -24,7 +24,13 @@ const FOLLOW: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_replica_gets_no_request_before_its_health_check_passes() {
-    e2e::bounded("unready replica test", unready()).await;
+    e2e::bounded("unready replica test", unready("http1")).await;
+}
+
+/// The same with HTTP/2 to the replicas: the probe and the traffic both speak h2c.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_h2c_a_new_replica_gets_no_request_before_its_health_check_passes() {
+    e2e::bounded("unready replica test (h2c)", unready("h2c")).await;
 }
 
 /// Cold start: when no backend has passed a check, the pending ones are tried (as when all are marked out),
@@ -71,7 +77,7 @@ fn hosts(names: &[&str]) -> String {
     s
 }
 
-async fn unready() {
+async fn unready(protocol: &str) {
     let redis = RedisServer::start().await;
     let app1 = App::builder(&redis).name("replica-1").start().await;
     let app2 = App::builder(&redis).name("replica-2").start().await;
@@ -89,7 +95,14 @@ async fn unready() {
     );
     let Some(b) = NamespacedBalancer::start(
         &upstreams,
-        &["--resolve-interval", "300ms", "--health-interval", "300ms"],
+        &[
+            "--resolve-interval",
+            "300ms",
+            "--health-interval",
+            "300ms",
+            "--upstream-protocol",
+            protocol,
+        ],
     )
     .await
     else {

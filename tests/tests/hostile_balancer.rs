@@ -27,7 +27,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn start() -> Fixture {
+    /// `protocol`: `--upstream-protocol` (the recorder speaks both).
+    async fn start(protocol: &str) -> Fixture {
         let recorder = RecordingBackend::start().await;
         let decoy = RecordingBackend::start().await;
         let balancer = Balancer::builder()
@@ -39,10 +40,24 @@ impl Fixture {
                 "1KiB",
                 "--health-interval",
                 "300ms",
+                "--upstream-protocol",
+                protocol,
             ])
             .start()
             .await;
         assert_normal_request(&balancer.url("/"), "start").await;
+        let want = if protocol == "h2c" {
+            "HTTP/2.0"
+        } else {
+            "HTTP/1.1"
+        };
+        let seen = recorder.seen();
+        let versions: Vec<&str> = seen.iter().map(|s| s.version.as_str()).collect();
+        assert_eq!(
+            versions,
+            [want],
+            "--upstream-protocol {protocol}: what reached the recorder"
+        );
         Fixture {
             recorder,
             decoy,
@@ -91,9 +106,37 @@ impl HostileTarget for Fixture {
     }
 }
 
-#[tokio::test]
-async fn malformed_request_lines_and_header_names_are_rejected() {
-    let mut fx = Fixture::start().await;
+/// Every case runs twice: over the default HTTP/1.1 upstream pool and with `--upstream-protocol h2c`
+/// (the recorder answers both; it lists HTTP/2's `:authority` as the Host and `:path` as the target,
+/// so one expectation holds for both).
+macro_rules! over_both_protocols {
+    ($($case:ident => $http1:ident, $h2c:ident;)*) => {$(
+        #[tokio::test]
+        async fn $http1() {
+            $case("http1").await
+        }
+
+        #[tokio::test]
+        async fn $h2c() {
+            $case("h2c").await
+        }
+    )*};
+}
+
+over_both_protocols! {
+    malformed_request_lines_and_header_names_are_rejected_case => malformed_request_lines_and_header_names_are_rejected, malformed_request_lines_and_header_names_are_rejected_over_h2c;
+    http2_preface_with_junk_frames_is_closed_case => http2_preface_with_junk_frames_is_closed, http2_preface_with_junk_frames_is_closed_over_h2c;
+    spoofed_forwarding_and_hop_by_hop_headers_do_not_pass_case => spoofed_forwarding_and_hop_by_hop_headers_do_not_pass, spoofed_forwarding_and_hop_by_hop_headers_do_not_pass_over_h2c;
+    missing_or_duplicated_host_gets_400_case => missing_or_duplicated_host_gets_400, missing_or_duplicated_host_gets_400_over_h2c;
+    smuggling_and_conflicting_lengths_never_desynchronise_the_backend_case => smuggling_and_conflicting_lengths_never_desynchronise_the_backend, smuggling_and_conflicting_lengths_never_desynchronise_the_backend_over_h2c;
+    oversized_headers_get_431_and_oversized_bodies_413_case => oversized_headers_get_431_and_oversized_bodies_413, oversized_headers_get_431_and_oversized_bodies_413_over_h2c;
+    absolute_form_and_connect_never_reach_another_host_case => absolute_form_and_connect_never_reach_another_host, absolute_form_and_connect_never_reach_another_host_over_h2c;
+    path_tricks_are_forwarded_verbatim_or_rejected_case => path_tricks_are_forwarded_verbatim_or_rejected, path_tricks_are_forwarded_verbatim_or_rejected_over_h2c;
+    slow_trickling_headers_are_cut_at_the_header_read_timeout_case => slow_trickling_headers_are_cut_at_the_header_read_timeout, slow_trickling_headers_are_cut_at_the_header_read_timeout_over_h2c;
+}
+
+async fn malformed_request_lines_and_header_names_are_rejected_case(protocol: &str) {
+    let mut fx = Fixture::start(protocol).await;
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("garbage request line", b"GARBAGE\r\n\r\n".to_vec()),
         (
@@ -142,9 +185,8 @@ async fn malformed_request_lines_and_header_names_are_rejected() {
 
 /// An HTTP/2 prior-knowledge preface followed by junk frames: the connection is closed (after a GOAWAY),
 /// nothing is forwarded.
-#[tokio::test]
-async fn http2_preface_with_junk_frames_is_closed() {
-    let mut fx = Fixture::start().await;
+async fn http2_preface_with_junk_frames_is_closed_case(protocol: &str) {
+    let mut fx = Fixture::start(protocol).await;
     let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     // A frame header claiming a 16 MiB DATA frame on stream 0, then garbage.
     bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
@@ -171,9 +213,8 @@ async fn http2_preface_with_junk_frames_is_closed() {
 /// Forwarding headers a client sends cannot impersonate the proxy: `X-Real-IP` and `X-Forwarded-Proto`
 /// are the balancer's own, `X-Forwarded-For` ends with the real peer, and a header named in `Connection`
 /// is dropped.
-#[tokio::test]
-async fn spoofed_forwarding_and_hop_by_hop_headers_do_not_pass() {
-    let mut fx = Fixture::start().await;
+async fn spoofed_forwarding_and_hop_by_hop_headers_do_not_pass_case(protocol: &str) {
+    let mut fx = Fixture::start(protocol).await;
     let bytes = b"GET /spoof HTTP/1.1\r\nHost: x\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n\
 X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\nConnection: close, X-Secret\r\n\
 X-Secret: s3cr3t\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nTE: trailers\r\nKeep-Alive: timeout=5\r\n\
@@ -221,9 +262,8 @@ Proxy-Connection: keep-alive\r\n\r\n";
     fx.after("spoofed forwarding headers").await;
 }
 
-#[tokio::test]
-async fn missing_or_duplicated_host_gets_400() {
-    let mut fx = Fixture::start().await;
+async fn missing_or_duplicated_host_gets_400_case(protocol: &str) {
+    let mut fx = Fixture::start(protocol).await;
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("HTTP/1.1 without Host", b"GET /nohost HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec()),
         (
@@ -246,9 +286,8 @@ async fn missing_or_duplicated_host_gets_400() {
     expect_rejected(&mut fx, &cases, Some(400)).await;
 }
 
-#[tokio::test]
-async fn smuggling_and_conflicting_lengths_never_desynchronise_the_backend() {
-    let mut fx = Fixture::start().await;
+async fn smuggling_and_conflicting_lengths_never_desynchronise_the_backend_case(protocol: &str) {
+    let mut fx = Fixture::start(protocol).await;
     // Both framings in one request, with a second request hidden behind: the balancer must either refuse
     // it, or process it by Transfer-Encoding alone and close the connection (RFC 9112 §6.1), so the hidden
     // request is never forwarded and the backend never sees both framings.
@@ -375,9 +414,8 @@ async fn smuggling_and_conflicting_lengths_never_desynchronise_the_backend() {
     );
 }
 
-#[tokio::test]
-async fn oversized_headers_get_431_and_oversized_bodies_413() {
-    let mut fx = Fixture::start().await;
+async fn oversized_headers_get_431_and_oversized_bodies_413_case(protocol: &str) {
+    let mut fx = Fixture::start(protocol).await;
     expect_rejected(
         &mut fx,
         &[
@@ -463,9 +501,8 @@ async fn oversized_headers_get_431_and_oversized_bodies_413() {
     );
 }
 
-#[tokio::test]
-async fn absolute_form_and_connect_never_reach_another_host() {
-    let mut fx = Fixture::start().await;
+async fn absolute_form_and_connect_never_reach_another_host_case(protocol: &str) {
+    let mut fx = Fixture::start(protocol).await;
     let decoy = fx.decoy.addr;
     let cases = [
         (
@@ -518,9 +555,8 @@ async fn absolute_form_and_connect_never_reach_another_host() {
     fx.after("CONNECT").await;
 }
 
-#[tokio::test]
-async fn path_tricks_are_forwarded_verbatim_or_rejected() {
-    let mut fx = Fixture::start().await;
+async fn path_tricks_are_forwarded_verbatim_or_rejected_case(protocol: &str) {
+    let mut fx = Fixture::start(protocol).await;
     let targets = [
         "/static/../secret",
         "/static/%2e%2e/%2e%2e/etc/passwd",
@@ -557,9 +593,8 @@ async fn path_tricks_are_forwarded_verbatim_or_rejected() {
     );
 }
 
-#[tokio::test]
-async fn slow_trickling_headers_are_cut_at_the_header_read_timeout() {
-    let fx = Fixture::start().await;
+async fn slow_trickling_headers_are_cut_at_the_header_read_timeout_case(protocol: &str) {
+    let fx = Fixture::start(protocol).await;
     let mut stream = match tokio::net::TcpStream::connect(fx.balancer.addr()).await {
         Ok(s) => s,
         Err(e) => panic!("connect: {e}"),

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::task::JoinHandle;
 
 use super::{accept_loop, listen, local_addr};
@@ -14,6 +15,8 @@ use super::{accept_loop, listen, local_addr};
 /// What reached the [`RecordingBackend`].
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// `HTTP/1.1` or `HTTP/2.0`: how the request arrived.
+    pub version: String,
     pub method: String,
     pub target: String,
     pub headers: Vec<(String, String)>,
@@ -45,8 +48,33 @@ pub(super) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// An HTTP/1.1 backend that records every request except health probes (`/health`) and answers 200 with
-/// `X-Served-By: recorder`.
+/// What a request names as its target, the same over both protocols: HTTP/1.1's request target as
+/// sent, HTTP/2's `:path` (its URI is absolute, built from `:scheme` and `:authority`).
+fn target(parts: &http::request::Parts) -> String {
+    if parts.version == http::Version::HTTP_2 {
+        parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.to_string())
+    } else {
+        parts.uri.to_string()
+    }
+}
+
+/// The headers a request carried, the same over both protocols: HTTP/2's `:authority` is listed as
+/// the `host` it stands for, first, as an HTTP/1.1 request lists its Host.
+fn seen_headers(parts: &http::request::Parts) -> Vec<(String, String)> {
+    let mut headers = header_pairs(&parts.headers);
+    if parts.version == http::Version::HTTP_2 && !parts.headers.contains_key(http::header::HOST) {
+        if let Some(authority) = parts.uri.authority() {
+            headers.insert(0, ("host".to_string(), authority.to_string()));
+        }
+    }
+    headers
+}
+
+/// A backend (HTTP/1.1, or HTTP/2 with prior knowledge for `--upstream-protocol h2c`) that records
+/// every request except health probes (`/health`) and answers 200 with `X-Served-By: recorder`.
 pub struct RecordingBackend {
     pub addr: std::net::SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -72,9 +100,10 @@ impl RecordingBackend {
                         };
                         if parts.uri.path() != "/health" {
                             lock(&record).push(Seen {
+                                version: format!("{:?}", parts.version),
                                 method: parts.method.to_string(),
-                                target: parts.uri.to_string(),
-                                headers: header_pairs(&parts.headers),
+                                target: target(&parts),
+                                headers: seen_headers(&parts),
                                 body,
                                 complete,
                             });
@@ -84,7 +113,7 @@ impl RecordingBackend {
                             .body(Full::new(Bytes::from_static(b"recorded\n")))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             }
