@@ -326,8 +326,10 @@ impl Proxy {
         };
         let client_upgrade = upgrade_to.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let (host, forwarded_for) = if found.hop_by_hop {
+        if found.hop_by_hop {
             headers::strip_found_hop_by_hop(&mut parts.headers, found.connection);
+        }
+        let (host, forwarded_for) = if found.connection {
             // `Connection` may have named Host or X-Forwarded-For: look again.
             let host = parts.headers.get(header::HOST).cloned();
             (host, parts.headers.contains_key(&headers::X_FORWARDED_FOR))
