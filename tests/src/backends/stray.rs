@@ -24,19 +24,25 @@ pub const STRAY_DELAY: Duration = Duration::from_millis(2);
 /// The body of every stray response.
 pub const STRAY_BODY: &str = "STRAY";
 
+/// The connection's one writer: whole messages at a time, in the order sent, so a stray never lands
+/// inside another response or frame.
+fn writer_task(mut writer: tokio::net::tcp::OwnedWriteHalf) -> mpsc::UnboundedSender<Vec<u8>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
 /// An HTTP/1.1 backend echoing each request's body, then writing a stray response 2 ms later.
 pub async fn stray_http1_backend() -> TestBackend {
     serve(listen([127, 0, 0, 1], 0).await, |stream, hits| async move {
         let (mut reader, writer) = stream.into_split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        tokio::spawn(async move {
-            let mut writer = writer;
-            while let Some(bytes) = rx.recv().await {
-                if writer.write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-        });
+        let tx = writer_task(writer);
         let mut buf = Vec::new();
         while let Some((probe, body)) = read_http1_request(&mut reader, &mut buf).await {
             if tx.send(http1_response(&body)).is_err() {
@@ -145,16 +151,7 @@ pub async fn raw_h2_backend(reply: H2Reply) -> TestBackend {
 
 async fn serve_h2(stream: TcpStream, hits: Arc<AtomicUsize>, reply: H2Reply) {
     let (mut reader, writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    // One writer, whole frames at a time: a stray never lands inside another frame.
-    tokio::spawn(async move {
-        let mut writer = writer;
-        while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                return;
-            }
-        }
-    });
+    let tx = writer_task(writer);
     let mut preface = [0u8; 24];
     if reader.read_exact(&mut preface).await.is_err() {
         return;
