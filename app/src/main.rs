@@ -12,7 +12,6 @@ mod metrics;
 mod pages;
 mod routes;
 mod server;
-mod shutdown;
 mod static_files;
 
 use std::net::SocketAddr;
@@ -121,7 +120,7 @@ async fn run(config: Config) -> ExitCode {
         app,
         shutdown_delay,
         drain_timeout,
-        shutdown::signal(),
+        shared::signal::stop_signal(),
     )
     .await
     {

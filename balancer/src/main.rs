@@ -397,7 +397,8 @@ async fn serve_until_stopped(
         }
     };
     tokio::spawn(async move {
-        shutdown::signal().await;
+        let name = shared::signal::stop_signal().await;
+        tracing::info!("{name} received, draining");
         let _ = stop_tx.send(true);
     });
     let public_drain = shutdown::Drain::new();

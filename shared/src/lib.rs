@@ -9,4 +9,6 @@ pub mod duration;
 pub mod healthcheck;
 pub mod host;
 pub mod setting;
+pub mod signal;
 pub mod size;
+pub mod sync;
