@@ -11,12 +11,12 @@ pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Read-locks `l`, recovering the guard if poisoned.
-pub fn read<T: ?Sized>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+pub fn read_lock<T: ?Sized>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Write-locks `l`, recovering the guard if poisoned.
-pub fn write<T: ?Sized>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+pub fn write_lock<T: ?Sized>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -37,7 +37,7 @@ mod tests {
         *lock(&m) += 1;
         assert_eq!(*lock(&m), 2);
         let l = RwLock::new(3);
-        *write(&l) += 1;
-        assert_eq!(*read(&l), 4);
+        *write_lock(&l) += 1;
+        assert_eq!(*read_lock(&l), 4);
     }
 }

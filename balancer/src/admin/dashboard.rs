@@ -11,7 +11,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 
 /// The page: markup, style and script in one file, see `balancer/assets/dashboard.html`.
-pub const PAGE: &str = include_str!("../assets/dashboard.html");
+pub const PAGE: &str = include_str!("../../assets/dashboard.html");
 
 /// Same-origin fetches only; inline style and script because the page is one file; the favicon is
 /// a `data:` URL.

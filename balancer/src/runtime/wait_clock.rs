@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::time::Sleep;
 
-use crate::health::now_ms;
+use crate::runtime::clock::now_ms;
 
 /// `waiting_since` when nothing is awaited.
 const NOT_WAITING: u64 = u64::MAX;

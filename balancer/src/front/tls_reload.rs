@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::tls::{self, CertStore, ReloadLabels, ReloadRecord, TlsMetrics};
+use crate::front::tls::{self, CertStore, ReloadLabels, ReloadRecord, TlsMetrics};
 
 /// How often the files' metadata is compared.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);

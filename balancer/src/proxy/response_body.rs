@@ -11,9 +11,9 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
-use crate::backend::InFlight;
-use crate::health::HealthPolicy;
-use crate::upstream_pool::Lease;
+use crate::backends::backend::InFlight;
+use crate::backends::health::HealthPolicy;
+use crate::upstream::Lease;
 
 /// Body of a response to the client.
 pub enum ResponseBody {

@@ -6,19 +6,21 @@
 //! backends that left the rotation but still have requests in flight.
 //!
 //! Every backend that joins (new, or an address back from DNS) joins *pending* (see
-//! [`crate::health`]) and is queued for the prober, which checks it at once rather than at the next
+//! [`crate::backends::health`]) and is queued for the prober, which checks it at once rather than at the next
 //! `--health-interval` ([`Pool::take_joined`], [`Pool::wait_joined`]).
 
+use shared::sync::{lock, read_lock, write_lock};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use http::HeaderValue;
 
-use crate::health::{now_ms, Health, HealthPolicy};
-use crate::metrics::{BackendMetrics, Metrics};
-use crate::outlier::Outlier;
-use crate::upstream_pool::Endpoint;
+use crate::backends::health::{Health, HealthPolicy};
+use crate::backends::outlier::Outlier;
+use crate::runtime::clock::now_ms;
+use crate::runtime::metrics::{BackendMetrics, Metrics};
+use crate::upstream::Endpoint;
 
 pub struct Backend {
     pub addr: SocketAddr,
@@ -151,7 +153,7 @@ impl Pool {
 
     /// The backends that joined since the last call, for their first health check.
     pub fn take_joined(&self) -> Vec<Arc<Backend>> {
-        std::mem::take(&mut *self.joined.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *lock(&self.joined))
     }
 
     /// Returns once a backend joined since the last [`Pool::take_joined`] (at once if one did).
@@ -160,14 +162,11 @@ impl Pool {
     }
 
     pub fn snapshot(&self) -> Arc<[Arc<Backend>]> {
-        self.rotation
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        read_lock(&self.rotation).clone()
     }
 
     pub fn draining(&self) -> Vec<Arc<Backend>> {
-        let mut d = self.draining.lock().unwrap_or_else(|p| p.into_inner());
+        let mut d = lock(&self.draining);
         d.retain(|b| {
             let busy = b.in_flight() > 0;
             if !busy {
@@ -199,7 +198,7 @@ impl Pool {
             // A backend coming back while it still drains keeps its history, but must pass a
             // check again: the address may now be a restarted task.
             let revived = {
-                let mut d = self.draining.lock().unwrap_or_else(|p| p.into_inner());
+                let mut d = lock(&self.draining);
                 d.iter()
                     .position(|b| b.addr == *addr)
                     .map(|i| d.swap_remove(i))
@@ -231,10 +230,7 @@ impl Pool {
         for b in current.iter() {
             if !next.iter().any(|n| n.addr == b.addr) {
                 removed.push(b.addr);
-                self.draining
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(b.clone());
+                lock(&self.draining).push(b.clone());
             }
         }
         // Stable order makes the rotation predictable: sorted by address.
@@ -242,13 +238,10 @@ impl Pool {
         self.metrics
             .backends
             .set(i64::try_from(next.len()).unwrap_or(i64::MAX));
-        *self.rotation.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(next);
+        *write_lock(&self.rotation) = Arc::from(next);
         let _ = self.draining();
         if !joined.is_empty() {
-            self.joined
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(joined);
+            lock(&self.joined).extend(joined);
             self.joined_signal.notify_one();
         }
         (added, removed)

@@ -7,7 +7,7 @@
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::backend::InFlight;
+use crate::backends::backend::InFlight;
 
 pub fn tunnel(client_side: OnUpgrade, upstream_side: OnUpgrade, in_flight: InFlight) {
     tokio::spawn(async move {

@@ -8,7 +8,7 @@
 //! [`Drain`] so SIGTERM can let it finish.
 //!
 //! A listener is a [`Door`]: plain HTTP proxied, plain HTTP redirected to HTTPS
-//! (`--redirect-http`), or TLS (`--tls-listen`: the handshake in [`crate::tls`], then HTTP/2 or
+//! (`--redirect-http`), or TLS (`--tls-listen`: the handshake in [`crate::front::tls`], then HTTP/2 or
 //! HTTP/1.1 as ALPN chose, on the same workers and the same drain).
 
 use std::net::SocketAddr;
@@ -24,12 +24,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::connection_limit::{self, ConnectionLimit, Permit};
-use crate::head_timeout::{self, WaitClock};
+use crate::front::connection_limit::{self, ConnectionLimit, Permit};
+use crate::front::head_timeout::{self, WaitClock};
+use crate::front::redirect;
+use crate::front::tls::{self, Alpn, TlsDoor};
 use crate::proxy::{ClientInfo, Proxy};
-use crate::redirect;
-use crate::shutdown::{Drain, DrainWatch};
-use crate::tls::{self, Alpn, TlsDoor};
+use crate::runtime::shutdown::{Drain, DrainWatch};
 
 /// Largest request head (request line + headers) accepted; beyond it clients get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;

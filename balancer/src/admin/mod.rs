@@ -1,15 +1,18 @@
 //! The admin listener: `/metrics` (Prometheus text), `/status` (JSON), the dashboard, and the
-//! token-guarded drain calls of [`crate::admin_drain`].
+//! token-guarded drain calls of [`crate::admin::drain`].
 //!
 //! Served only on `--admin-listen`, never on the public port, so operators can keep it on
 //! loopback or an internal network. Health gauges are refreshed at scrape time because passive
 //! marks expire by the clock, without an event to update them.
 
+pub mod dashboard;
+pub mod drain;
+
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::shutdown::Drain;
+use crate::runtime::shutdown::Drain;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -20,15 +23,15 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-use crate::admin_drain;
-use crate::backend::{Backend, Pool};
+use crate::backends::backend::{Backend, Pool};
+use crate::backends::discovery::{Discovery, UpstreamStatus};
+use crate::backends::health::LastError;
+use crate::backends::selection::{self, MAX_BACKENDS};
 use crate::config::Config;
-use crate::discovery::{Discovery, UpstreamStatus};
-use crate::health::{now_ms, LastError};
-use crate::metrics::Metrics;
+use crate::front::tls::{CertInfo, CertStore, ReloadRecord};
 use crate::proxy::TrafficRules;
-use crate::selection::{self, MAX_BACKENDS};
-use crate::tls::{CertInfo, CertStore, ReloadRecord};
+use crate::runtime::clock::now_ms;
+use crate::runtime::metrics::Metrics;
 
 pub struct Admin {
     pub pool: Arc<Pool>,
@@ -285,7 +288,7 @@ impl Admin {
 
     /// The drain API's answer to a request under `/backends/`.
     fn drain(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-        let a = admin_drain::respond(
+        let a = drain::respond(
             req.method(),
             req.uri().path(),
             req.headers().get(header::AUTHORIZATION),
@@ -337,7 +340,7 @@ impl Admin {
                     "encoding failed\n".into(),
                 ),
             },
-            "/" => crate::dashboard::response(),
+            "/" => crate::admin::dashboard::response(),
             _ => text(StatusCode::NOT_FOUND, "404 Not Found\n".into()),
         }
     }

@@ -1,9 +1,14 @@
 //! The proxy itself: one client request in, one response out.
 //!
 //! Picks backends in round-robin order, forwards over the per-backend keep-alive pools of
-//! [`crate::upstream_pool`] (bounded idle connections per backend), streams bodies both ways, retries on the
+//! [`crate::upstream`] (bounded idle connections per backend), streams bodies both ways, retries on the
 //! next backend only when the request provably never left (connect refused or timed out), and
 //! turns failures into short plain 502/503/504 answers that leak nothing internal.
+
+pub mod headers;
+pub mod request_id;
+pub mod response_body;
+pub mod upgrade;
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -17,19 +22,18 @@ use hyper::body::Incoming;
 use shared::host::{check_hosts, is_valid_host, HostProblem};
 
 use crate::access_log::{AccessEntry, WorkerLog};
-use crate::backend::{Backend, InFlight, Pool};
-use crate::headers;
-use crate::health::{now_ms, HealthPolicy};
-use crate::metrics::{class_index, Metrics};
-use crate::outlier::Ejector;
-use crate::rate_limit::Limiter;
-use crate::request_body::{BodyHandle, RequestBody, RequestBodyOutcome};
-use crate::request_id::{self, X_REQUEST_ID};
-use crate::response_body::ResponseBody;
-use crate::selection::Selection;
-use crate::trusted_proxies::TrustedProxies;
-use crate::upgrade;
-use crate::upstream_pool::{Lease, SendError, UpstreamPool, UpstreamSettings};
+use crate::backends::backend::{Backend, InFlight, Pool};
+use crate::backends::health::HealthPolicy;
+use crate::backends::outlier::Ejector;
+use crate::backends::selection::Selection;
+use crate::proxy::response_body::ResponseBody;
+use crate::runtime::clock::now_ms;
+use crate::runtime::metrics::{class_index, Metrics};
+use crate::traffic::rate_limit::Limiter;
+use crate::traffic::trusted_proxies::TrustedProxies;
+use crate::upstream::request_body::{BodyHandle, RequestBody, RequestBodyOutcome};
+use crate::upstream::{Lease, SendError, UpstreamPool, UpstreamSettings};
+use request_id::X_REQUEST_ID;
 
 #[derive(Clone, Copy)]
 pub struct ProxySettings {

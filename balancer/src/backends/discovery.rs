@@ -1,6 +1,6 @@
 //! Discovery: turns the configured upstream names into backends, again and again.
 //!
-//! Every `--resolve-interval` each name is resolved with the system resolver ([`crate::lookup`]:
+//! Every `--resolve-interval` each name is resolved with the system resolver ([`crate::backends::lookup`]:
 //! getaddrinfo, which Docker's embedded DNS, a Swarm `tasks.` name or a Kubernetes headless
 //! Service answer with one address per replica). The union of all addresses becomes the
 //! rotation: new ones join (pending until their first passing health check), vanished ones leave
@@ -15,14 +15,15 @@
 //! A name that never resolved contributes nothing and the balancer answers 503 until it does.
 //! `/status` shows per name what the last lookup saw (`last_outcome`) and since when.
 
+use shared::sync::lock;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::backend::Pool;
+use crate::backends::backend::Pool;
+use crate::backends::lookup::{self, Lookup};
+use crate::backends::selection::{self, MAX_BACKENDS};
 use crate::config::Upstream;
-use crate::lookup::{self, Lookup};
-use crate::selection::{self, MAX_BACKENDS};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UpstreamStatus {
@@ -105,10 +106,7 @@ impl Discovery {
     }
 
     pub fn status(&self) -> Vec<UpstreamStatus> {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.status).clone()
     }
 
     /// Resolves every name once (concurrently) and updates the pool.
@@ -121,7 +119,7 @@ impl Discovery {
         let now = unix_ms(SystemTime::now());
         let mut wanted: Vec<(SocketAddr, String)> = Vec::new();
         {
-            let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            let mut status = lock(&self.status);
             for (st, found) in status.iter_mut().zip(results) {
                 st.apply(found, now);
                 wanted.extend(st.addresses.iter().map(|a| (*a, st.name.clone())));
@@ -222,7 +220,10 @@ mod tests {
 
     #[tokio::test]
     async fn resolve_all_follows_the_answers_into_the_pool() {
-        let pool = Arc::new(Pool::new(Arc::new(crate::metrics::Metrics::new()), 1));
+        let pool = Arc::new(Pool::new(
+            Arc::new(crate::runtime::metrics::Metrics::new()),
+            1,
+        ));
         let upstreams = vec![
             Upstream {
                 host: "127.0.0.1".into(),

@@ -11,6 +11,7 @@
 //! past the bound evicts the oldest entry of its shard. An evicted client starts again with a
 //! full bucket, which only ever lets it through sooner, never refuses it wrongly.
 
+use shared::sync::lock;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
@@ -86,15 +87,17 @@ impl BoundedStore {
 
     fn shard(&self, key: &IpAddr) -> std::sync::MutexGuard<'_, Shard> {
         let i = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
-        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.shards[i])
+    }
+
+    /// No client is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Clients currently remembered.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).states.len())
-            .sum()
+        self.shards.iter().map(|s| lock(s).states.len()).sum()
     }
 
     /// The most clients remembered at once.

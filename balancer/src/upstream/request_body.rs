@@ -3,7 +3,7 @@
 //! [`RequestBody`] enforces `--max-body` on bodies of unknown length (a declared length is checked
 //! before anything is sent), and reports through a [`BodyHandle`] why it stopped, so a failed
 //! exchange can be answered 413 or 400 (a request that never left comes back whole from
-//! [`crate::upstream_pool`], body included). Generic over the inner body only so the limit can be
+//! [`crate::upstream`], body included). Generic over the inner body only so the limit can be
 //! tested without a socket; the proxy always uses hyper's `Incoming`.
 
 use std::fmt;

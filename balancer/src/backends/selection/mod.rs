@@ -3,8 +3,8 @@
 //!
 //! Round-robin: one shared cursor counts picks; the k-th pick goes to healthy backend
 //! `k mod healthy_count`, so with N healthy backends and sequential requests each gets exactly
-//! 1/N. Least-request: power of two choices over in-flight requests ([`crate::least_request`]).
-//! Slow start ([`crate::slow_start`]) first leaves out the ramping backends that lose their draw.
+//! 1/N. Least-request: power of two choices over in-flight requests ([`crate::backends::selection::least_request`]).
+//! Slow start ([`crate::backends::selection::slow_start`]) first leaves out the ramping backends that lose their draw.
 //! Drained backends (admin API) are never tried; backends ejected for 5xx count as out. A request's attempt
 //! order continues through the remaining healthy backends, then the ones marked out (marks can be
 //! stale), then the pending ones (never passed a health check yet), each at most once. When no
@@ -15,14 +15,16 @@
 //! [`MAX_BACKENDS`] backends (the first in address order) take part; the rest get no traffic, which
 //! discovery logs and `/status` shows (`backends_beyond_limit`).
 
+pub mod least_request;
+pub mod slow_start;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::Backend;
+use crate::backends::backend::Backend;
 use crate::config::Balance;
-use crate::least_request::{self, nth_set_bit};
-use crate::slow_start;
+use least_request::nth_set_bit;
 
 /// The most backends selection serves: the width of the per-request health bit set.
 pub const MAX_BACKENDS: usize = u128::BITS as usize;
@@ -176,7 +178,7 @@ impl Iterator for Attempts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::runtime::metrics::Metrics;
 
     /// `n` backends that passed their first health check.
     fn pool(n: u16) -> Arc<[Arc<Backend>]> {

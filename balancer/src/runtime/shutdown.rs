@@ -25,6 +25,12 @@ pub struct DrainWatch {
     draining: watch::Receiver<bool>,
 }
 
+impl Default for Drain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drain {
     pub fn new() -> Self {
         Drain {

@@ -20,6 +20,7 @@
 //!   back, so a copy of the head is kept for bodiless requests (most of them); one whose body went
 //!   out is never retried. A stream reset after the request went out is a failure, never a retry.
 
+use shared::sync::lock;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -34,8 +35,8 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
-use crate::metrics::UpstreamMetrics;
-use crate::request_body::RequestBody;
+use crate::runtime::metrics::UpstreamMetrics;
+use crate::upstream::request_body::RequestBody;
 
 type Sender = http2::SendRequest<RequestBody>;
 
@@ -86,13 +87,13 @@ struct WorkerConnections {
 impl WorkerConnections {
     /// A live connection with room for one more stream; closed ones are dropped on the way.
     fn checkout(&self) -> Option<Conn> {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conns = lock(&self.conns);
         conns.retain(|c| !c.sender.is_closed());
         conns.iter().find(|c| c.has_room()).cloned()
     }
 
     fn retire(&self, state: &Arc<ConnState>) {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conns = lock(&self.conns);
         conns.retain(|c| !Arc::ptr_eq(&c.state, state));
     }
 }
@@ -123,7 +124,7 @@ impl H2Endpoint {
         self.workers
             .iter()
             .map(|w| {
-                let conns = w.conns.lock().unwrap_or_else(|p| p.into_inner());
+                let conns = lock(&w.conns);
                 conns
                     .iter()
                     .map(|c| c.state.streams.load(Ordering::Relaxed))
@@ -349,17 +350,17 @@ impl H2Pool {
             return Ok(conn);
         }
         if conns.failed_connects.load(Ordering::Acquire) != failed_before {
-            let error = conns.last_error.lock().unwrap_or_else(|p| p.into_inner());
+            let error = lock(&conns.last_error);
             return Err(error.clone());
         }
         match connect(addr, self.settings, &self.metrics, &endpoint.connections).await {
             Ok(conn) => {
-                let mut list = conns.conns.lock().unwrap_or_else(|p| p.into_inner());
+                let mut list = lock(&conns.conns);
                 list.push(conn.clone());
                 Ok(conn)
             }
             Err(error) => {
-                *conns.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error.clone();
+                *lock(&conns.last_error) = error.clone();
                 conns.failed_connects.fetch_add(1, Ordering::Release);
                 Err(error)
             }

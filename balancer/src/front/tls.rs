@@ -12,6 +12,7 @@
 //! public key, a leaf that is valid now. At start a bad pair ends the process (exit 2, one line
 //! naming the flag); at a reload it is refused and the old pair keeps serving.
 
+use shared::sync::{lock, read_lock, write_lock};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -195,23 +196,20 @@ impl CertStore {
 
     /// Serves `pair` from the next handshake on.
     pub fn install(&self, pair: Pair) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = pair.key;
-        *self.info.write().unwrap_or_else(|p| p.into_inner()) = pair.info;
+        *write_lock(&self.current) = pair.key;
+        *write_lock(&self.info) = pair.info;
     }
 
     pub fn info(&self) -> CertInfo {
-        self.info.read().unwrap_or_else(|p| p.into_inner()).clone()
+        read_lock(&self.info).clone()
     }
 
     pub fn record_reload(&self, record: ReloadRecord) {
-        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(record);
+        *lock(&self.last_reload) = Some(record);
     }
 
     pub fn last_reload(&self) -> Option<ReloadRecord> {
-        self.last_reload
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.last_reload).clone()
     }
 
     /// Seconds until the served certificate expires (negative once it has).
@@ -219,22 +217,13 @@ impl CertStore {
         let now = now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        self.info
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .not_after
-            - now
+        read_lock(&self.info).not_after - now
     }
 }
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        )
+        Some(read_lock(&self.current).clone())
     }
 }
 

@@ -22,9 +22,13 @@
 //!   backend closed it while it sat idle) is retried transparently on the next idle or a fresh
 //!   connection to the same backend, because the request was not written to it either.
 //!
-//! With `--upstream-protocol h2c` requests go through [`crate::upstream_h2`] instead, except
+//! With `--upstream-protocol h2c` requests go through [`crate::upstream::h2`] instead, except
 //! upgrades (WebSocket), which HTTP/2 cannot carry this way and which keep using this pool.
 
+pub mod h2;
+pub mod request_body;
+
+use shared::sync::lock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,10 +42,10 @@ use tokio::net::TcpStream;
 use std::net::SocketAddr;
 
 use crate::config::UpstreamProtocol;
-use crate::metrics::UpstreamMetrics;
-use crate::request_body::RequestBody;
-use crate::upstream_h2::{H2Endpoint, H2Pool, H2SendError, H2Settings, StreamGuard};
-use crate::wait_clock::WaitClock;
+use crate::runtime::metrics::UpstreamMetrics;
+use crate::runtime::wait_clock::WaitClock;
+use crate::upstream::h2::{H2Endpoint, H2Pool, H2SendError, H2Settings, StreamGuard};
+use crate::upstream::request_body::RequestBody;
 
 /// Idle connections older than this are closed rather than reused (the legacy client's default).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -85,7 +89,7 @@ pub struct IdleConnections {
 
 impl IdleConnections {
     fn pop(&self, now: Instant) -> Option<Sender> {
-        let mut stack = self.stack.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stack = lock(&self.stack);
         while let Some(idle) = stack.pop() {
             if idle.sender.is_closed() || now.saturating_duration_since(idle.since) > IDLE_TIMEOUT {
                 continue;
@@ -99,7 +103,7 @@ impl IdleConnections {
         if max_idle == 0 {
             return;
         }
-        let mut stack = self.stack.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stack = lock(&self.stack);
         if stack.len() >= max_idle {
             // The bottom of the stack is the least recently used connection.
             stack.remove(0);

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use hyper::service::Service;
 
-pub use crate::wait_clock::WaitClock;
+pub use crate::runtime::wait_clock::WaitClock;
 
 /// `inner`, telling a connection's [`WaitClock`] when each request head arrived (the wait for a
 /// head stops) and when its response head left (the next wait starts).

@@ -6,6 +6,7 @@
 //! [`Outlier`] is one backend's streak and ejection mark (atomics on the response path);
 //! [`Ejector`] serialises the rare decision to eject so the half cap holds under concurrency.
 
+use shared::sync::lock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -80,7 +81,7 @@ impl Ejector {
         now_ms: u64,
         until_ms: u64,
     ) -> bool {
-        let _one_at_a_time = self.deciding.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = lock(&self.deciding);
         if candidate.is_ejected_at(now_ms) {
             return false;
         }

@@ -3,7 +3,7 @@
 //! anything but 2xx within the interval is a failed probe. A backend that joins the pool is probed
 //! at once, not at the next interval, so a new replica that is ready joins within one probe's time.
 //! Probes speak the protocol the traffic does (`--upstream-protocol`: HTTP/1.1 or h2c).
-//! Results go to the backend's [`crate::health::Health`], which decides what they mean.
+//! Results go to the backend's [`crate::backends::health::Health`], which decides what they mean.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +14,9 @@ use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use crate::backend::{Backend, Pool};
+use crate::backends::backend::{Backend, Pool};
 use crate::config::UpstreamProtocol;
-use crate::health::now_ms;
+use crate::runtime::clock::now_ms;
 
 /// How a probe is made: the same protocol as the traffic (`--upstream-protocol`).
 #[derive(Clone)]
@@ -129,7 +129,7 @@ async fn send_probe(backend: &Backend, probe: &Probe) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::runtime::metrics::Metrics;
     use std::net::SocketAddr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;

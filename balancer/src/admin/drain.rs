@@ -11,7 +11,7 @@
 use http::header::HeaderValue;
 use http::{Method, StatusCode};
 
-use crate::backend::Pool;
+use crate::backends::backend::Pool;
 
 /// The answer to a drain call: status and a one-line body.
 pub struct Answer {

@@ -2,7 +2,7 @@
 //!
 //! Passive: a connect failure, connect timeout, upstream timeout or broken response is a failure;
 //! `--max-fails` of them within `--fail-timeout` take the backend out for `--fail-timeout` (the
-//! NGINX `max_fails`/`fail_timeout` rule). Active: the prober ([`crate::health_check`]) reports
+//! NGINX `max_fails`/`fail_timeout` rule). Active: the prober ([`crate::backends::probe`]) reports
 //! each probe here; a failed probe takes the backend out and a pass brings it back (and clears
 //! passive marks, since it proves the backend answers again).
 //!
@@ -17,15 +17,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Mutex;
 
-/// Milliseconds since the process started, used for cheap atomic timestamps.
-pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let start = *START.get_or_init(Instant::now);
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
+use shared::sync::lock;
+
+use crate::runtime::clock::now_ms;
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone, Copy)]
 pub struct HealthPolicy {
@@ -202,11 +199,6 @@ impl Health {
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         })
     }
-}
-
-/// A poisoned lock only means another thread panicked mid-update of plain data; keep going.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

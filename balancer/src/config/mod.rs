@@ -14,8 +14,8 @@ use shared::duration::{parse_duration, parse_nonzero_duration};
 use shared::size::parse_size;
 
 use crate::access_log;
-use crate::rate_limit::{parse_rate, Rate};
-use crate::trusted_proxies::{parse_trusted_proxies, TrustedProxies};
+use crate::traffic::rate_limit::{parse_rate, Rate};
+use crate::traffic::trusted_proxies::{parse_trusted_proxies, TrustedProxies};
 
 /// Round-robin reverse proxy in front of the app replicas, replacing NGINX.
 #[derive(Debug, Parser)]
@@ -433,7 +433,7 @@ mod tests {
     #[test]
     fn every_flag_is_in_the_readme() {
         use clap::CommandFactory;
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         for arg in Cli::command().get_arguments() {
             let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
                 continue;

@@ -1,0 +1,26 @@
+//! `balancer`: an HTTP reverse proxy and load balancer in front of a service's replicas, replacing
+//! NGINX. A library with a thin binary (`main.rs`), so tests, benches and examples use its parts.
+//!
+//! One request flows top to bottom; each folder uses only the ones below it (checked by
+//! `tests/layout/check_layout.py` against `ARCHITECTURE.md`):
+//!
+//! - [`start`]: wiring only, from a [`config::Config`] to running listeners.
+//! - [`config`]: flags and `BALANCER_*` variables, grouped by concern.
+//! - [`front`] and [`admin`]: the public listeners (plain, TLS, redirect) and the admin listener.
+//! - [`proxy`]: one request in, one response out, over any [`upstream::Upstream`].
+//! - [`backends`]: one upstream group's backend set: discovery, health, probing, outlier
+//!   ejection, selection.
+//! - [`upstream`]: the connections to one backend (pooled HTTP/1.1, h2c) and the one connect.
+//! - [`traffic`], [`access_log`], [`runtime`]: traffic rules, the access log, and the clock,
+//!   drain and metrics everything runs on.
+
+pub mod access_log;
+pub mod admin;
+pub mod backends;
+pub mod config;
+pub mod front;
+pub mod proxy;
+pub mod runtime;
+pub mod start;
+pub mod traffic;
+pub mod upstream;

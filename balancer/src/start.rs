@@ -1,0 +1,361 @@
+//! Wiring: builds every part from the configuration, starts the background loops, serves the
+//! public, TLS and admin listeners until SIGTERM/SIGINT, then drains. What each part does lives in
+//! its own folder; this only connects them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::{access_log, admin, backends, front, proxy, runtime, traffic};
+
+async fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<TcpListener, i32> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        eprintln!("balancer: cannot listen on {flag} {addr}: {e}");
+        2
+    })
+}
+
+/// Wires the balancer together and serves until SIGTERM/SIGINT; returns the exit status.
+pub async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
+    let mut metrics = runtime::metrics::Metrics::new();
+    metrics
+        .registry
+        .register_collector(Box::new(access_log.line_metrics()));
+    let tls = match Tls::start(&config, &mut metrics.registry).await {
+        Ok(tls) => tls,
+        Err(code) => return code,
+    };
+    let metrics = Arc::new(metrics);
+    let workers = config.workers();
+    let pool = Arc::new(backends::backend::Pool::new(metrics.clone(), workers));
+    let discovery = Arc::new(backends::discovery::Discovery::new(
+        config.upstreams.0.clone(),
+        pool.clone(),
+        config.resolve_interval,
+    ));
+    let public = match bind(config.listen, "--listen").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let admin_listener = match bind(config.admin_listen, "--admin-listen").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    start_background(&config, &pool, &discovery).await;
+
+    let proxies = Proxies::new(&config, pool.clone(), metrics.clone(), access_log);
+    let http = Arc::new(front::server::Http::new(config.header_read_timeout));
+    let (workers_set, threads) = match start_workers(&config, &proxies, &http) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let admin = Arc::new(admin::Admin {
+        pool,
+        discovery,
+        metrics,
+        started: Instant::now(),
+        tls: tls.as_ref().map(|t| t.store.clone()),
+        limits: admin::Limits::new(&config),
+        rules: proxies.rules.clone(),
+        token: config.admin_token.clone(),
+    });
+    tracing::info!(
+        listen = %config.listen,
+        tls_listen = ?config.tls_listen,
+        admin = %config.admin_listen,
+        workers,
+        upstreams = ?config.upstreams.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "balancer started"
+    );
+    let listeners = Listeners {
+        public,
+        tls,
+        admin: admin_listener,
+    };
+    serve_until_stopped(&config, listeners, workers_set, http, admin).await;
+    join_workers(threads).await
+}
+
+/// The TLS listener, when `--tls-listen` is set: its socket, its door and the live certificate.
+struct Tls {
+    listener: TcpListener,
+    door: Arc<front::tls::TlsDoor>,
+    store: Arc<front::tls::CertStore>,
+}
+
+impl Tls {
+    /// Loads and checks the pair (a bad one: one line naming the flag, exit 2), binds the
+    /// listener, registers the TLS metrics and starts the reload loop.
+    async fn start(
+        config: &Config,
+        registry: &mut prometheus_client::registry::Registry,
+    ) -> Result<Option<Tls>, i32> {
+        let (Some(addr), Some(cert), Some(key)) =
+            (config.tls_listen, &config.tls_cert, &config.tls_key)
+        else {
+            return Ok(None);
+        };
+        let files = front::tls::PairFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        };
+        let pair = front::tls::load_pair(&files, std::time::SystemTime::now()).map_err(|e| {
+            let path = if e.flag() == "--tls-key" { key } else { cert };
+            eprintln!(
+                "{}",
+                shared::config_error::line(
+                    "balancer",
+                    format_args!("{} {}: {e}", e.flag(), path.display())
+                )
+            );
+            2
+        })?;
+        let store = Arc::new(front::tls::CertStore::new(pair, files));
+        let server_config = front::tls::server_config(store.clone()).map_err(|e| {
+            eprintln!("balancer: cannot build the TLS configuration: {e}");
+            2
+        })?;
+        let listener = bind(addr, "--tls-listen").await?;
+        let metrics = front::tls::TlsMetrics::register(registry, store.clone());
+        let door = Arc::new(front::tls::TlsDoor::new(
+            server_config,
+            config.hsts,
+            metrics.clone(),
+        ));
+        tokio::spawn(front::tls_reload::run(store.clone(), metrics));
+        Ok(Some(Tls {
+            listener,
+            door,
+            store,
+        }))
+    }
+}
+
+/// Every listener the balancer serves.
+struct Listeners {
+    public: TcpListener,
+    tls: Option<Tls>,
+    admin: TcpListener,
+}
+
+/// Resolves once before serving so the first requests already have backends (a name that does
+/// not resolve yet only means 503 until a later round finds it), then starts the discovery and
+/// active health-check loops.
+async fn start_background(
+    config: &Config,
+    pool: &Arc<backends::backend::Pool>,
+    discovery: &Arc<backends::discovery::Discovery>,
+) {
+    discovery.resolve_all().await;
+    tokio::spawn(discovery.clone().run(config.resolve_interval));
+    tokio::spawn(backends::probe::run_active_checks(
+        pool.clone(),
+        backends::probe::Probe {
+            path: Arc::from(config.health_path.as_str()),
+            interval: config.health_interval,
+            connect_timeout: config.connect_timeout,
+            protocol: config.upstream_protocol,
+        },
+    ));
+}
+
+/// Builds each worker's proxy. One rotation cursor for all workers, so the shares stay exact
+/// whichever worker serves.
+struct Proxies {
+    pool: Arc<backends::backend::Pool>,
+    selection: Arc<backends::selection::Selection>,
+    metrics: Arc<runtime::metrics::Metrics>,
+    settings: proxy::ProxySettings,
+    access_log: access_log::AccessLog,
+    rules: Arc<proxy::TrafficRules>,
+}
+
+impl Proxies {
+    fn new(
+        config: &Config,
+        pool: Arc<backends::backend::Pool>,
+        metrics: Arc<runtime::metrics::Metrics>,
+        access_log: access_log::AccessLog,
+    ) -> Self {
+        let settings = proxy::ProxySettings {
+            connect_timeout: config.connect_timeout,
+            upstream_timeout: config.upstream_timeout,
+            max_body: config.max_body,
+            max_idle_per_backend: config.max_idle_per_backend,
+            upstream_protocol: config.upstream_protocol,
+            health_interval: config.health_interval,
+            policy: backends::health::HealthPolicy {
+                max_fails: config.max_fails,
+                fail_timeout: config.fail_timeout,
+            },
+        };
+        let rules = proxy::TrafficRules {
+            limiter: config.rate_limit.map(|rate| {
+                let clients = usize::try_from(config.rate_limit_clients).unwrap_or(usize::MAX);
+                traffic::rate_limit::Limiter::new(rate, config.rate_burst, clients)
+            }),
+            trusted: config.trusted_proxies.clone(),
+            max_5xx: config.max_5xx,
+            ejector: backends::outlier::Ejector::default(),
+        };
+        Proxies {
+            pool,
+            selection: Arc::new(backends::selection::Selection::new(
+                config.balance,
+                config.slow_start,
+            )),
+            metrics,
+            settings,
+            access_log,
+            rules: Arc::new(rules),
+        }
+    }
+
+    fn for_worker(&self, worker: usize) -> Arc<proxy::Proxy> {
+        Arc::new(proxy::Proxy::new(
+            self.pool.clone(),
+            self.selection.clone(),
+            self.metrics.clone(),
+            self.settings,
+            worker,
+            self.access_log.worker(),
+            self.rules.clone(),
+        ))
+    }
+}
+
+/// Starts workers 1.. on their own threads; worker 0 is this thread. Exit status 2 if one
+/// cannot start.
+fn start_workers(
+    config: &Config,
+    proxies: &Proxies,
+    http: &Arc<front::server::Http>,
+) -> Result<(front::server::Workers, Vec<std::thread::JoinHandle<()>>), i32> {
+    let workers = config.workers();
+    let mut handoffs = Vec::with_capacity(workers.saturating_sub(1));
+    let mut threads = Vec::with_capacity(workers.saturating_sub(1));
+    for index in 1..workers {
+        match front::server::spawn_worker(
+            index,
+            proxies.for_worker(index),
+            http.clone(),
+            config.shutdown_timeout,
+        ) {
+            Ok((handoff, thread)) => {
+                handoffs.push(handoff);
+                threads.push(thread);
+            }
+            Err(e) => {
+                eprintln!("balancer: cannot start worker {index} of --workers {workers}: {e}");
+                return Err(2);
+            }
+        }
+    }
+    Ok((
+        front::server::Workers::new(proxies.for_worker(0), handoffs),
+        threads,
+    ))
+}
+
+/// Serves the public and admin listeners until SIGTERM/SIGINT, then lets this thread's
+/// connections finish for at most `--shutdown-timeout` (the other workers drain on their own
+/// threads meanwhile).
+async fn serve_until_stopped(
+    config: &Config,
+    listeners: Listeners,
+    workers: front::server::Workers,
+    http: Arc<front::server::Http>,
+    admin: Arc<admin::Admin>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn(async move {
+        let name = shared::signal::stop_signal().await;
+        tracing::info!("{name} received, draining");
+        let _ = stop_tx.send(true);
+    });
+    let public_drain = runtime::shutdown::Drain::new();
+    let admin_drain = runtime::shutdown::Drain::new();
+    let traffic = &admin.metrics.traffic;
+    let limit = front::connection_limit::ConnectionLimit::new(
+        config.max_connections,
+        traffic.connections.clone(),
+        &traffic.max_connections,
+        traffic.connections_refused.clone(),
+    );
+    let plain_door = match (&listeners.tls, config.redirect_http) {
+        (Some(tls), true) => front::server::Door::Redirect {
+            tls_port: tls.listener.local_addr().map_or(443, |a| a.port()),
+        },
+        _ => front::server::Door::Plain,
+    };
+    // One --max-connections limit over both public listeners.
+    let tls_serve = async {
+        if let Some(tls) = listeners.tls {
+            let door = front::server::Door::Tls(tls.door);
+            let (workers, http) = (workers.clone(), http.clone());
+            front::server::serve(
+                tls.listener,
+                workers,
+                http,
+                door,
+                &public_drain,
+                &limit,
+                stopped(),
+            )
+            .await;
+        }
+    };
+    tokio::join!(
+        front::server::serve(
+            listeners.public,
+            workers.clone(),
+            http.clone(),
+            plain_door,
+            &public_drain,
+            &limit,
+            stopped()
+        ),
+        tls_serve,
+        admin::serve(listeners.admin, admin, &admin_drain, stopped()),
+    );
+    tokio::join!(
+        front::server::finish(0, &public_drain, config.shutdown_timeout),
+        async {
+            let _ = tokio::time::timeout(config.shutdown_timeout, admin_drain.drain()).await;
+        },
+    );
+}
+
+/// Waits for the worker threads; exit status 1 if one panicked.
+async fn join_workers(threads: Vec<std::thread::JoinHandle<()>>) -> i32 {
+    let joined = tokio::task::spawn_blocking(move || {
+        threads
+            .into_iter()
+            .map(std::thread::JoinHandle::join)
+            .filter(Result::is_err)
+            .count()
+    })
+    .await;
+    match joined {
+        Ok(0) => {
+            tracing::info!("exiting");
+            0
+        }
+        Ok(panicked) => {
+            tracing::error!(workers = panicked, "worker threads panicked");
+            1
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot wait for the worker threads");
+            1
+        }
+    }
+}
