@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http::{header, Request, Version};
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
 
 use crate::backends::backend::{Backend, Pool};
 use crate::config::UpstreamProtocol;
@@ -78,12 +77,7 @@ async fn check(backend: Arc<Backend>, probe: Arc<Probe>) {
 }
 
 async fn send_probe(backend: &Backend, probe: &Probe) -> Result<(), String> {
-    let connect_timeout = probe.connect_timeout;
-    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(backend.addr))
-        .await
-        .map_err(|_| format!("connect timed out after {connect_timeout:?}"))?
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
+    let stream = crate::upstream::connect::connect(backend.addr, probe.connect_timeout).await?;
     let io = TokioIo::new(stream);
     let status = match probe.protocol {
         UpstreamProtocol::Http1 => {

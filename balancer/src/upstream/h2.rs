@@ -33,7 +33,6 @@ use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 
 use crate::runtime::metrics::UpstreamMetrics;
 use crate::upstream::request_body::RequestBody;
@@ -239,16 +238,7 @@ async fn connect(
     metrics: &UpstreamMetrics,
     open: &Arc<AtomicUsize>,
 ) -> Result<Conn, String> {
-    let stream = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| {
-            format!(
-                "connect to {addr} timed out after {:?}",
-                settings.connect_timeout
-            )
-        })?
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
-    let _ = stream.set_nodelay(true);
+    let stream = super::connect::connect(addr, settings.connect_timeout).await?;
     let half = (settings.keep_alive / 2).max(Duration::from_millis(1));
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())

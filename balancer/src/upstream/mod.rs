@@ -25,6 +25,7 @@
 //! With `--upstream-protocol h2c` requests go through [`crate::upstream::h2`] instead, except
 //! upgrades (WebSocket), which HTTP/2 cannot carry this way and which keep using this pool.
 
+pub mod connect;
 pub mod h2;
 pub mod request_body;
 
@@ -37,7 +38,6 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use std::net::SocketAddr;
 
@@ -363,16 +363,7 @@ impl UpstreamPool {
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<Sender, String> {
         let addr = endpoint.addr;
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| {
-                format!(
-                    "connect to {addr} timed out after {:?}",
-                    self.connect_timeout
-                )
-            })?
-            .map_err(|e| format!("connect to {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
+        let stream = connect::connect(addr, self.connect_timeout).await?;
         let (inner, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
