@@ -10,11 +10,11 @@ use balancer::{access_log, admin};
 fn main() {
     let cli = config::parse_or_exit();
     if let Some(Command::Healthcheck) = cli.command {
-        std::process::exit(admin::healthcheck(cli.config.admin_listen));
+        std::process::exit(admin::healthcheck(cli.config.admin.admin_listen));
     }
     let config = cli.config;
-    let log_guard = init_logging(config.log_format);
-    let (access_log, access_guard) = match access_log::AccessLog::start(config.access_log) {
+    let log_guard = init_logging(config.log.log_format);
+    let (access_log, access_guard) = match access_log::AccessLog::start(config.log.access_log) {
         Ok(started) => started,
         Err(e) => {
             eprintln!("balancer: cannot start the access log writer: {e}");

@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use tokio::net::TcpListener;
 
-use crate::config::Config;
-use crate::{access_log, admin, backends, front, proxy, runtime, traffic};
+use crate::backends::group::UpstreamGroup;
+use crate::config::{Config, FrontConfig, TlsConfig};
+use crate::traffic::TrafficRules;
+use crate::{access_log, admin, front, proxy, runtime};
 
 async fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<TcpListener, i32> {
     TcpListener::bind(addr).await.map_err(|e| {
@@ -23,50 +25,50 @@ pub async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
     metrics
         .registry
         .register_collector(Box::new(access_log.line_metrics()));
-    let tls = match Tls::start(&config, &mut metrics.registry).await {
+    let tls = match Tls::start(&config.tls, &mut metrics.registry).await {
         Ok(tls) => tls,
         Err(code) => return code,
     };
     let metrics = Arc::new(metrics);
-    let workers = config.workers();
-    let pool = Arc::new(backends::backend::Pool::new(metrics.clone(), workers));
-    let discovery = Arc::new(backends::discovery::Discovery::new(
-        config.upstreams.0.clone(),
-        pool.clone(),
-        config.resolve_interval,
-    ));
-    let public = match bind(config.listen, "--listen").await {
+    let workers = config.front.workers();
+    let group = UpstreamGroup::new(config.group.group(), metrics.clone(), workers);
+    let public = match bind(config.front.listen, "--listen").await {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let admin_listener = match bind(config.admin_listen, "--admin-listen").await {
+    let admin_listener = match bind(config.admin.admin_listen, "--admin-listen").await {
         Ok(l) => l,
         Err(code) => return code,
     };
-    start_background(&config, &pool, &discovery).await;
+    let _running = group.start().await;
 
-    let proxies = Proxies::new(&config, pool.clone(), metrics.clone(), access_log);
-    let http = Arc::new(front::server::Http::new(config.header_read_timeout));
-    let (workers_set, threads) = match start_workers(&config, &proxies, &http) {
+    let proxies = Proxies {
+        group: group.clone(),
+        max_body: config.traffic.max_body,
+        metrics: metrics.clone(),
+        access_log,
+        rules: Arc::new(config.traffic.rules()),
+    };
+    let http = Arc::new(front::server::Http::new(config.front.header_read_timeout));
+    let (workers_set, threads) = match start_workers(&config.front, &proxies, &http) {
         Ok(started) => started,
         Err(code) => return code,
     };
     let admin = Arc::new(admin::Admin {
-        pool,
-        discovery,
+        group,
         metrics,
         started: Instant::now(),
         tls: tls.as_ref().map(|t| t.store.clone()),
-        limits: admin::Limits::new(&config),
+        limits: config.limits(),
         rules: proxies.rules.clone(),
-        token: config.admin_token.clone(),
+        token: config.admin.admin_token.clone(),
     });
     tracing::info!(
-        listen = %config.listen,
-        tls_listen = ?config.tls_listen,
-        admin = %config.admin_listen,
+        listen = %config.front.listen,
+        tls_listen = ?config.tls.tls_listen,
+        admin = %config.admin.admin_listen,
         workers,
-        upstreams = ?config.upstreams.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        upstreams = ?config.group.upstreams.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "balancer started"
     );
     let listeners = Listeners {
@@ -89,7 +91,7 @@ impl Tls {
     /// Loads and checks the pair (a bad one: one line naming the flag, exit 2), binds the
     /// listener, registers the TLS metrics and starts the reload loop.
     async fn start(
-        config: &Config,
+        config: &TlsConfig,
         registry: &mut prometheus_client::registry::Registry,
     ) -> Result<Option<Tls>, i32> {
         let (Some(addr), Some(cert), Some(key)) =
@@ -140,86 +142,23 @@ struct Listeners {
     admin: TcpListener,
 }
 
-/// Resolves once before serving so the first requests already have backends (a name that does
-/// not resolve yet only means 503 until a later round finds it), then starts the discovery and
-/// active health-check loops.
-async fn start_background(
-    config: &Config,
-    pool: &Arc<backends::backend::Pool>,
-    discovery: &Arc<backends::discovery::Discovery>,
-) {
-    discovery.resolve_all().await;
-    tokio::spawn(discovery.clone().run(config.resolve_interval));
-    tokio::spawn(backends::probe::run_active_checks(
-        pool.clone(),
-        backends::probe::Probe {
-            path: Arc::from(config.health_path.as_str()),
-            interval: config.health_interval,
-            connect_timeout: config.connect_timeout,
-            protocol: config.upstream_protocol,
-        },
-    ));
-}
-
 /// Builds each worker's proxy. One rotation cursor for all workers, so the shares stay exact
 /// whichever worker serves.
 struct Proxies {
-    pool: Arc<backends::backend::Pool>,
-    selection: Arc<backends::selection::Selection>,
+    group: Arc<UpstreamGroup>,
+    max_body: u64,
     metrics: Arc<runtime::metrics::Metrics>,
-    settings: proxy::ProxySettings,
     access_log: access_log::AccessLog,
-    rules: Arc<proxy::TrafficRules>,
+    rules: Arc<TrafficRules>,
 }
 
 impl Proxies {
-    fn new(
-        config: &Config,
-        pool: Arc<backends::backend::Pool>,
-        metrics: Arc<runtime::metrics::Metrics>,
-        access_log: access_log::AccessLog,
-    ) -> Self {
-        let settings = proxy::ProxySettings {
-            connect_timeout: config.connect_timeout,
-            upstream_timeout: config.upstream_timeout,
-            max_body: config.max_body,
-            max_idle_per_backend: config.max_idle_per_backend,
-            upstream_protocol: config.upstream_protocol,
-            health_interval: config.health_interval,
-            policy: backends::health::HealthPolicy {
-                max_fails: config.max_fails,
-                fail_timeout: config.fail_timeout,
-            },
-        };
-        let rules = proxy::TrafficRules {
-            limiter: config.rate_limit.map(|rate| {
-                let clients = usize::try_from(config.rate_limit_clients).unwrap_or(usize::MAX);
-                traffic::rate_limit::Limiter::new(rate, config.rate_burst, clients)
-            }),
-            trusted: config.trusted_proxies.clone(),
-            max_5xx: config.max_5xx,
-            ejector: backends::outlier::Ejector::default(),
-        };
-        Proxies {
-            pool,
-            selection: Arc::new(backends::selection::Selection::new(
-                config.balance,
-                config.slow_start,
-            )),
-            metrics,
-            settings,
-            access_log,
-            rules: Arc::new(rules),
-        }
-    }
-
     fn for_worker(&self, worker: usize) -> Arc<proxy::Proxy> {
         Arc::new(proxy::Proxy::new(
-            self.pool.clone(),
-            self.selection.clone(),
+            self.group.clone(),
+            self.group.connections(worker),
+            self.max_body,
             self.metrics.clone(),
-            self.settings,
-            worker,
             self.access_log.worker(),
             self.rules.clone(),
         ))
@@ -229,7 +168,7 @@ impl Proxies {
 /// Starts workers 1.. on their own threads; worker 0 is this thread. Exit status 2 if one
 /// cannot start.
 fn start_workers(
-    config: &Config,
+    config: &FrontConfig,
     proxies: &Proxies,
     http: &Arc<front::server::Http>,
 ) -> Result<(front::server::Workers, Vec<std::thread::JoinHandle<()>>), i32> {
@@ -285,12 +224,12 @@ async fn serve_until_stopped(
     let admin_drain = runtime::shutdown::Drain::new();
     let traffic = &admin.metrics.traffic;
     let limit = front::connection_limit::ConnectionLimit::new(
-        config.max_connections,
+        config.front.max_connections,
         traffic.connections.clone(),
         &traffic.max_connections,
         traffic.connections_refused.clone(),
     );
-    let plain_door = match (&listeners.tls, config.redirect_http) {
+    let plain_door = match (&listeners.tls, config.tls.redirect_http) {
         (Some(tls), true) => front::server::Door::Redirect {
             tls_port: tls.listener.local_addr().map_or(443, |a| a.port()),
         },
@@ -327,9 +266,9 @@ async fn serve_until_stopped(
         admin::serve(listeners.admin, admin, &admin_drain, stopped()),
     );
     tokio::join!(
-        front::server::finish(0, &public_drain, config.shutdown_timeout),
+        front::server::finish(0, &public_drain, config.front.shutdown_timeout),
         async {
-            let _ = tokio::time::timeout(config.shutdown_timeout, admin_drain.drain()).await;
+            let _ = tokio::time::timeout(config.front.shutdown_timeout, admin_drain.drain()).await;
         },
     );
 }

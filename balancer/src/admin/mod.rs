@@ -23,19 +23,19 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-use crate::backends::backend::{Backend, Pool};
-use crate::backends::discovery::{Discovery, UpstreamStatus};
+use crate::backends::backend::Backend;
+use crate::backends::discovery::UpstreamStatus;
+use crate::backends::group::UpstreamGroup;
 use crate::backends::health::LastError;
 use crate::backends::selection::{self, MAX_BACKENDS};
-use crate::config::Config;
 use crate::front::tls::{CertInfo, CertStore, ReloadRecord};
-use crate::proxy::TrafficRules;
 use crate::runtime::clock::now_ms;
 use crate::runtime::metrics::Metrics;
+use crate::traffic::TrafficRules;
 
 pub struct Admin {
-    pub pool: Arc<Pool>,
-    pub discovery: Arc<Discovery>,
+    /// The upstream group `/status` shows and the drain calls act on.
+    pub group: Arc<UpstreamGroup>,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
     pub limits: Limits,
@@ -72,39 +72,19 @@ fn tls_status(store: &CertStore) -> TlsStatus {
 /// The balance mode and limits in force, for `/status` and the dashboard.
 #[derive(Serialize)]
 pub struct Limits {
-    balance: &'static str,
-    slow_start_ms: u64,
-    max_5xx: u32,
-    fail_timeout_ms: u64,
-    max_fails: u32,
-    rate_limit: Option<String>,
-    rate_burst: Option<u32>,
-    rate_limit_clients: u64,
-    trusted_proxies: String,
-    max_connections: u64,
-    drain_api: bool,
+    pub balance: &'static str,
+    pub slow_start_ms: u64,
+    pub max_5xx: u32,
+    pub fail_timeout_ms: u64,
+    pub max_fails: u32,
+    pub rate_limit: Option<String>,
+    pub rate_burst: Option<u32>,
+    pub rate_limit_clients: u64,
+    pub trusted_proxies: String,
+    pub max_connections: u64,
+    pub drain_api: bool,
     /// `--upstream-protocol`: `http1` or `h2c`.
-    upstream_protocol: &'static str,
-}
-
-impl Limits {
-    pub fn new(c: &Config) -> Self {
-        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        Limits {
-            balance: c.balance.name(),
-            slow_start_ms: ms(c.slow_start),
-            max_5xx: c.max_5xx,
-            fail_timeout_ms: ms(c.fail_timeout),
-            max_fails: c.max_fails,
-            rate_limit: c.rate_limit.map(|r| r.to_string()),
-            rate_burst: c.rate_limit.map(|r| c.rate_burst.unwrap_or(r.count.get())),
-            rate_limit_clients: c.rate_limit_clients,
-            trusted_proxies: c.trusted_proxies.to_string(),
-            max_connections: c.max_connections,
-            drain_api: c.admin_token.as_ref().is_some_and(|t| !t.is_empty()),
-            upstream_protocol: c.upstream_protocol.name(),
-        }
-    }
+    pub upstream_protocol: &'static str,
 }
 
 #[derive(Serialize)]
@@ -234,19 +214,21 @@ impl Admin {
     fn status(&self) -> Status<'_> {
         let now = now_ms();
         let mut backends: Vec<BackendStatus> = self
+            .group
             .pool
             .snapshot()
             .iter()
             .map(|b| backend_status(b, true, now, self.limits.upstream_protocol))
             .collect();
         backends.extend(
-            self.pool
+            self.group
+                .pool
                 .draining()
                 .iter()
                 .map(|b| backend_status(b, false, now, self.limits.upstream_protocol)),
         );
         let local: u64 = self.metrics.local.iter().map(|c| c.get()).sum();
-        let active = self.pool.snapshot().len();
+        let active = self.group.pool.snapshot().len();
         Status {
             healthy_backends: backends.iter().filter(|b| b.healthy).count(),
             pending_backends: backends.iter().filter(|b| b.state == "pending").count(),
@@ -255,7 +237,7 @@ impl Admin {
             requests_total: local + backends.iter().map(|b| b.requests_total).sum::<u64>(),
             retries_total: self.metrics.retries.get(),
             backends,
-            upstreams: self.discovery.status(),
+            upstreams: self.group.discovery.status(),
             uptime_seconds: self.started.elapsed().as_secs(),
             limits: &self.limits,
             connections: self.metrics.traffic.connections.get(),
@@ -272,14 +254,14 @@ impl Admin {
     fn refresh_gauges(&self) {
         let now = now_ms();
         let mut pending = 0;
-        for b in self.pool.snapshot().iter() {
+        for b in self.group.pool.snapshot().iter() {
             b.metrics
                 .healthy
                 .set(i64::from(b.health.is_healthy_at(now)));
             pending += i64::from(b.health.is_pending());
         }
         self.metrics.pending.set(pending);
-        let _ = self.pool.draining();
+        let _ = self.group.pool.draining();
         if let Some(limiter) = &self.rules.limiter {
             let clients = i64::try_from(limiter.clients()).unwrap_or(i64::MAX);
             self.metrics.traffic.rate_limit_clients.set(clients);
@@ -293,7 +275,7 @@ impl Admin {
             req.uri().path(),
             req.headers().get(header::AUTHORIZATION),
             self.token.as_deref(),
-            &self.pool,
+            &self.group.pool,
         );
         let content_type = if a.status == StatusCode::OK {
             "application/json"

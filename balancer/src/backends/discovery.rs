@@ -16,6 +16,7 @@
 //! `/status` shows per name what the last lookup saw (`last_outcome`) and since when.
 
 use shared::sync::lock;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -23,7 +24,6 @@ use std::time::{Duration, SystemTime};
 use crate::backends::backend::Pool;
 use crate::backends::lookup::{self, Lookup};
 use crate::backends::selection::{self, MAX_BACKENDS};
-use crate::config::Upstream;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UpstreamStatus {
@@ -71,8 +71,25 @@ impl UpstreamStatus {
     }
 }
 
+/// One configured upstream name, e.g. `app:5000`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UpstreamName {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for UpstreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 pub struct Discovery {
-    upstreams: Vec<Upstream>,
+    upstreams: Vec<UpstreamName>,
     status: Mutex<Vec<UpstreamStatus>>,
     pool: Arc<Pool>,
     lookup_timeout: Duration,
@@ -84,7 +101,7 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 impl Discovery {
-    pub fn new(upstreams: Vec<Upstream>, pool: Arc<Pool>, interval: Duration) -> Self {
+    pub fn new(upstreams: Vec<UpstreamName>, pool: Arc<Pool>, interval: Duration) -> Self {
         let status = upstreams
             .iter()
             .map(|u| UpstreamStatus {
@@ -225,11 +242,11 @@ mod tests {
             1,
         ));
         let upstreams = vec![
-            Upstream {
+            UpstreamName {
                 host: "127.0.0.1".into(),
                 port: 5000,
             },
-            Upstream {
+            UpstreamName {
                 host: "127.0.0.2".into(),
                 port: 5001,
             },

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod discovery;
+pub mod group;
 pub mod health;
 pub mod lookup;
 pub mod outlier;

@@ -14,11 +14,11 @@ use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::backends::backend::{Backend, Pool};
-use crate::config::UpstreamProtocol;
 use crate::runtime::clock::now_ms;
+use crate::upstream::UpstreamProtocol;
 
 /// How a probe is made: the same protocol as the traffic (`--upstream-protocol`).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Probe {
     pub path: Arc<str>,
     pub interval: Duration,

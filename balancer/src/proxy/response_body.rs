@@ -13,23 +13,24 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::backends::backend::InFlight;
 use crate::backends::health::HealthPolicy;
-use crate::upstream::Lease;
+use crate::upstream::{Lease, Release};
 
-/// Body of a response to the client.
-pub enum ResponseBody {
+/// Body of a response to the client: `B` is the backend's body and `L` what carried it (by
+/// default hyper's body and a pooled connection or stream; see [`crate::upstream::Upstream`]).
+pub enum ResponseBody<B: Body = Incoming, L: Release = Lease> {
     Upstream {
-        inner: Incoming,
+        inner: B,
         in_flight: InFlight,
         policy: HealthPolicy,
         /// The upstream connection, returned to its pool when this body was read to the end.
-        lease: Option<Lease>,
+        lease: Option<L>,
         /// The body ended cleanly (`None` after the last frame).
         finished: bool,
     },
     Fixed(Option<Bytes>),
 }
 
-impl Drop for ResponseBody {
+impl<B: Body, L: Release> Drop for ResponseBody<B, L> {
     fn drop(&mut self) {
         if let ResponseBody::Upstream {
             inner,
@@ -48,7 +49,7 @@ impl Drop for ResponseBody {
     }
 }
 
-impl ResponseBody {
+impl<B: Body, L: Release> ResponseBody<B, L> {
     pub fn fixed(text: &'static str) -> Self {
         ResponseBody::Fixed(Some(Bytes::from_static(text.as_bytes())))
     }
@@ -58,14 +59,18 @@ impl ResponseBody {
     }
 }
 
-impl Body for ResponseBody {
+impl<B, L> Body for ResponseBody<B, L>
+where
+    B: Body<Data = Bytes, Error: std::error::Error + 'static> + Unpin,
+    L: Release + Unpin,
+{
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.get_mut() {
             ResponseBody::Fixed(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             ResponseBody::Upstream {

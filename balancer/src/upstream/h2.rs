@@ -148,7 +148,7 @@ impl StreamGuard {
     }
 
     /// The response body broke: counts a reset by the backend.
-    pub fn broken(self, e: &hyper::Error) {
+    pub fn broken(self, e: &(dyn std::error::Error + 'static)) {
         if classify(e) == Fate::Reset {
             self.0.metrics.streams_reset.inc();
         }

@@ -1,130 +1,104 @@
-//! Keep-alive HTTP/1.1 connections to the backends, pooled per endpoint (one backend address).
+//! The connections from the balancer to one backend, and the one interface the proxy sends through.
 //!
-//! Replaces hyper-util's general-purpose legacy `Client`, whose checkout machinery (pool keys
-//! hashed per request, boxed connector futures, a task spawned per request to wait for the
-//! connection to become idle again) cost more user-space CPU per proxied request than the rest of
-//! the proxy together. This pool knows it talks to a fixed address over plain HTTP/1.1:
+//! [`Upstream`] is what the proxy needs from this layer: send a prepared request to an
+//! [`Endpoint`] and get back the response head with a lease on what carried it, or a
+//! [`SendError`] that says whether the request may be tried elsewhere. [`UpstreamPool`] is the
+//! real one (a worker's keep-alive HTTP/1.1 connections of [`http1`], or the multiplexed h2c
+//! connections of [`h2`] with `--upstream-protocol h2c`); unit tests of the proxy implement the
+//! trait in-process, so every proxy rule is checked without a socket. The trait is generic, not
+//! boxed: the real path is monomorphised and costs nothing per request.
 //!
-//! - Each [`Endpoint`] (a backend's address) owns an [`IdleConnections`] stack per worker, bounded by `--max-idle-per-backend`,
-//!   reused LIFO (the most recently used connection is the one least likely to have been closed
-//!   by the backend's keep-alive timer); connections idle longer than [`IDLE_TIMEOUT`] are dropped.
-//! - A connection goes back on the stack only once its response body was read to the end and
-//!   hyper reports it ready for the next request ([`Lease::release`]); a connection that erred,
-//!   was closed, was upgraded or whose body was abandoned is discarded.
-//! - New connections get `--connect-timeout` and TCP_NODELAY; their hyper task is spawned once
-//!   per connection, not per request.
-//! - `--upstream-timeout` (request sent, no response head yet) is watched by that same task through
-//!   a [`WaitClock`] ([`Exchange`]), not by a tokio timer per request: a late head closes the
-//!   connection and the exchange ends as [`SendError::TimedOut`], a 504 that is never retried.
-//! - [`SendError::NotSent`] hands the request back when it provably never reached the backend:
-//!   the connect failed, or hyper returned the unwritten request from `try_send_request`. Only
-//!   that case is safe to retry elsewhere. A pooled connection that turns out to be stale (the
-//!   backend closed it while it sat idle) is retried transparently on the next idle or a fresh
-//!   connection to the same backend, because the request was not written to it either.
-//!
-//! With `--upstream-protocol h2c` requests go through [`crate::upstream::h2`] instead, except
-//! upgrades (WebSocket), which HTTP/2 cannot carry this way and which keep using this pool.
+//! [`SendError::NotSent`] hands the request back when it provably never reached the backend: the
+//! connect failed, or the connection returned the unwritten request. Only that case is safe to
+//! retry elsewhere; the retry safety is in the type.
 
 pub mod connect;
 pub mod h2;
+pub mod http1;
 pub mod request_body;
 
-use shared::sync::lock;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::body::{Body, Incoming};
 
-use std::net::SocketAddr;
-
-use crate::config::UpstreamProtocol;
 use crate::runtime::metrics::UpstreamMetrics;
-use crate::runtime::wait_clock::WaitClock;
-use crate::upstream::h2::{H2Endpoint, H2Pool, H2SendError, H2Settings, StreamGuard};
-use crate::upstream::request_body::RequestBody;
+use h2::{H2Endpoint, H2Pool, H2SendError, H2Settings, StreamGuard};
+use http1::{Http1Lease, Http1Pool, IdleConnections};
+use request_body::RequestBody;
 
-/// Idle connections older than this are closed rather than reused (the legacy client's default).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// An error of any kind, for the rare paths that only describe it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A keep-alive HTTP/1.1 connection's sending half, with the deadline of the response head it
-/// awaits (`--upstream-timeout`), which the connection's own task watches.
-struct Sender {
-    inner: http1::SendRequest<RequestBody>,
-    exchange: Arc<Exchange>,
+/// Where the proxy sends a request it prepared (origin-form target, Host set, body limited).
+///
+/// `B` is the client's body type: hyper's `Incoming` on the real path, any body in tests.
+pub trait Upstream<B>: Send + Sync + 'static {
+    /// The backend's response body, streamed to the client.
+    type Body: Body<Data = Bytes, Error: std::error::Error + Send + Sync + 'static>
+        + Send
+        + Unpin
+        + 'static;
+    /// What the response holds on to until its body ended (a connection, a stream).
+    type Lease: Release + Send + Unpin + 'static;
+
+    /// Sends `request` to `endpoint`; `now` is the caller's clock reading.
+    fn send(
+        &self,
+        endpoint: &Arc<Endpoint>,
+        request: Request<RequestBody<B>>,
+        now: Instant,
+    ) -> impl Future<Output = SendResult<Self::Body, Self::Lease, B>> + Send;
 }
 
-impl Sender {
-    fn is_closed(&self) -> bool {
-        self.inner.is_closed()
-    }
+/// What [`Upstream::send`] returns: the response head and its lease, or why not.
+pub type SendResult<R, L, B> = Result<(Response<R>, L), SendError<B>>;
 
-    fn is_ready(&self) -> bool {
-        self.inner.is_ready()
-    }
-
-    async fn ready(&mut self) -> Result<(), hyper::Error> {
-        self.inner.ready().await
-    }
+/// The end of a response body, told to what carried it.
+pub trait Release {
+    /// The body was read to the end: the connection may carry the next request.
+    fn release(self);
+    /// The body broke with `e`: what carried it must not be reused.
+    fn broken(self, e: &(dyn std::error::Error + 'static));
 }
 
-/// One connection's wait for a response head: a [`WaitClock`] wait from sending a request to its
-/// response head, instead of a tokio timer per request. When a wait runs out the connection's
-/// task ends the connection, which fails the exchange, and the clock says why.
-type Exchange = WaitClock;
-
-struct IdleConnection {
-    sender: Sender,
-    since: Instant,
+/// Nothing to give back: an in-process upstream holds no connection.
+impl Release for () {
+    fn release(self) {}
+    fn broken(self, _: &(dyn std::error::Error + 'static)) {}
 }
 
-/// One backend's idle keep-alive connections, most recently used last.
-#[derive(Default)]
-pub struct IdleConnections {
-    stack: Mutex<Vec<IdleConnection>>,
+/// `--upstream-protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpstreamProtocol {
+    Http1,
+    H2c,
 }
 
-impl IdleConnections {
-    fn pop(&self, now: Instant) -> Option<Sender> {
-        let mut stack = lock(&self.stack);
-        while let Some(idle) = stack.pop() {
-            if idle.sender.is_closed() || now.saturating_duration_since(idle.since) > IDLE_TIMEOUT {
-                continue;
-            }
-            return Some(idle.sender);
+impl UpstreamProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            UpstreamProtocol::Http1 => "http1",
+            UpstreamProtocol::H2c => "h2c",
         }
-        None
-    }
-
-    fn push(&self, sender: Sender, max_idle: usize) {
-        if max_idle == 0 {
-            return;
-        }
-        let mut stack = lock(&self.stack);
-        if stack.len() >= max_idle {
-            // The bottom of the stack is the least recently used connection.
-            stack.remove(0);
-        }
-        stack.push(IdleConnection {
-            sender,
-            since: Instant::now(),
-        });
     }
 }
 
 /// Why a request failed.
-pub enum SendError {
+pub enum SendError<B = Incoming> {
     /// The request never reached the backend; here it is back, ready to be sent elsewhere.
     NotSent {
         /// Boxed: this is the rare path, and it keeps every `Result` small.
-        request: Box<Request<RequestBody>>,
+        request: Box<Request<RequestBody<B>>>,
         error: String,
     },
     /// The request may have been (partly) written: it must not be retried.
-    Failed(hyper::Error),
+    Failed(BoxError),
     /// No response head within `--upstream-timeout` (the request may have been written): a 504,
     /// never retried.
     TimedOut,
@@ -134,7 +108,7 @@ impl From<H2SendError> for SendError {
     fn from(e: H2SendError) -> Self {
         match e {
             H2SendError::NotSent { request, error } => SendError::NotSent { request, error },
-            H2SendError::Failed(e) => SendError::Failed(e),
+            H2SendError::Failed(e) => SendError::Failed(Box::new(e)),
         }
     }
 }
@@ -194,7 +168,7 @@ impl Lease {
 
     /// The response body broke with `e`: the connection is never reused (HTTP/1.1), a reset by
     /// the backend is counted (HTTP/2).
-    pub fn broken(self, e: &hyper::Error) {
+    pub fn broken(self, e: &(dyn std::error::Error + 'static)) {
         match self {
             Lease::Http1(lease) => drop(lease),
             Lease::H2(stream) => stream.broken(e),
@@ -202,36 +176,13 @@ impl Lease {
     }
 }
 
-/// An HTTP/1.1 connection checked out for one request.
-pub struct Http1Lease {
-    sender: Sender,
-    endpoint: Arc<Endpoint>,
-    worker: usize,
-    max_idle: usize,
-}
-
-impl Http1Lease {
+impl Release for Lease {
     fn release(self) {
-        let Http1Lease {
-            mut sender,
-            endpoint,
-            worker,
-            max_idle,
-        } = self;
-        if sender.is_closed() {
-            return;
-        }
-        if sender.is_ready() {
-            endpoint.idle(worker).push(sender, max_idle);
-            return;
-        }
-        // hyper marks the connection ready from its own task, usually before the last body
-        // frame reaches us; when it has not yet, wait for it off the request path.
-        tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                endpoint.idle(worker).push(sender, max_idle);
-            }
-        });
+        Lease::release(self)
+    }
+
+    fn broken(self, e: &(dyn std::error::Error + 'static)) {
+        Lease::broken(self, e)
     }
 }
 
@@ -251,10 +202,7 @@ pub struct UpstreamSettings {
 /// One worker's way to its backends: connections it opens are driven by its own event loop and
 /// go back to its own idle stacks.
 pub struct UpstreamPool {
-    connect_timeout: Duration,
-    upstream_timeout: Duration,
-    max_idle: usize,
-    worker: usize,
+    http1: Http1Pool,
     /// `Some` with `--upstream-protocol h2c`.
     h2: Option<H2Pool>,
 }
@@ -269,18 +217,25 @@ impl UpstreamPool {
             H2Pool::new(h2, worker, metrics)
         });
         UpstreamPool {
-            connect_timeout: settings.connect_timeout,
-            upstream_timeout: settings.upstream_timeout,
-            max_idle: settings.max_idle,
-            worker,
+            http1: Http1Pool {
+                connect_timeout: settings.connect_timeout,
+                upstream_timeout: settings.upstream_timeout,
+                max_idle: settings.max_idle,
+                worker,
+            },
             h2,
         }
     }
+}
+
+impl Upstream<Incoming> for UpstreamPool {
+    type Body = Incoming;
+    type Lease = Lease;
 
     /// Sends `request` (origin-form URI, Host set) to `endpoint` and returns the response head
     /// with the lease on its connection or stream. `now` is the caller's clock reading, for idle
     /// expiry.
-    pub async fn send(
+    async fn send(
         &self,
         endpoint: &Arc<Endpoint>,
         request: Request<RequestBody>,
@@ -290,170 +245,13 @@ impl UpstreamPool {
             Some(h2) if !request.headers().contains_key(http::header::UPGRADE) => {
                 // Streams share their connection, so each gets a timer of its own.
                 let sent = h2.send(&endpoint.h2, endpoint.addr, request);
-                let Ok(sent) = tokio::time::timeout(self.upstream_timeout, sent).await else {
+                let Ok(sent) = tokio::time::timeout(self.http1.upstream_timeout, sent).await else {
                     return Err(SendError::TimedOut);
                 };
                 let (response, stream) = sent?;
                 Ok((response, Lease::H2(stream)))
             }
-            _ => self.send_http1(endpoint, request, now).await,
+            _ => self.http1.send(endpoint, request, now).await,
         }
-    }
-
-    async fn send_http1(
-        &self,
-        endpoint: &Arc<Endpoint>,
-        mut request: Request<RequestBody>,
-        now: Instant,
-    ) -> Result<(Response<Incoming>, Lease), SendError> {
-        while let Some(sender) = endpoint.idle(self.worker).pop(now) {
-            match self.try_send(endpoint, sender, request).await {
-                Ok(done) => return Ok(done),
-                // Stale keep-alive connection: the request was not written, try the next one.
-                Err(SendError::NotSent { request: r, .. }) => request = *r,
-                Err(failed) => return Err(failed),
-            }
-        }
-        let sender = match self.connect(endpoint).await {
-            Ok(sender) => sender,
-            Err(error) => {
-                return Err(SendError::NotSent {
-                    request: Box::new(request),
-                    error,
-                })
-            }
-        };
-        self.try_send(endpoint, sender, request).await
-    }
-
-    async fn try_send(
-        &self,
-        endpoint: &Arc<Endpoint>,
-        mut sender: Sender,
-        request: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Lease), SendError> {
-        sender.exchange.start();
-        let sent = sender.inner.try_send_request(request).await;
-        sender.exchange.stop();
-        if sent.is_err() && sender.exchange.has_expired() {
-            return Err(SendError::TimedOut);
-        }
-        match sent {
-            Ok(response) => Ok((
-                response,
-                Lease::Http1(Http1Lease {
-                    sender,
-                    endpoint: endpoint.clone(),
-                    worker: self.worker,
-                    max_idle: self.max_idle,
-                }),
-            )),
-            Err(mut e) => match e.take_message() {
-                Some(request) => Err(SendError::NotSent {
-                    request: Box::new(request),
-                    error: format!(
-                        "connection closed before the request was sent: {}",
-                        e.error()
-                    ),
-                }),
-                None => Err(SendError::Failed(e.into_error())),
-            },
-        }
-    }
-
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Sender, String> {
-        let addr = endpoint.addr;
-        let stream = connect::connect(addr, self.connect_timeout).await?;
-        let (inner, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake with {addr}: {e}"))?;
-        let exchange = Arc::new(Exchange::idle());
-        let conn = exchange.guard(conn.with_upgrades(), self.upstream_timeout);
-        let open = endpoint.http1_connections.clone();
-        open.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            // Upgrades (WebSocket) take the socket over from here; the task then ends.
-            let ended = conn.await;
-            open.fetch_sub(1, Ordering::Relaxed);
-            match ended {
-                Some(Err(e)) => {
-                    tracing::debug!(backend = %addr, error = %e, "upstream connection ended with an error")
-                }
-                None => {
-                    tracing::debug!(backend = %addr, "no response head within --upstream-timeout: connection closed")
-                }
-                Some(Ok(())) => {}
-            }
-        });
-        Ok(Sender { inner, exchange })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A real hyper client connection over an in-memory pipe (nothing listens on the other end;
-    /// the pool only looks at whether the connection is still open). Returned with the task that
-    /// drives it: aborting that task closes the connection.
-    async fn sender() -> (Sender, tokio::task::JoinHandle<()>, tokio::io::DuplexStream) {
-        let (ours, theirs) = tokio::io::duplex(1024);
-        let (inner, conn) = http1::handshake(TokioIo::new(ours)).await.unwrap();
-        let sender = Sender {
-            inner,
-            exchange: Arc::new(Exchange::idle()),
-        };
-        let task = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        (sender, task, theirs)
-    }
-
-    #[tokio::test]
-    async fn idle_connections_expire_after_the_idle_timeout() {
-        let idle = IdleConnections::default();
-        let (s, _task, _peer) = sender().await;
-        idle.push(s, 4);
-        let late = Instant::now() + IDLE_TIMEOUT + Duration::from_secs(1);
-        assert!(idle.pop(late).is_none(), "expired");
-        assert!(idle.pop(Instant::now()).is_none(), "and dropped, not kept");
-
-        let (s, _task, _peer) = sender().await;
-        idle.push(s, 4);
-        let soon = Instant::now() + IDLE_TIMEOUT - Duration::from_secs(1);
-        assert!(idle.pop(soon).is_some());
-    }
-
-    #[tokio::test]
-    async fn most_recent_first_bounded_and_closed_ones_skipped() {
-        let idle = IdleConnections::default();
-        let mut tasks = Vec::new();
-        let mut peers = Vec::new();
-        for _ in 0..3 {
-            let (s, task, peer) = sender().await;
-            idle.push(s, 2);
-            tasks.push(task);
-            peers.push(peer);
-        }
-        assert_eq!(idle.stack.lock().unwrap().len(), 2, "the oldest one went");
-        // Close the most recent connection: the pool must skip it.
-        tasks[2].abort();
-        let _ = (&mut tasks[2]).await;
-        let now = Instant::now();
-        assert!(idle.pop(now).is_some(), "the second one");
-        assert!(idle.pop(now).is_none());
-        let (s, _t, _p) = sender().await;
-        idle.push(s, 0);
-        assert!(idle.pop(now).is_none(), "max_idle 0 keeps nothing");
-    }
-
-    #[test]
-    fn each_worker_has_its_own_stack() {
-        let e = Endpoint::new("127.0.0.1:1".parse().unwrap(), 3);
-        assert!(std::ptr::eq(e.idle(1), e.idle(4)));
-        assert!(!std::ptr::eq(e.idle(0), e.idle(1)));
-        let one = Endpoint::new("127.0.0.1:1".parse().unwrap(), 0);
-        assert!(std::ptr::eq(one.idle(0), one.idle(5)));
     }
 }

@@ -23,8 +23,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backends::backend::Backend;
-use crate::config::Balance;
 use least_request::nth_set_bit;
+
+/// `--balance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Balance {
+    RoundRobin,
+    LeastRequest,
+}
+
+impl Balance {
+    pub fn name(self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "round-robin",
+            Balance::LeastRequest => "least-request",
+        }
+    }
+}
 
 /// The most backends selection serves: the width of the per-request health bit set.
 pub const MAX_BACKENDS: usize = u128::BITS as usize;

@@ -1,0 +1,154 @@
+//! An upstream group: one set of backends behind one or more upstream names, with everything that
+//! keeps it current and chooses among it — discovery, health state, active probing, 5xx outlier
+//! ejection, slow start, selection — and the settings of the connections to its backends.
+//!
+//! Built from its own [`GroupSettings`], started and stopped as a unit ([`UpstreamGroup::start`]
+//! returns the [`Running`] handle whose drop stops its loops), so the balancer can hold any number
+//! of them: today one, behind `--upstreams`; with routes, one per `[[upstream]]`. Nothing in it is
+//! global: two groups share no backend, no cursor and no ejection budget.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::backends::backend::{Backend, Pool};
+use crate::backends::discovery::{Discovery, UpstreamName};
+use crate::backends::health::HealthPolicy;
+use crate::backends::outlier::Ejector;
+use crate::backends::probe::{self, Probe};
+use crate::backends::selection::{Attempts, Balance, Selection};
+use crate::runtime::clock::now_ms;
+use crate::runtime::metrics::Metrics;
+use crate::upstream::{UpstreamPool, UpstreamSettings};
+
+/// Everything one group is built from.
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    /// The names whose addresses are the backends (`--upstreams`).
+    pub names: Vec<UpstreamName>,
+    /// `--resolve-interval`.
+    pub resolve_interval: Duration,
+    /// `--health-path`, `--health-interval`, and the protocol and connect timeout of the probes.
+    pub probe: Probe,
+    /// `--max-fails` and `--fail-timeout`.
+    pub policy: HealthPolicy,
+    /// `--balance` and `--slow-start`.
+    pub balance: Balance,
+    pub slow_start: Duration,
+    /// `--max-5xx` (0: off).
+    pub max_5xx: u32,
+    /// How connections to the backends are made (`--connect-timeout`, `--upstream-timeout`,
+    /// `--max-idle-per-backend`, `--upstream-protocol`).
+    pub connections: UpstreamSettings,
+}
+
+/// One upstream group; see the module doc.
+pub struct UpstreamGroup {
+    pub pool: Arc<Pool>,
+    pub discovery: Arc<Discovery>,
+    selection: Selection,
+    ejector: Ejector,
+    settings: GroupSettings,
+    metrics: Arc<Metrics>,
+}
+
+/// A started group's background loops (discovery, probes); dropping it stops them.
+pub struct Running {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the group's loops (also done on drop).
+    pub fn stop(self) {}
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl UpstreamGroup {
+    /// A group with no backend yet; [`UpstreamGroup::start`] finds them. `workers` is how many
+    /// workers keep idle connections to each backend.
+    pub fn new(settings: GroupSettings, metrics: Arc<Metrics>, workers: usize) -> Arc<Self> {
+        let pool = Arc::new(Pool::new(metrics.clone(), workers));
+        let discovery = Arc::new(Discovery::new(
+            settings.names.clone(),
+            pool.clone(),
+            settings.resolve_interval,
+        ));
+        Arc::new(UpstreamGroup {
+            pool,
+            discovery,
+            selection: Selection::new(settings.balance, settings.slow_start),
+            ejector: Ejector::default(),
+            settings,
+            metrics,
+        })
+    }
+
+    /// Resolves the names once, so the first requests already have backends (a name that does
+    /// not resolve yet only means 503 until a later round finds it), then starts the discovery
+    /// and active health-check loops.
+    pub async fn start(self: &Arc<Self>) -> Running {
+        self.discovery.resolve_all().await;
+        let discovery = tokio::spawn(self.discovery.clone().run(self.settings.resolve_interval));
+        let probes = tokio::spawn(probe::run_active_checks(
+            self.pool.clone(),
+            self.settings.probe.clone(),
+        ));
+        Running {
+            tasks: vec![discovery, probes],
+        }
+    }
+
+    /// One worker's connections to this group's backends.
+    pub fn connections(&self, worker: usize) -> UpstreamPool {
+        UpstreamPool::new(
+            self.settings.connections,
+            worker,
+            self.metrics.upstream.clone(),
+        )
+    }
+
+    /// The backends one request may try, in order, each once.
+    pub fn attempts(&self, now_ms: u64) -> Attempts {
+        self.selection.attempts(self.pool.snapshot(), now_ms)
+    }
+
+    /// `--max-fails` and `--fail-timeout`.
+    pub fn policy(&self) -> HealthPolicy {
+        self.settings.policy
+    }
+
+    /// The settings the group was built from.
+    pub fn settings(&self) -> &GroupSettings {
+        &self.settings
+    }
+
+    /// `--max-5xx`: counts a backend's answer in its streak and ejects it when the streak is
+    /// long enough and the half cap allows.
+    pub fn record_status(&self, backend: &Backend, status: u16) {
+        let Some(streak) = backend.outlier.record(status, self.settings.max_5xx) else {
+            return;
+        };
+        let now = now_ms();
+        let fail_timeout = self.settings.policy.fail_timeout;
+        let until = now.saturating_add(u64::try_from(fail_timeout.as_millis()).unwrap_or(u64::MAX));
+        let all = self.pool.snapshot();
+        let outliers = all.iter().map(|b| &b.outlier);
+        if self
+            .ejector
+            .try_eject(&backend.outlier, outliers, now, until)
+        {
+            self.metrics.traffic.ejections.inc();
+            tracing::warn!(backend = %backend.addr, streak, ?fail_timeout, "backend ejected after consecutive 5xx responses");
+        } else {
+            tracing::warn!(backend = %backend.addr, streak, "consecutive 5xx, but half of the backends are already ejected: kept");
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The public listeners' settings: where they listen, how many workers serve them, how long a
+//! client may take, how many may connect, how long a stop may drain; and HTTPS.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use shared::duration::parse_nonzero_duration;
+
+/// The public listener and its workers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FrontConfig {
+    /// Public listener address.
+    #[arg(long, env = "BALANCER_LISTEN", default_value = "0.0.0.0:5000")]
+    pub listen: SocketAddr,
+
+    /// Worker threads, each with its own event loop (default: available cores). Accepted
+    /// connections are handed to them in turn, like NGINX's worker processes.
+    #[arg(long, env = "BALANCER_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+
+    /// Time a client has to send complete request headers.
+    #[arg(long, env = "BALANCER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Open client connections; beyond it new ones are answered 503 and closed.
+    #[arg(long, env = "BALANCER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: u64,
+
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "BALANCER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_nonzero_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl FrontConfig {
+    /// `--workers`, or the cores available.
+    pub fn workers(&self) -> usize {
+        match self.workers {
+            Some(n) => usize::from(n),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// HTTPS: the TLS listener, its certificate, the redirect and HSTS.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsConfig {
+    /// HTTPS listener address (unset: no TLS). Needs --tls-cert and --tls-key.
+    #[arg(long, env = "BALANCER_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Option<SocketAddr>,
+
+    /// PEM certificate chain for --tls-listen, leaf first; reloaded on SIGHUP and when it changes.
+    #[arg(long, env = "BALANCER_TLS_CERT", requires = "tls_listen")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key (PKCS#8, RSA or EC) matching --tls-cert.
+    #[arg(long, env = "BALANCER_TLS_KEY", requires = "tls_listen")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// The plain listener answers every request with 308 to the same host and path on the TLS port.
+    #[arg(long, env = "BALANCER_REDIRECT_HTTP", requires = "tls_listen")]
+    pub redirect_http: bool,
+
+    /// `Strict-Transport-Security: max-age=...` on TLS responses (e.g. `365d`; off when unset).
+    #[arg(long, env = "BALANCER_HSTS", value_name = "MAX_AGE", requires = "tls_listen", value_parser = parse_nonzero_duration)]
+    pub hsts: Option<Duration>,
+}
