@@ -9,13 +9,15 @@
 //! cannot go below.
 //!
 //! Usage: `hyper_floor LISTEN_ADDR UPSTREAM_ADDR`; stops cleanly on SIGTERM or SIGINT (so
-//! callgrind writes its profile).
+//! callgrind writes its profile). The connect, the lock and the stop signal are the library's own
+//! (`balancer::upstream::connect`, `shared::sync`, `shared::signal`): none is on the per-request path.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
+use balancer::upstream::BoxError;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1 as client;
@@ -23,11 +25,13 @@ use hyper::server::conn::http1 as server;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{signal, SignalKind};
+use shared::sync::lock;
+use tokio::net::TcpListener;
 
 type Sender = client::SendRequest<Incoming>;
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The library's connect bound (the floor opens one connection per keep-alive slot).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The idle upstream connections, most recently used last.
 #[derive(Default)]
@@ -35,7 +39,7 @@ struct Idle(Mutex<Vec<Sender>>);
 
 impl Idle {
     fn pop(&self) -> Option<Sender> {
-        let mut stack = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stack = lock(&self.0);
         while let Some(sender) = stack.pop() {
             if !sender.is_closed() {
                 return Some(sender);
@@ -46,18 +50,12 @@ impl Idle {
 
     fn push(self: Arc<Self>, mut sender: Sender) {
         if sender.is_ready() {
-            self.0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(sender);
+            lock(&self.0).push(sender);
             return;
         }
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
-                self.0
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(sender);
+                lock(&self.0).push(sender);
             }
         });
     }
@@ -97,8 +95,7 @@ impl Body for Relay {
 }
 
 async fn connect(upstream: SocketAddr) -> Result<Sender, BoxError> {
-    let stream = TcpStream::connect(upstream).await?;
-    stream.set_nodelay(true)?;
+    let stream = balancer::upstream::connect::connect(upstream, CONNECT_TIMEOUT).await?;
     let (sender, conn) = client::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         let _ = conn.await;
@@ -152,13 +149,10 @@ fn main() -> Result<(), BoxError> {
         .build()?
         .block_on(async move {
             let listener = TcpListener::bind(listen).await?;
-            let mut term = signal(SignalKind::terminate())?;
-            let mut int = signal(SignalKind::interrupt())?;
             tokio::select! {
                 _ = serve(listener, upstream) => {}
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+                _ = shared::signal::stop_signal() => {}
             }
-            Ok(())
+            Ok::<(), BoxError>(())
         })
 }

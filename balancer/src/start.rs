@@ -42,7 +42,7 @@ pub async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
     };
     let _running = group.start().await;
 
-    let proxies = Proxies {
+    let proxies = WorkerProxies {
         group: group.clone(),
         max_body: config.traffic.max_body,
         metrics: metrics.clone(),
@@ -144,7 +144,7 @@ struct Listeners {
 
 /// Builds each worker's proxy. One rotation cursor for all workers, so the shares stay exact
 /// whichever worker serves.
-struct Proxies {
+struct WorkerProxies {
     group: Arc<UpstreamGroup>,
     max_body: u64,
     metrics: Arc<runtime::metrics::Metrics>,
@@ -152,7 +152,7 @@ struct Proxies {
     rules: Arc<TrafficRules>,
 }
 
-impl Proxies {
+impl WorkerProxies {
     fn for_worker(&self, worker: usize) -> Arc<proxy::Proxy> {
         Arc::new(proxy::Proxy::new(
             self.group.clone(),
@@ -169,7 +169,7 @@ impl Proxies {
 /// cannot start.
 fn start_workers(
     config: &FrontConfig,
-    proxies: &Proxies,
+    proxies: &WorkerProxies,
     http: &Arc<front::server::Http>,
 ) -> Result<(front::server::Workers, Vec<std::thread::JoinHandle<()>>), i32> {
     let workers = config.workers();

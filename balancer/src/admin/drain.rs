@@ -11,7 +11,7 @@
 use http::header::HeaderValue;
 use http::{Method, StatusCode};
 
-use crate::backends::backend::Pool;
+use crate::backends::backend::BackendSet;
 
 /// The answer to a drain call: status and a one-line body.
 pub struct Answer {
@@ -90,7 +90,7 @@ pub fn respond(
     path: &str,
     authorization: Option<&HeaderValue>,
     token: Option<&str>,
-    pool: &Pool,
+    pool: &BackendSet,
 ) -> Answer {
     let Some((addr, drain)) = parse_path(path) else {
         return answer(StatusCode::NOT_FOUND, "404 Not Found\n");

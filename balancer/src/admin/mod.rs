@@ -215,20 +215,20 @@ impl Admin {
         let now = now_ms();
         let mut backends: Vec<BackendStatus> = self
             .group
-            .pool
+            .backends
             .snapshot()
             .iter()
             .map(|b| backend_status(b, true, now, self.limits.upstream_protocol))
             .collect();
         backends.extend(
             self.group
-                .pool
+                .backends
                 .draining()
                 .iter()
                 .map(|b| backend_status(b, false, now, self.limits.upstream_protocol)),
         );
         let local: u64 = self.metrics.local.iter().map(|c| c.get()).sum();
-        let active = self.group.pool.snapshot().len();
+        let active = self.group.backends.snapshot().len();
         Status {
             healthy_backends: backends.iter().filter(|b| b.healthy).count(),
             pending_backends: backends.iter().filter(|b| b.state == "pending").count(),
@@ -254,14 +254,14 @@ impl Admin {
     fn refresh_gauges(&self) {
         let now = now_ms();
         let mut pending = 0;
-        for b in self.group.pool.snapshot().iter() {
+        for b in self.group.backends.snapshot().iter() {
             b.metrics
                 .healthy
                 .set(i64::from(b.health.is_healthy_at(now)));
             pending += i64::from(b.health.is_pending());
         }
         self.metrics.pending.set(pending);
-        let _ = self.group.pool.draining();
+        let _ = self.group.backends.draining();
         if let Some(limiter) = &self.rules.limiter {
             let clients = i64::try_from(limiter.clients()).unwrap_or(i64::MAX);
             self.metrics.traffic.rate_limit_clients.set(clients);
@@ -275,7 +275,7 @@ impl Admin {
             req.uri().path(),
             req.headers().get(header::AUTHORIZATION),
             self.token.as_deref(),
-            &self.group.pool,
+            &self.group.backends,
         );
         let content_type = if a.status == StatusCode::OK {
             "application/json"

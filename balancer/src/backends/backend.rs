@@ -1,13 +1,13 @@
 //! Backends and the pool that holds them.
 //!
 //! A [`Backend`] is one resolved address with its health, in-flight count, totals and metric
-//! handles. The [`Pool`] holds the current rotation as an immutable snapshot (swapped whole when
+//! handles. The [`BackendSet`] holds the current rotation as an immutable snapshot (swapped whole when
 //! discovery changes it, read with one uncontended lock and an `Arc` clone per request) plus the
 //! backends that left the rotation but still have requests in flight.
 //!
 //! Every backend that joins (new, or an address back from DNS) joins *pending* (see
 //! [`crate::backends::health`]) and is queued for the prober, which checks it at once rather than at the next
-//! `--health-interval` ([`Pool::take_joined`], [`Pool::wait_joined`]).
+//! `--health-interval` ([`BackendSet::take_joined`], [`BackendSet::wait_joined`]).
 
 use shared::sync::{lock, read_lock, write_lock};
 use std::net::SocketAddr;
@@ -127,7 +127,7 @@ impl Drop for InFlight {
     }
 }
 
-pub struct Pool {
+pub struct BackendSet {
     rotation: RwLock<Arc<[Arc<Backend>]>>,
     /// Backends whose address vanished from DNS, kept visible until their in-flight requests end.
     draining: Mutex<Vec<Arc<Backend>>>,
@@ -139,9 +139,9 @@ pub struct Pool {
     joined_signal: tokio::sync::Notify,
 }
 
-impl Pool {
+impl BackendSet {
     pub fn new(metrics: Arc<Metrics>, workers: usize) -> Self {
-        Pool {
+        BackendSet {
             workers,
             rotation: RwLock::new(Arc::from(Vec::new())),
             draining: Mutex::new(Vec::new()),
@@ -156,7 +156,7 @@ impl Pool {
         std::mem::take(&mut *lock(&self.joined))
     }
 
-    /// Returns once a backend joined since the last [`Pool::take_joined`] (at once if one did).
+    /// Returns once a backend joined since the last [`BackendSet::take_joined`] (at once if one did).
     pub async fn wait_joined(&self) {
         self.joined_signal.notified().await;
     }
@@ -267,8 +267,8 @@ mod tests {
         backends.iter().map(|b| b.addr.port()).collect()
     }
 
-    fn pool() -> Pool {
-        Pool::new(Arc::new(Metrics::new()), 2)
+    fn pool() -> BackendSet {
+        BackendSet::new(Arc::new(Metrics::new()), 2)
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::backends::backend::Pool;
+use crate::backends::backend::BackendSet;
 use crate::backends::lookup::{self, Lookup};
 use crate::backends::selection::{self, MAX_BACKENDS};
 
@@ -91,7 +91,7 @@ impl fmt::Display for UpstreamName {
 pub struct Discovery {
     upstreams: Vec<UpstreamName>,
     status: Mutex<Vec<UpstreamStatus>>,
-    pool: Arc<Pool>,
+    pool: Arc<BackendSet>,
     lookup_timeout: Duration,
 }
 
@@ -101,7 +101,7 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 impl Discovery {
-    pub fn new(upstreams: Vec<UpstreamName>, pool: Arc<Pool>, interval: Duration) -> Self {
+    pub fn new(upstreams: Vec<UpstreamName>, pool: Arc<BackendSet>, interval: Duration) -> Self {
         let status = upstreams
             .iter()
             .map(|u| UpstreamStatus {
@@ -237,7 +237,7 @@ mod tests {
 
     #[tokio::test]
     async fn resolve_all_follows_the_answers_into_the_pool() {
-        let pool = Arc::new(Pool::new(
+        let pool = Arc::new(BackendSet::new(
             Arc::new(crate::runtime::metrics::Metrics::new()),
             1,
         ));

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::backends::backend::{Backend, Pool};
+use crate::backends::backend::{Backend, BackendSet};
 use crate::backends::discovery::{Discovery, UpstreamName};
 use crate::backends::health::HealthPolicy;
 use crate::backends::outlier::Ejector;
@@ -45,7 +45,7 @@ pub struct GroupSettings {
 
 /// One upstream group; see the module doc.
 pub struct UpstreamGroup {
-    pub pool: Arc<Pool>,
+    pub backends: Arc<BackendSet>,
     pub discovery: Arc<Discovery>,
     selection: Selection,
     ejector: Ejector,
@@ -75,14 +75,14 @@ impl UpstreamGroup {
     /// A group with no backend yet; [`UpstreamGroup::start`] finds them. `workers` is how many
     /// workers keep idle connections to each backend.
     pub fn new(settings: GroupSettings, metrics: Arc<Metrics>, workers: usize) -> Arc<Self> {
-        let pool = Arc::new(Pool::new(metrics.clone(), workers));
+        let backends = Arc::new(BackendSet::new(metrics.clone(), workers));
         let discovery = Arc::new(Discovery::new(
             settings.names.clone(),
-            pool.clone(),
+            backends.clone(),
             settings.resolve_interval,
         ));
         Arc::new(UpstreamGroup {
-            pool,
+            backends,
             discovery,
             selection: Selection::new(settings.balance, settings.slow_start),
             ejector: Ejector::default(),
@@ -98,7 +98,7 @@ impl UpstreamGroup {
         self.discovery.resolve_all().await;
         let discovery = tokio::spawn(self.discovery.clone().run(self.settings.resolve_interval));
         let probes = tokio::spawn(probe::run_active_checks(
-            self.pool.clone(),
+            self.backends.clone(),
             self.settings.probe.clone(),
         ));
         Running {
@@ -117,7 +117,7 @@ impl UpstreamGroup {
 
     /// The backends one request may try, in order, each once.
     pub fn attempts(&self, now_ms: u64) -> Attempts {
-        self.selection.attempts(self.pool.snapshot(), now_ms)
+        self.selection.attempts(self.backends.snapshot(), now_ms)
     }
 
     /// `--max-fails` and `--fail-timeout`.
@@ -139,7 +139,7 @@ impl UpstreamGroup {
         let now = now_ms();
         let fail_timeout = self.settings.policy.fail_timeout;
         let until = now.saturating_add(u64::try_from(fail_timeout.as_millis()).unwrap_or(u64::MAX));
-        let all = self.pool.snapshot();
+        let all = self.backends.snapshot();
         let outliers = all.iter().map(|b| &b.outlier);
         if self
             .ejector

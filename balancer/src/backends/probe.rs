@@ -13,7 +13,7 @@ use http::{header, Request, Version};
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::backends::backend::{Backend, Pool};
+use crate::backends::backend::{Backend, BackendSet};
 use crate::runtime::clock::now_ms;
 use crate::upstream::UpstreamProtocol;
 
@@ -28,7 +28,7 @@ pub struct Probe {
 
 /// Active checks: probes every backend each interval, concurrently, on fresh connections; a
 /// backend that joins is probed at once (its first check decides whether it leaves `pending`).
-pub async fn run_active_checks(pool: Arc<Pool>, probe: Probe) {
+pub async fn run_active_checks(pool: Arc<BackendSet>, probe: Probe) {
     let interval = probe.interval;
     let probe = Arc::new(probe);
     tokio::spawn(run_first_checks(pool.clone(), probe.clone()));
@@ -47,7 +47,7 @@ pub async fn run_active_checks(pool: Arc<Pool>, probe: Probe) {
 }
 
 /// Probes each backend that joined the pool as soon as it joins, each on its own.
-async fn run_first_checks(pool: Arc<Pool>, probe: Arc<Probe>) {
+async fn run_first_checks(pool: Arc<BackendSet>, probe: Arc<Probe>) {
     loop {
         for backend in pool.take_joined() {
             tokio::spawn(check(backend, probe.clone()));
@@ -160,7 +160,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_joining_backend_is_checked_at_once_not_at_the_next_interval() {
-        let pool = Arc::new(Pool::new(Arc::new(Metrics::new()), 1));
+        let pool = Arc::new(BackendSet::new(Arc::new(Metrics::new()), 1));
         let (up, down) = (answering(200).await, answering(503).await);
         let mut wanted = vec![(up, "app:1".to_owned()), (down, "app:1".to_owned())];
         pool.set_addresses(&wanted);

@@ -308,21 +308,45 @@ fn serve_connection(
     });
 }
 
+/// What serves a client connection's requests: a hyper service that every listener, protocol
+/// and worker can run (the proxy, with or without HSTS), written once.
+pub trait ClientService:
+    Service<
+        http::Request<Incoming>,
+        Response = http::Response<Self::Body>,
+        Future: Send + 'static,
+        Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    > + Send
+    + 'static
+{
+    /// The response body.
+    type Body: hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static;
+}
+
+impl<S, B> ClientService for S
+where
+    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static,
+{
+    type Body = B;
+}
+
 /// Plain HTTP: HTTP/1 or HTTP/2 chosen by the first bytes (a client that sends none within
 /// `--header-read-timeout` is closed), then `service`.
-async fn serve_plain<S, B>(
+async fn serve_plain<S>(
     stream: TcpStream,
     service: S,
     http: &Http,
     watch: DrainWatch,
 ) -> Result<(), hyper::Error>
 where
-    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ClientService,
 {
     let Some(protocol) = sniff(&stream, http.header_read_timeout).await else {
         return Ok(());
@@ -389,7 +413,7 @@ async fn serve_tls(
 }
 
 /// Serves HTTP on `io` until the client leaves or draining has let the connection finish.
-async fn serve_http<I, S, B>(
+async fn serve_http<I, S>(
     io: TokioIo<I>,
     protocol: Protocol,
     service: S,
@@ -398,12 +422,7 @@ async fn serve_http<I, S, B>(
 ) -> Result<(), hyper::Error>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ClientService,
 {
     match protocol {
         Protocol::Http1 => {

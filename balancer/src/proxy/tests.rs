@@ -130,7 +130,7 @@ async fn harness(scripts: &[Script], max_body: u64, rules: TrafficRules) -> Harn
     let group = UpstreamGroup::new(settings(&backends), metrics.clone(), 1);
     // Numeric names resolve without a network; every backend then passes a probe.
     group.discovery.resolve_all().await;
-    for backend in group.pool.snapshot().iter() {
+    for backend in group.backends.snapshot().iter() {
         backend.health.record_probe(Ok(()));
     }
     let log = match AccessLog::start(Format::Off) {
