@@ -2,7 +2,7 @@
 //! per-connection HTTP serving.
 //!
 //! HTTP/1.1, and HTTP/2 with prior knowledge, told apart by peeking at the client's first bytes
-//! (see [`sniff`]); `--header-read-timeout` for clients that are slow to start or trickle headers;
+//! (see `sniff`); `--header-read-timeout` for clients that are slow to start or trickle headers;
 //! 431 for oversized headers (hyper answers it);
 //! TCP_NODELAY on every accepted socket. Every connection is registered with the listener's
 //! [`Drain`] so SIGTERM can let it finish.

@@ -1,6 +1,6 @@
 //! The proxy itself: one client request in, one response out.
 //!
-//! Checks the request ([`check`]), rewrites it for the backends ([`headers`], [`request_id`]),
+//! Checks the request ([`check()`]), rewrites it for the backends ([`headers`], [`request_id`]),
 //! picks backends through its [`UpstreamGroup`] (round-robin or least-request, slow start),
 //! forwards over an [`Upstream`] (the real one: per-backend keep-alive pools), streams bodies both
 //! ways ([`response_body`], [`upgrade`]), retries on the next backend only when the request

@@ -5,7 +5,7 @@
 //! connection to become idle again) cost more user-space CPU per proxied request than the rest of
 //! the proxy together. This pool knows it talks to a fixed address over plain HTTP/1.1:
 //!
-//! - Each [`Endpoint`] (a backend's address) owns an [`IdleConnections`] stack per worker, bounded by `--max-idle-per-backend`,
+//! - Each [`Endpoint`] (a backend's address) owns an `IdleConnections` stack per worker, bounded by `--max-idle-per-backend`,
 //!   reused LIFO (the most recently used connection is the one least likely to have been closed
 //!   by the backend's keep-alive timer); connections idle longer than [`IDLE_TIMEOUT`] are dropped.
 //! - A connection goes back on the stack only once its response body was read to the end and
@@ -14,7 +14,7 @@
 //! - New connections get `--connect-timeout` and TCP_NODELAY; their hyper task is spawned once
 //!   per connection, not per request.
 //! - `--upstream-timeout` (request sent, no response head yet) is watched by that same task through
-//!   a [`WaitClock`] ([`Exchange`]), not by a tokio timer per request: a late head closes the
+//!   a [`WaitClock`] (`Exchange`), not by a tokio timer per request: a late head closes the
 //!   connection and the exchange ends as [`SendError::TimedOut`], a 504 that is never retried.
 //! - [`SendError::NotSent`] hands the request back when it provably never reached the backend:
 //!   the connect failed, or hyper returned the unwritten request from `try_send_request`. Only
