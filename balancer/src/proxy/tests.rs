@@ -395,51 +395,40 @@ async fn a_streamed_body_over_the_limit_is_413_and_the_backend_not_blamed() {
     assert_eq!(&h.upstream.seen()[0].body[..], b"12345678");
 }
 
+/// The first backend fails with `first`; the second would answer "second". Returns the
+/// client's status and body, the backends that received the request, and the retries counted.
+async fn first_fails(first: Script) -> (StatusCode, String, Vec<SocketAddr>, u64) {
+    let h = harness(&[first, Script::Answer(200, "second")], 1 << 20, no_rules()).await;
+    let (status, _, body) = send(&h, get("/").body(empty()).unwrap()).await;
+    let reached = h.upstream.seen().iter().map(|s| s.backend).collect();
+    (status, body, reached, h.metrics.retries.get())
+}
+
 #[tokio::test]
 async fn a_request_that_never_left_is_retried_on_the_next_backend() {
-    let h = harness(
-        &[Script::Refuse, Script::Answer(200, "second")],
-        1 << 20,
-        no_rules(),
-    )
-    .await;
-    let (status, _, body) = send(&h, get("/").body(empty()).unwrap()).await;
+    let (status, body, reached, retries) = first_fails(Script::Refuse).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "second"));
-    assert_eq!(h.upstream.seen()[0].backend, h.backends[1]);
-    assert_eq!(h.metrics.retries.get(), 1);
+    assert_eq!(reached, [SocketAddr::from(([127, 0, 0, 1], 10_002))]);
+    assert_eq!(retries, 1);
 }
 
 #[tokio::test]
 async fn a_request_that_may_have_been_processed_is_never_retried() {
-    let h = harness(
-        &[Script::Break, Script::Answer(200, "second")],
-        1 << 20,
-        no_rules(),
-    )
-    .await;
-    let (status, _, body) = send(&h, get("/").body(empty()).unwrap()).await;
-    assert_eq!(
-        (status, body.as_str()),
-        (StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
-    );
-    assert!(h.upstream.seen().is_empty(), "no second attempt");
-    assert_eq!(h.metrics.retries.get(), 0);
-}
-
-#[tokio::test]
-async fn a_late_response_head_is_504_never_retried() {
-    let h = harness(
-        &[Script::TimeOut, Script::Answer(200, "second")],
-        1 << 20,
-        no_rules(),
-    )
-    .await;
-    let (status, _, body) = send(&h, get("/").body(empty()).unwrap()).await;
-    assert_eq!(
-        (status, body.as_str()),
-        (StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n")
-    );
-    assert!(h.upstream.seen().is_empty());
+    for (first, answer) in [
+        (
+            Script::Break,
+            (StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
+        ),
+        (
+            Script::TimeOut,
+            (StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n"),
+        ),
+    ] {
+        let (status, body, reached, retries) = first_fails(first).await;
+        assert_eq!((status, body.as_str()), answer);
+        assert!(reached.is_empty(), "no second attempt after {answer:?}");
+        assert_eq!(retries, 0);
+    }
 }
 
 #[tokio::test]
