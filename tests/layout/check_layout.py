@@ -193,9 +193,10 @@ def display(module) -> str:
 def crate_name(crate_dir: Path) -> str:
     toml = crate_dir / "Cargo.toml"
     if toml.exists():
-        m = re.search(r'^\[package\][^\[]*?^name\s*=\s*"([^"]+)"', toml.read_text(), re.M | re.S)
-        if m:
-            return m.group(1).replace("-", "_")
+        package = re.search(r"^\[package\]\s*$(.*?)(?=^\[|\Z)", toml.read_text(), re.M | re.S)
+        name = package and re.search(r'^name\s*=\s*"([^"]+)"', package.group(1), re.M)
+        if name:
+            return name.group(1).replace("-", "_")
     return crate_dir.name.replace("-", "_")
 
 
