@@ -1,6 +1,9 @@
 //! Hostile-input cases against one front door (the app, or the balancer): each case is sent raw, must get
 //! a clear 4xx or a closed connection and must leave no effect behind (a visit counted, a request
 //! forwarded), and a normal request right after must still work.
+//!
+//! The balancer's side ([`HostileBalancer`], [`over_both_upstream_protocols!`]) lives here rather than in
+//! one test file because its cases are split by concern over several test binaries.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,8 +11,13 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use crate::raw::RawReply;
+use crate::backends::{RecordingBackend, Seen};
+use crate::raw::{send as raw, RawReply};
 use crate::resources::{raise_nofile, rss_kib};
+use crate::services::Balancer;
+
+/// How long one raw case waits for the balancer's reply.
+const RAW_WAIT: Duration = Duration::from_secs(3);
 
 /// The server a hostile suite attacks, with what it checks before and after each case.
 pub trait HostileTarget {
@@ -154,4 +162,116 @@ pub async fn hold_idle_connections(
         "{front} RSS grew by {grew} KiB for {count} idle connections"
     );
     idle
+}
+
+/// The balancer under hostile input: its only upstream is a recording backend, and a second recording
+/// backend (the "decoy") is no upstream at all, so each case can prove what was forwarded and that
+/// nothing went anywhere else. Started with `--header-read-timeout 1s`, `--max-body 1KiB`.
+pub struct HostileBalancer {
+    /// The one upstream: every request it received, in order.
+    pub recorder: RecordingBackend,
+    /// Not an upstream: any request here went where the client named, not where it was configured.
+    pub decoy: RecordingBackend,
+    /// The balancer in front of `recorder`.
+    pub balancer: Balancer,
+}
+
+impl HostileBalancer {
+    /// `protocol`: `--upstream-protocol` (the recorder speaks both). Checks that a normal request
+    /// reaches the recorder over that protocol before any case runs.
+    pub async fn start(protocol: &str) -> HostileBalancer {
+        let recorder = RecordingBackend::start().await;
+        let decoy = RecordingBackend::start().await;
+        let balancer = Balancer::builder()
+            .upstreams(&recorder.addr.to_string())
+            .args(&[
+                "--header-read-timeout",
+                "1s",
+                "--max-body",
+                "1KiB",
+                "--health-interval",
+                "300ms",
+                "--upstream-protocol",
+                protocol,
+            ])
+            .start()
+            .await;
+        assert_normal_request(&balancer.url("/"), "start").await;
+        let want = if protocol == "h2c" {
+            "HTTP/2.0"
+        } else {
+            "HTTP/1.1"
+        };
+        let seen = recorder.seen();
+        let versions: Vec<&str> = seen.iter().map(|s| s.version.as_str()).collect();
+        assert_eq!(
+            versions,
+            [want],
+            "--upstream-protocol {protocol}: what reached the recorder"
+        );
+        HostileBalancer {
+            recorder,
+            decoy,
+            balancer,
+        }
+    }
+}
+
+/// A case's effect: what reached the recorder meanwhile.
+impl HostileTarget for HostileBalancer {
+    type Effect = Vec<Seen>;
+
+    fn front(&self) -> &'static str {
+        "balancer"
+    }
+
+    async fn send(&self, bytes: &[u8]) -> (RawReply, Vec<Seen>) {
+        let before = self.recorder.count();
+        let reply = raw(self.balancer.addr(), bytes, RAW_WAIT).await;
+        let forwarded = self.recorder.seen().split_off(before);
+        (reply, forwarded)
+    }
+
+    fn describe(forwarded: &Vec<Seen>) -> String {
+        format!("forwarded {}", forwarded.len())
+    }
+
+    fn leak(forwarded: &Vec<Seen>) -> Option<String> {
+        (!forwarded.is_empty()).then(|| format!("forwarded to the backend: {forwarded:?}"))
+    }
+
+    /// After a case: a normal request works, nothing reached the decoy, the balancer did not panic.
+    async fn after(&mut self, case: &str) {
+        assert_normal_request(&self.balancer.url("/"), case).await;
+        assert_eq!(
+            self.decoy.count(),
+            0,
+            "after {case}: a request reached a host that is not an upstream"
+        );
+        self.balancer.process().assert_running();
+        assert!(
+            !panicked(&self.balancer.log()),
+            "after {case}: the balancer panicked:\n{}",
+            self.balancer.log()
+        );
+    }
+}
+
+/// Every case runs twice: over the default HTTP/1.1 upstream pool and with `--upstream-protocol h2c`
+/// (the recorder answers both; it lists HTTP/2's `:authority` as the Host and `:path` as the target,
+/// so one expectation holds for both). `case => http1_test_name, h2c_test_name;` per case, where `case`
+/// is an `async fn(protocol: &str)` in scope.
+#[macro_export]
+macro_rules! over_both_upstream_protocols {
+    ($($case:ident => $http1:ident, $h2c:ident;)*) => {$(
+        #[tokio::test]
+        async fn $http1() {
+            $case("http1").await
+        }
+
+        #[tokio::test]
+        async fn $h2c() {
+            $case("h2c").await
+        }
+    )*};
 }

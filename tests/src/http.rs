@@ -47,6 +47,24 @@ pub async fn get(url: &str) -> Result<Resp, Error> {
     request(Method::GET, url, &[], Bytes::new()).await
 }
 
+/// GET on a fresh connection that must complete (any status): a transport error fails the test, naming
+/// the URL.
+pub async fn get_or_panic(url: &str) -> Resp {
+    match get(url).await {
+        Ok(resp) => resp,
+        Err(e) => panic!("GET {url}: {e}"),
+    }
+}
+
+/// A bodiless request on a fresh connection that must complete (any status): a transport error fails
+/// the test, naming the method and URL.
+pub async fn request_or_panic(method: Method, url: &str, headers: &[(&str, &str)]) -> Resp {
+    match request(method.clone(), url, headers, Bytes::new()).await {
+        Ok(resp) => resp,
+        Err(e) => panic!("{method} {url}: {e}"),
+    }
+}
+
 /// Any request on a fresh HTTP/1.1 connection. `Host` is set from the URL unless `headers` sets it.
 pub async fn request(
     method: Method,

@@ -226,6 +226,12 @@ impl BalancerBuilder {
         self
     }
 
+    /// Upstreams from addresses (test backends).
+    pub fn backends(self, backends: &[SocketAddr]) -> Self {
+        let list: Vec<String> = backends.iter().map(|b| b.to_string()).collect();
+        self.upstreams(&list.join(","))
+    }
+
     /// Upstreams from running replicas.
     pub fn apps(self, apps: &[&App]) -> Self {
         let list: Vec<String> = apps.iter().map(|a| a.addr().to_string()).collect();

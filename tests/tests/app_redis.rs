@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::http::{get, Resp};
+use e2e::http::{get, get_or_panic, Resp};
 use e2e::page::visits_shown;
 use e2e::{wait_until_async, App, RedisServer};
 
@@ -13,17 +13,10 @@ const UNAVAILABLE_WITHIN: Duration = Duration::from_secs(1);
 /// The contract: after Redis is back, the app recovers by itself within this.
 const RECOVERS_WITHIN: Duration = Duration::from_secs(2);
 
-async fn ok(url: &str) -> Resp {
-    match get(url).await {
-        Ok(resp) => resp,
-        Err(e) => panic!("GET {url}: {e}"),
-    }
-}
-
 /// GETs `url` and returns the response with how long it took.
 async fn timed(url: &str) -> (Resp, Duration) {
     let started = Instant::now();
-    let resp = ok(url).await;
+    let resp = get_or_panic(url).await;
     (resp, started.elapsed())
 }
 
@@ -74,10 +67,10 @@ async fn assert_recovers(app: &App, since: Instant) -> i64 {
     let took = since.elapsed();
     assert!(recovered, "app did not recover; log:\n{}", app.log());
     assert!(took <= RECOVERS_WITHIN, "recovery took {took:?}");
-    let health = ok(&app.url("/health")).await;
+    let health = get_or_panic(&app.url("/health")).await;
     assert_eq!(health.status, 200, "{}", health.text());
     assert_eq!(health.json()["redis"], "up");
-    let visits = ok(&app.url("/api/visits")).await;
+    let visits = get_or_panic(&app.url("/api/visits")).await;
     assert_eq!(visits.status, 200);
     visits.json()["visits"]
         .as_i64()
@@ -119,7 +112,7 @@ async fn thousand_concurrent_counts_raise_the_counter_by_exactly_1000() {
         assert!(seen == expected, "visit numbers are not exactly 101..=1100");
         assert_eq!(redis.get_i64("visits").await, 1100);
         assert_eq!(
-            ok(&app.url("/api/visits")).await.json(),
+            get_or_panic(&app.url("/api/visits")).await.json(),
             serde_json::json!({"visits": 1100})
         );
     })
@@ -133,7 +126,7 @@ async fn redis_stopped_and_restarted_while_the_app_runs() {
         let mut redis = RedisServer::start().await;
         let app = App::start(&redis).await;
         for _ in 0..3 {
-            assert_eq!(ok(&app.url("/count")).await.status, 200);
+            assert_eq!(get_or_panic(&app.url("/count")).await.status, 200);
         }
         redis.stop().await;
         assert_degraded(&app).await;
@@ -146,7 +139,7 @@ async fn redis_stopped_and_restarted_while_the_app_runs() {
         let visits = assert_recovers(&app, since).await;
         assert_eq!(visits, 4);
 
-        let metrics = ok(&app.url("/metrics")).await.text();
+        let metrics = get_or_panic(&app.url("/metrics")).await.text();
         assert!(metrics.contains("app_http_requests_total{route=\"/count\",status=\"503\"}"));
         assert!(
             !metrics.contains("app_redis_errors_total 0\n"),
@@ -162,7 +155,7 @@ async fn redis_killed_then_restarted() {
     tokio::time::timeout(T, async {
         let mut redis = RedisServer::start().await;
         let app = App::start(&redis).await;
-        assert_eq!(ok(&app.url("/count")).await.status, 200);
+        assert_eq!(get_or_panic(&app.url("/count")).await.status, 200);
         redis.kill();
         assert_degraded(&app).await;
         redis.start_again().await;
@@ -196,7 +189,7 @@ async fn hung_redis_answers_503_within_a_second_and_recovers() {
     tokio::time::timeout(T, async {
         let redis = RedisServer::start().await;
         let app = App::start(&redis).await;
-        assert_eq!(ok(&app.url("/count")).await.status, 200);
+        assert_eq!(get_or_panic(&app.url("/count")).await.status, 200);
         let frozen = Frozen::freeze(redis.pid());
         // A hung Redis accepts TCP but never answers: only timeouts save us here.
         assert_degraded(&app).await;
@@ -215,9 +208,12 @@ async fn app_started_while_redis_is_down_serves_pages_then_recovers() {
         redis.stop().await;
         let app = App::start(&redis).await;
         assert_degraded(&app).await;
-        let home = ok(&app.url("/")).await;
+        let home = get_or_panic(&app.url("/")).await;
         assert!(home.text().contains("Welcome to Visit Counter"));
-        assert!(ok(&app.url("/about")).await.text().contains("Redis"));
+        assert!(get_or_panic(&app.url("/about"))
+            .await
+            .text()
+            .contains("Redis"));
 
         redis.start_again().await;
         let visits = assert_recovers(&app, Instant::now()).await;

@@ -1,10 +1,11 @@
-//! `app` routes against a real Redis: every page and status, headers, escaping, static
-//! files with ETag/304, path traversal, 404/405/HEAD, metrics and HTTP/2.
+//! `app` routes against a real Redis: every page and status, headers, escaping, Host rules,
+//! 404/405/HEAD, metrics, HTTP/2 and the version. Static files and templates on disk are in
+//! `app_files.rs`.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use e2e::http::{get, request, Resp};
+use e2e::http::{get_or_panic, request_or_panic, Resp};
 use e2e::page::visits_shown;
 use e2e::{App, RedisServer};
 use http::Method;
@@ -15,20 +16,6 @@ const T: Duration = Duration::from_secs(30);
 
 fn served_by(resp: &Resp) -> &str {
     resp.header("x-served-by").unwrap_or_default()
-}
-
-async fn ok(url: &str) -> Resp {
-    match get(url).await {
-        Ok(resp) => resp,
-        Err(e) => panic!("GET {url}: {e}"),
-    }
-}
-
-async fn send(method: Method, url: &str, headers: &[(&str, &str)]) -> Resp {
-    match request(method.clone(), url, headers, Bytes::new()).await {
-        Ok(resp) => resp,
-        Err(e) => panic!("{method} {url}: {e}"),
-    }
 }
 
 /// The quote shown on a /count page.
@@ -44,7 +31,7 @@ async fn home_page_names_the_app_and_links_count_and_about() {
         let redis = RedisServer::start().await;
         let app = App::start(&redis).await;
         let before = redis.get_i64("visits").await;
-        let resp = ok(&app.url("/")).await;
+        let resp = get_or_panic(&app.url("/")).await;
         assert_eq!(resp.status, 200);
         assert_eq!(served_by(&resp), app.name());
         assert_eq!(
@@ -78,7 +65,7 @@ async fn count_increments_exactly_once_and_shows_quote_and_replica() {
         redis.set_i64("visits", 41).await;
         let app = App::start(&redis).await;
 
-        let resp = ok(&app.url("/count")).await;
+        let resp = get_or_panic(&app.url("/count")).await;
         assert_eq!(resp.status, 200);
         assert_eq!(resp.header("cache-control"), Some("no-store"));
         let page = resp.text();
@@ -91,7 +78,7 @@ async fn count_increments_exactly_once_and_shows_quote_and_replica() {
         // The quote is picked at random from a list of at least 8.
         let mut quotes = std::collections::HashSet::new();
         for expected in 43..=82 {
-            let page = ok(&app.url("/count")).await.text();
+            let page = get_or_panic(&app.url("/count")).await.text();
             assert_eq!(visits_shown(&page), expected);
             quotes.insert(quote_in(&page));
         }
@@ -110,11 +97,14 @@ async fn counter_key_is_configurable() {
             .env("COUNTER_KEY", "hits:test")
             .start()
             .await;
-        assert_eq!(visits_shown(&ok(&app.url("/count")).await.text()), 1);
+        assert_eq!(
+            visits_shown(&get_or_panic(&app.url("/count")).await.text()),
+            1
+        );
         assert_eq!(redis.get_i64("hits:test").await, 1);
         assert_eq!(redis.get_i64("visits").await, 0);
         assert_eq!(
-            ok(&app.url("/api/visits")).await.json(),
+            get_or_panic(&app.url("/api/visits")).await.json(),
             serde_json::json!({"visits": 1})
         );
     })
@@ -131,7 +121,7 @@ async fn about_lists_the_stack_with_inline_svg_links() {
             .env("LINKEDIN_URL", "https://www.linkedin.com/in/example")
             .start()
             .await;
-        let resp = ok(&app.url("/about")).await;
+        let resp = get_or_panic(&app.url("/about")).await;
         assert_eq!(resp.status, 200);
         assert_eq!(served_by(&resp), app.name());
         let body = resp.text();
@@ -162,7 +152,7 @@ async fn health_and_api_visits_report_without_incrementing() {
         let redis = RedisServer::start().await;
         redis.set_i64("visits", 7).await;
         let app = App::start(&redis).await;
-        let health = ok(&app.url("/health")).await;
+        let health = get_or_panic(&app.url("/health")).await;
         assert_eq!(health.status, 200);
         assert_eq!(health.header("content-type"), Some("application/json"));
         assert_eq!(
@@ -174,7 +164,7 @@ async fn health_and_api_visits_report_without_incrementing() {
             })
         );
         for _ in 0..3 {
-            let visits = ok(&app.url("/api/visits")).await;
+            let visits = get_or_panic(&app.url("/api/visits")).await;
             assert_eq!(visits.status, 200);
             assert_eq!(served_by(&visits), app.name());
             assert_eq!(visits.json(), serde_json::json!({"visits": 7}));
@@ -196,7 +186,7 @@ async fn app_name_and_replica_name_are_html_escaped() {
             .start()
             .await;
         for path in ["/", "/count", "/about", "/no-such-page"] {
-            let body = ok(&app.url(path)).await.text();
+            let body = get_or_panic(&app.url(path)).await.text();
             assert!(!body.contains("<script>"), "{path} contains a raw <script>");
             assert!(
                 !body.contains("<b>replica"),
@@ -207,13 +197,16 @@ async fn app_name_and_replica_name_are_html_escaped() {
                 "{path} shows the replica as text"
             );
         }
-        let home = ok(&app.url("/")).await.text();
+        let home = get_or_panic(&app.url("/")).await.text();
         assert!(
             home.contains("Welcome to &lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt;"),
             "{home}"
         );
         // The header carries the name verbatim.
-        assert_eq!(served_by(&ok(&app.url("/")).await), "<b>replica&1");
+        assert_eq!(
+            served_by(&get_or_panic(&app.url("/")).await),
+            "<b>replica&1"
+        );
     })
     .await
     .expect("test timed out");
@@ -232,7 +225,7 @@ async fn unknown_paths_get_a_styled_404() {
             "/static/missing.css",
             "/api/visits/1",
         ] {
-            let resp = ok(&app.url(path)).await;
+            let resp = get_or_panic(&app.url(path)).await;
             assert_eq!(resp.status, 404, "{path}");
             assert_eq!(served_by(&resp), app.name(), "{path}");
             let body = resp.text();
@@ -268,7 +261,7 @@ async fn other_methods_get_405_with_allow_and_do_not_count() {
                 "/metrics",
                 "/static/style.css",
             ] {
-                let resp = send(method.clone(), &app.url(path), &[]).await;
+                let resp = request_or_panic(method.clone(), &app.url(path), &[]).await;
                 assert_eq!(resp.status, 405, "{method} {path}");
                 assert_eq!(resp.header("allow"), Some("GET, HEAD"), "{method} {path}");
                 assert_eq!(served_by(&resp), app.name());
@@ -286,8 +279,8 @@ async fn head_has_get_headers_and_no_body() {
         let redis = RedisServer::start().await;
         let app = App::start(&redis).await;
         for path in ["/", "/about", "/static/style.css", "/nope"] {
-            let got = ok(&app.url(path)).await;
-            let head = send(Method::HEAD, &app.url(path), &[]).await;
+            let got = get_or_panic(&app.url(path)).await;
+            let head = request_or_panic(Method::HEAD, &app.url(path), &[]).await;
             assert_eq!(head.status, got.status, "{path}");
             assert!(head.body.is_empty(), "{path}: HEAD has a body");
             assert_eq!(served_by(&head), app.name());
@@ -303,98 +296,10 @@ async fn head_has_get_headers_and_no_body() {
             );
         }
         // HEAD /count answers like GET but does not count the probe as a visit.
-        let head = send(Method::HEAD, &app.url("/count"), &[]).await;
+        let head = request_or_panic(Method::HEAD, &app.url("/count"), &[]).await;
         assert_eq!(head.status, 200);
         assert!(head.body.is_empty());
         assert_eq!(redis.get_i64("visits").await, 0);
-    })
-    .await
-    .expect("test timed out");
-}
-
-#[tokio::test]
-async fn static_files_have_etag_cache_control_and_304() {
-    tokio::time::timeout(T, async {
-        let redis = RedisServer::start().await;
-        let app = App::start(&redis).await;
-        let css = ok(&app.url("/static/style.css")).await;
-        assert_eq!(css.status, 200);
-        assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
-        assert!(
-            css.text().contains("linear-gradient"),
-            "the gradient stylesheet"
-        );
-        let cache = css.header("cache-control").expect("Cache-Control");
-        assert!(cache.contains("max-age="), "{cache}");
-        let etag = css.header("etag").expect("ETag").to_string();
-        assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
-
-        let again = ok(&app.url("/static/style.css")).await;
-        assert_eq!(again.header("etag"), Some(etag.as_str()), "ETag is stable");
-
-        let weak = format!("\"other\", W/{etag}");
-        for tag in [etag.as_str(), weak.as_str(), "*"] {
-            let resp = send(
-                Method::GET,
-                &app.url("/static/style.css"),
-                &[("if-none-match", tag)],
-            )
-            .await;
-            assert_eq!(resp.status, 304, "If-None-Match: {tag}");
-            assert!(resp.body.is_empty());
-            assert_eq!(resp.header("etag"), Some(etag.as_str()));
-            assert_eq!(served_by(&resp), app.name());
-        }
-        let stale = send(
-            Method::GET,
-            &app.url("/static/style.css"),
-            &[("if-none-match", "\"stale\"")],
-        )
-        .await;
-        assert_eq!(stale.status, 200);
-        assert_eq!(stale.body, css.body);
-
-        let icon = ok(&app.url("/static/favicon.svg")).await;
-        assert_eq!(icon.status, 200);
-        assert_eq!(icon.header("content-type"), Some("image/svg+xml"));
-        assert!(icon.header("etag").is_some());
-        assert_ne!(icon.header("etag"), Some(etag.as_str()));
-    })
-    .await
-    .expect("test timed out");
-}
-
-#[tokio::test]
-async fn static_path_traversal_is_404() {
-    tokio::time::timeout(T, async {
-        let redis = RedisServer::start().await;
-        let app = App::start(&redis).await;
-        // Raw requests: an HTTP client library would normalise these paths away.
-        for path in [
-            "/static/../Cargo.toml",
-            "/static/../../etc/passwd",
-            "/static/%2e%2e/Cargo.toml",
-            "/static/..%2fCargo.toml",
-            "/static/./style.css",
-            "/static//style.css",
-            "/static/style.css/",
-            "/static/%2e%2e%2fapp%2fbuild.rs",
-            "/static/..\\Cargo.toml",
-        ] {
-            let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-            let answer =
-                e2e::raw::exchange(app.addr(), req.as_bytes(), Duration::from_secs(5)).await;
-            let status = e2e::raw::status_of(&answer);
-            assert!(
-                matches!(status, Some(404) | Some(400)),
-                "{path}: {status:?}"
-            );
-            let text = String::from_utf8_lossy(&answer);
-            assert!(
-                !text.contains("[workspace]") && !text.contains("root:x:"),
-                "{path} leaked a file"
-            );
-        }
     })
     .await
     .expect("test timed out");
@@ -466,11 +371,11 @@ async fn metrics_count_requests_by_route_and_status() {
     tokio::time::timeout(T, async {
         let redis = RedisServer::start().await;
         let app = App::start(&redis).await;
-        ok(&app.url("/count")).await;
-        ok(&app.url("/count")).await;
-        ok(&app.url("/missing")).await;
-        send(Method::POST, &app.url("/"), &[]).await;
-        let resp = ok(&app.url("/metrics")).await;
+        get_or_panic(&app.url("/count")).await;
+        get_or_panic(&app.url("/count")).await;
+        get_or_panic(&app.url("/missing")).await;
+        request_or_panic(Method::POST, &app.url("/"), &[]).await;
+        let resp = get_or_panic(&app.url("/metrics")).await;
         assert_eq!(resp.status, 200);
         assert!(resp
             .header("content-type")
@@ -530,50 +435,6 @@ async fn serves_http2_with_prior_knowledge() {
     .expect("test timed out");
 }
 
-#[tokio::test]
-async fn templates_dir_loads_templates_from_disk_and_picks_up_edits() {
-    tokio::time::timeout(T, async {
-        let redis = RedisServer::start().await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let source = e2e::bins::workspace_root().join("templates");
-        copy_dir(&source, dir.path());
-        let index = dir.path().join("index.html");
-        let original = std::fs::read_to_string(&index).expect("index.html");
-        std::fs::write(&index, original.replace("Welcome to", "Hello from disk,")).expect("write");
-
-        let app = App::builder(&redis)
-            .env("TEMPLATES_DIR", dir.path().to_str().expect("utf-8 path"))
-            .start()
-            .await;
-        assert!(ok(&app.url("/"))
-            .await
-            .text()
-            .contains("Hello from disk, Visit Counter"));
-
-        // Edits show without a restart.
-        std::fs::write(&index, original.replace("Welcome to", "Edited live,")).expect("write");
-        assert!(ok(&app.url("/"))
-            .await
-            .text()
-            .contains("Edited live, Visit Counter"));
-    })
-    .await
-    .expect("test timed out");
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).expect("read templates") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&target).expect("mkdir");
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// APP_VERSION is in /health, in X-App-Version on every response (pages, JSON, static files,
 /// errors) and in the pages' footer; without it the crate version is.
 #[tokio::test]
@@ -593,7 +454,7 @@ async fn app_version_is_visible_everywhere() {
             "/static/style.css",
             "/nope",
         ] {
-            let resp = ok(&app.url(path)).await;
+            let resp = get_or_panic(&app.url(path)).await;
             assert_eq!(
                 resp.header("x-app-version"),
                 Some("2.0.1-rollout"),
@@ -601,10 +462,11 @@ async fn app_version_is_visible_everywhere() {
             );
         }
         let health: serde_json::Value =
-            serde_json::from_str(&ok(&app.url("/health")).await.text()).expect("/health is JSON");
+            serde_json::from_str(&get_or_panic(&app.url("/health")).await.text())
+                .expect("/health is JSON");
         assert_eq!(health["version"], "2.0.1-rollout", "{health}");
         for page in ["/", "/count", "/about"] {
-            let body = ok(&app.url(page)).await.text();
+            let body = get_or_panic(&app.url(page)).await.text();
             assert!(
                 body.contains("version <code>2.0.1-rollout</code>"),
                 "{page} footer: {body}"
@@ -612,7 +474,7 @@ async fn app_version_is_visible_everywhere() {
         }
 
         let default = App::start(&redis).await;
-        let resp = ok(&default.url("/health")).await;
+        let resp = get_or_panic(&default.url("/health")).await;
         let version = resp.header("x-app-version").unwrap_or_default().to_owned();
         let health: serde_json::Value = serde_json::from_str(&resp.text()).expect("JSON");
         assert!(!version.is_empty(), "a default version");

@@ -1,15 +1,13 @@
-//! Balancer behaviour against purpose-built backends: header rules, request-target handling, limits,
-//! timeouts, broken backends, safe retries, WebSocket tunnelling, late DNS, admin endpoints,
-//! configuration errors and graceful shutdown. Every case runs the real `balancer` binary.
+//! Balancer behaviour against purpose-built backends: header rules, bodies, request-target handling,
+//! limits, WebSocket tunnelling, HTTP/2 clients, admin endpoints, configuration errors and graceful
+//! shutdown. Failing and moving backends (504, 502, safe retries, late DNS) are in
+//! `balancer_proxy_failing_backends.rs`. Every case runs the real `balancer` binary.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use e2e::backends::{
-    breaking_backend, echo_backend, echo_backend_on, echoed, websocket_backend, HungBackend,
-};
-use e2e::balancer_status::{backend_entry, status, wait_health};
-use e2e::namespaced_balancer::NamespacedBalancer;
+use e2e::backends::{echo_backend, echoed, websocket_backend};
+use e2e::balancer_status::{backend_entry, status};
 use e2e::net::dead_port;
 use e2e::raw::{self, RawResponse};
 use e2e::Balancer;
@@ -19,9 +17,8 @@ const T: Duration = Duration::from_secs(20);
 
 /// A balancer in front of `backends`, started with `args`.
 async fn balancer_for(backends: &[SocketAddr], args: &[&str]) -> Balancer {
-    let list: Vec<String> = backends.iter().map(|b| b.to_string()).collect();
     Balancer::builder()
-        .upstreams(&list.join(","))
+        .backends(backends)
         .args(args)
         .start()
         .await
@@ -254,179 +251,6 @@ async fn limits_oversized_headers_bodies_and_slow_headers() {
 }
 
 #[tokio::test]
-async fn hanging_backend_gets_504_and_others_keep_serving() {
-    let echo = echo_backend().await;
-    let hang = HungBackend::start().await;
-    let b = balancer_for(
-        &[echo.addr, hang.addr],
-        &["--upstream-timeout", "1s", "--health-interval", "1m"],
-    )
-    .await;
-    // Its first probe passes (it wedges only at its first request), so it joins the rotation.
-    assert!(wait_health(&b, hang.addr, true, T).await.is_some());
-
-    // Get exactly one request stuck on the hung backend.
-    let mut stuck = None;
-    for (early_ok, i) in (0..2).enumerate() {
-        let url = b.url(&format!("/first{i}"));
-        let req = tokio::spawn(async move { e2e::http::get(&url).await });
-        let hang_ref = &hang;
-        let echo_ref = &echo;
-        assert!(
-            e2e::wait_until(T, || hang_ref.hits() == 1
-                || echo_ref.hits() == early_ok + 1)
-            .await
-        );
-        if hang.hits() == 1 {
-            stuck = Some(req);
-            break;
-        }
-        assert_eq!(req.await.unwrap().unwrap().status, 200);
-    }
-    let stuck = stuck.expect("round-robin sent one of two requests to the hung backend");
-
-    // While it hangs, the next request (round-robin: the healthy backend) is served at once.
-    let started = Instant::now();
-    let r = e2e::http::get(&b.url("/meanwhile")).await.unwrap();
-    assert_eq!(r.status, 200);
-    assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "healthy backend slowed down"
-    );
-
-    let r = stuck.await.unwrap().unwrap();
-    assert_eq!(r.status, 504);
-    assert_eq!(r.text(), "504 Gateway Timeout\n");
-
-    // It is now out: everything else goes to the healthy backend.
-    for i in 0..6 {
-        let r = e2e::http::get(&b.url(&format!("/after{i}"))).await.unwrap();
-        assert_eq!(r.status, 200);
-    }
-    assert_eq!(hang.hits(), 1);
-
-    let st = status(&b.admin_url("/status")).await;
-    let entry = backend_entry(&st, &hang.addr.to_string());
-    assert_eq!(entry["healthy"], false, "{st}");
-    assert!(
-        entry["reason"].as_str().unwrap_or("").contains("passive"),
-        "{st}"
-    );
-    assert!(entry["last_error"]["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("upstream-timeout"));
-}
-
-#[tokio::test]
-async fn broken_backends_give_502_and_are_never_retried_once_sent() {
-    let echo = echo_backend().await;
-    let closer = breaking_backend(false).await;
-    let b = balancer_for(&[echo.addr, closer.addr], &["--health-interval", "1m"]).await;
-    // Its probes pass (only real requests break), so it is in the rotation.
-    assert!(wait_health(&b, closer.addr, true, T).await.is_some());
-    let mut ok = 0;
-    let mut bad = 0;
-    for i in 0..10 {
-        let r = e2e::http::get(&b.url(&format!("/c{i}"))).await.unwrap();
-        match r.status {
-            200 => ok += 1,
-            502 => {
-                bad += 1;
-                assert_eq!(r.text(), "502 Bad Gateway\n", "no internal detail leaks");
-            }
-            s => panic!("unexpected {s}"),
-        }
-    }
-    assert_eq!(bad, 1, "only the request sent to the broken backend fails");
-    assert_eq!(closer.hits(), 1, "a sent request is never sent again");
-    assert_eq!(
-        echo.hits(),
-        ok,
-        "each success reached the backend exactly once"
-    );
-
-    // A response cut mid-body reaches the client truncated (never padded), and is a failure.
-    let partial = breaking_backend(true).await;
-    let b2 = balancer_for(&[partial.addr], &[]).await;
-    let bytes = raw::exchange(
-        b2.addr(),
-        b"GET /cut HTTP/1.1\r\nHost: t\r\n\r\n",
-        Duration::from_secs(5),
-    )
-    .await;
-    let resp = RawResponse::parse(&bytes).expect("a response head");
-    assert_eq!(resp.status, 200);
-    assert!(
-        resp.body.len() < 1000,
-        "truncated body must not look complete"
-    );
-    let st = status(&b2.admin_url("/status")).await;
-    let entry = backend_entry(&st, &partial.addr.to_string());
-    assert!(
-        entry["last_error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("body"),
-        "{st}"
-    );
-}
-
-#[tokio::test]
-async fn unreachable_backend_is_retried_safely_and_each_request_lands_once() {
-    let echo = echo_backend().await;
-    let doomed = echo_backend().await;
-    let b = Balancer::builder()
-        .upstreams(&format!("{},{}", doomed.addr, echo.addr))
-        .arg("--health-interval")
-        .arg("1m")
-        .arg("--max-fails")
-        .arg("3")
-        .start()
-        .await;
-    // It passes its first health check; then it stops listening (connections are refused).
-    assert!(wait_health(&b, doomed.addr, true, T).await.is_some());
-    doomed.stop();
-    let doomed_addr = doomed.addr;
-    assert!(
-        e2e::wait_until_async(T, || async {
-            tokio::net::TcpStream::connect(doomed_addr).await.is_err()
-        })
-        .await
-    );
-    for i in 0..10 {
-        let r = e2e::http::request(Method::POST, &b.url(&format!("/p{i}")), &[], "payload")
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status, 200,
-            "connect refused must be retried on the next backend"
-        );
-        assert_eq!(r.json()["body_len"], 7, "the body survives the retry");
-    }
-    assert_eq!(echo.hits(), 10);
-    let metrics = e2e::http::get(&b.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text();
-    let retries: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("balancer_retries_total "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no retries metric:\n{metrics}"));
-    assert!(retries >= 1.0);
-
-    assert_eq!(doomed.hits(), 0);
-
-    // With only unreachable backends: 502 after trying each once.
-    let dead = format!("127.0.0.1:{}", dead_port());
-    let b2 = Balancer::builder().upstreams(&dead).start().await;
-    let r = e2e::http::get(&b2.url("/")).await.unwrap();
-    assert_eq!(r.status, 502);
-}
-
-#[tokio::test]
 async fn websocket_upgrade_is_tunnelled() {
     websocket_through(&[]).await;
 }
@@ -505,71 +329,6 @@ async fn http2_prior_knowledge_clients_are_served() {
 }
 
 #[tokio::test]
-async fn names_that_resolve_late_are_picked_up_and_followed() {
-    let echo = echo_backend().await;
-    let port = echo.addr.port();
-    // The same port on a second loopback address, for when the name moves.
-    let echo2 = echo_backend_on([127, 0, 0, 2], port).await;
-    let Some(b) = NamespacedBalancer::start(
-        &format!("lateapp:{port}"),
-        &["--resolve-interval", "200ms", "--health-interval", "200ms"],
-    )
-    .await
-    else {
-        return;
-    };
-    // Started although the name does not resolve; answers 503 meanwhile.
-    let r = e2e::http::get(&b.url("/early")).await.unwrap();
-    assert_eq!(r.status, 503);
-    let st = status(&b.admin_url("/status")).await;
-    assert!(
-        st["upstreams"][0]["last_resolved_unix_ms"].is_null(),
-        "{st}"
-    );
-    assert!(st["upstreams"][0]["last_error"].is_string(), "{st}");
-
-    b.set_hosts("127.0.0.1 localhost\n127.0.0.1 lateapp\n");
-    let url = b.url("/late");
-    assert!(
-        e2e::wait_until_async(Duration::from_secs(5), || async {
-            e2e::http::get(&url)
-                .await
-                .map(|r| r.status == 200)
-                .unwrap_or(false)
-        })
-        .await,
-        "name never picked up; log:\n{}",
-        b.process.log()
-    );
-    let st = status(&b.admin_url("/status")).await;
-    assert!(st["upstreams"][0]["last_resolved_unix_ms"].is_u64(), "{st}");
-    assert_eq!(st["backends"][0]["address"], echo.addr.to_string());
-
-    // The name now points elsewhere: the old address leaves, the new one takes the traffic.
-    b.set_hosts("127.0.0.1 localhost\n127.0.0.2 lateapp\n");
-    let new = echo2.addr.to_string();
-    assert!(
-        e2e::wait_until_async(Duration::from_secs(5), || async {
-            e2e::http::get(&url)
-                .await
-                .map(|r| r.header("x-backend") == Some(new.as_str()))
-                .unwrap_or(false)
-        })
-        .await
-    );
-    let before = echo.hits();
-    for _ in 0..5 {
-        let r = e2e::http::get(&url).await.unwrap();
-        assert_eq!(r.header("x-backend"), Some(new.as_str()));
-    }
-    assert_eq!(
-        echo.hits(),
-        before,
-        "a vanished address gets no new requests"
-    );
-}
-
-#[tokio::test]
 async fn admin_endpoints_report_and_stay_off_the_public_port() {
     let echo = echo_backend().await;
     let dead = format!("127.0.0.1:{}", dead_port());
@@ -588,6 +347,14 @@ async fn admin_endpoints_report_and_stay_off_the_public_port() {
     let r = e2e::http::get(&b.url("/metrics")).await.unwrap();
     assert_eq!(r.header("x-backend"), Some(echo.addr.to_string().as_str()));
 
+    admin_status_reports_the_live_and_the_dead_backend(&b, &echo.addr.to_string(), &dead).await;
+    admin_metrics_name_every_series(&b, &echo.addr.to_string(), &dead).await;
+    healthcheck_subcommand_answers_by_the_admin_listener(&b);
+}
+
+/// `/status` on the admin port, once the dead backend's check failed: the live one healthy and active
+/// with its requests counted, the dead one pending with its reason, both upstreams resolved.
+async fn admin_status_reports_the_live_and_the_dead_backend(b: &Balancer, live: &str, dead: &str) {
     let admin_status = b.admin_url("/status");
     assert!(
         e2e::wait_until_async(T, || async {
@@ -599,11 +366,11 @@ async fn admin_endpoints_report_and_stay_off_the_public_port() {
         .await
     );
     let st = status(&b.admin_url("/status")).await;
-    let good = backend_entry(&st, &echo.addr.to_string());
+    let good = backend_entry(&st, live);
     assert_eq!(good["healthy"], true);
     assert!(good["requests_total"].as_u64().unwrap() >= 6);
     assert_eq!(good["in_flight"], 0);
-    let bad = backend_entry(&st, &dead);
+    let bad = backend_entry(&st, dead);
     assert_eq!(bad["healthy"], false);
     assert!(
         bad["reason"].as_str().unwrap().contains("health check"),
@@ -617,18 +384,19 @@ async fn admin_endpoints_report_and_stay_off_the_public_port() {
     assert_eq!(st["upstreams"].as_array().unwrap().len(), 2);
     assert!(st["upstreams"][0]["last_resolved_unix_ms"].is_u64());
     assert_eq!(st["upstreams"][0]["last_outcome"], "resolved", "{st}");
+}
 
+/// `/metrics` on the admin port: per-backend request classes, latency, retries, health, in-flight,
+/// and the backend counts.
+async fn admin_metrics_name_every_series(b: &Balancer, live: &str, dead: &str) {
     let m = e2e::http::get(&b.admin_url("/metrics")).await.unwrap();
     assert_eq!(m.status, 200);
     let text = m.text();
     let needles = [
-        format!(
-            "balancer_requests_total{{backend=\"{}\",class=\"2xx\"}}",
-            echo.addr
-        ),
+        format!("balancer_requests_total{{backend=\"{live}\",class=\"2xx\"}}"),
         "balancer_upstream_latency_seconds_bucket".to_string(),
         "balancer_retries_total".to_string(),
-        format!("balancer_backend_healthy{{backend=\"{}\"}} 1", echo.addr),
+        format!("balancer_backend_healthy{{backend=\"{live}\"}} 1"),
         format!("balancer_backend_healthy{{backend=\"{dead}\"}} 0"),
         "balancer_backend_in_flight".to_string(),
         "balancer_backends 2".to_string(),
@@ -640,8 +408,10 @@ async fn admin_endpoints_report_and_stay_off_the_public_port() {
             "missing {needle} in:\n{text}"
         );
     }
+}
 
-    // healthcheck subcommand: 0 against a live admin listener, non-zero where nothing listens.
+/// `balancer healthcheck`: 0 against a live admin listener, non-zero where nothing listens.
+fn healthcheck_subcommand_answers_by_the_admin_listener(b: &Balancer) {
     let ok = std::process::Command::new(e2e::bin_path("balancer"))
         .arg("healthcheck")
         .env("BALANCER_ADMIN_LISTEN", b.admin_addr().to_string())

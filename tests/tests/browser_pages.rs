@@ -27,9 +27,20 @@ async fn served_by(browser: &Browser) -> String {
 
 /// Walks home → count → reloads → about → 404 at `origin`; returns the replicas seen on /count.
 async fn walk_pages(browser: &Browser, stack: &Stack, origin: &str, shots: &str) -> Vec<String> {
-    let replicas: BTreeSet<String> = stack.apps.iter().map(|a| a.name().to_string()).collect();
+    let first = home_then_the_live_count(browser, stack, origin, shots).await;
+    let seen = each_reload_counts_one_visit(browser, stack, first).await;
+    about_shows_the_configured_links(browser, origin, shots).await;
+    a_made_up_path_gets_the_styled_404(browser, origin, shots).await;
+    seen
+}
 
-    // Home, and the button to the live count.
+/// Home, and the button to the live count: the count page shows what Redis holds. Returns that count.
+async fn home_then_the_live_count(
+    browser: &Browser,
+    stack: &Stack,
+    origin: &str,
+    shots: &str,
+) -> i64 {
     browser.goto(&format!("{origin}/")).await;
     let h1 = browser.text("h1").await;
     assert!(h1.starts_with("Welcome to"), "home page heading: {h1:?}");
@@ -61,8 +72,13 @@ async fn walk_pages(browser: &Browser, stack: &Stack, origin: &str, shots: &str)
     browser.assert_no_console_errors("/count", &[]).await;
     browser.assert_only_origin("/count", origin).await;
     browser.screenshot(&format!("{shots}count")).await;
+    first
+}
 
-    // Each reload is one visit: the number rises by exactly one, whoever serves it.
+/// Each reload is one visit: the number rises by exactly one, whoever serves it (a replica of `stack`).
+/// Returns the replicas that served, in order.
+async fn each_reload_counts_one_visit(browser: &Browser, stack: &Stack, first: i64) -> Vec<String> {
+    let replicas: BTreeSet<String> = stack.apps.iter().map(|a| a.name().to_string()).collect();
     let mut seen = vec![served_by(browser).await];
     let mut shown = first;
     for _ in 0..4 {
@@ -83,8 +99,11 @@ async fn walk_pages(browser: &Browser, stack: &Stack, origin: &str, shots: &str)
     browser
         .assert_no_console_errors("/count after reloads", &[])
         .await;
+    seen
+}
 
-    // About: the stack, and the GitHub and LinkedIn links the replicas were configured with.
+/// About: the stack, and the GitHub and LinkedIn links the replicas were configured with, icons shown.
+async fn about_shows_the_configured_links(browser: &Browser, origin: &str, shots: &str) {
     step(
         "clicking About in the navigation",
         step(
@@ -122,8 +141,11 @@ async fn walk_pages(browser: &Browser, stack: &Stack, origin: &str, shots: &str)
     step("resizing", browser.client.set_window_size(1280, 1200)).await;
     browser.screenshot(&format!("{shots}about")).await;
     step("resizing back", browser.client.set_window_size(1280, 900)).await;
+}
 
-    // A made-up path: the styled 404 page (the app's stylesheet applied), not a bare error.
+/// A made-up path: the styled 404 page (the app's stylesheet applied), not a bare error; its 404 is the
+/// only console error.
+async fn a_made_up_path_gets_the_styled_404(browser: &Browser, origin: &str, shots: &str) {
     let missing = "/no-such-page-4af1";
     browser.goto(&format!("{origin}{missing}")).await;
     let eyebrow = browser.text(".hero .eyebrow").await;
@@ -167,7 +189,6 @@ async fn walk_pages(browser: &Browser, stack: &Stack, origin: &str, shots: &str)
     );
     browser.assert_only_origin(missing, origin).await;
     browser.screenshot(&format!("{shots}404")).await;
-    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

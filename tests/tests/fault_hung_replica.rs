@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use e2e::backends::HungBackend;
 use e2e::balancer_status::wait_health;
-use e2e::load::{quantile, Load, Outcome};
+use e2e::load::{quantile, Load, LoadReport, Outcome, Sample};
 use e2e::{Balancer, COUNTER_KEY};
 
 const WORKERS: usize = 8;
@@ -68,6 +68,53 @@ async fn hung() {
     let report = load.stop().await;
     let delta = redis.get_i64(COUNTER_KEY).await - before;
 
+    let p99 = print_the_run(&report, delta, out_after, &hung);
+    assert!(
+        hung.wedged(),
+        "no request reached the backend, so it never wedged"
+    );
+    let Some(out_after) = out_after else {
+        panic!("the balancer's /status never marked the hung backend unhealthy");
+    };
+    assert!(
+        out_after <= UPSTREAM_TIMEOUT + Duration::from_secs(2),
+        "the hung backend was taken out only after {out_after:?}"
+    );
+    assert!(
+        !timeouts(&report).is_empty(),
+        "nothing was answered 504: the hung backend got no request, so the test proved nothing"
+    );
+    assert_every_failure_is_a_504_at_the_timeout_and_none_came_after(&report, out_at);
+    assert!(
+        p99 < UPSTREAM_TIMEOUT,
+        "p99 of the healthy replicas' responses ({p99:?}) reached the upstream timeout: the hung backend \
+         held the others up"
+    );
+    assert_eq!(
+        delta,
+        report.ok() as i64,
+        "a 504 must not have counted a visit"
+    );
+    drop((app1, app2));
+}
+
+/// The requests answered 504 (what the hung backend got, once the timeout passed).
+fn timeouts(report: &LoadReport) -> Vec<&Sample> {
+    report
+        .samples
+        .iter()
+        .filter(|s| s.outcome == Outcome::Status(504))
+        .collect()
+}
+
+/// Prints the run (504s and their latency range, the healthy replicas' p50/p99, when the backend was taken
+/// out); returns the healthy replicas' p99.
+fn print_the_run(
+    report: &LoadReport,
+    delta: i64,
+    out_after: Option<Duration>,
+    hung: &HungBackend,
+) -> Duration {
     let ok_latencies: Vec<Duration> = report
         .samples
         .iter()
@@ -76,11 +123,7 @@ async fn hung() {
         .collect();
     let p50 = quantile(ok_latencies.clone(), 0.50);
     let p99 = quantile(ok_latencies, 0.99);
-    let timeouts: Vec<_> = report
-        .samples
-        .iter()
-        .filter(|s| s.outcome == Outcome::Status(504))
-        .collect();
+    let timeouts = timeouts(report);
     let slowest_504 = timeouts
         .iter()
         .map(|s| s.latency())
@@ -103,22 +146,15 @@ async fn hung() {
         hung.accepted(),
         report.outcomes()
     );
+    p99
+}
 
-    assert!(
-        hung.wedged(),
-        "no request reached the backend, so it never wedged"
-    );
-    let Some(out_after) = out_after else {
-        panic!("the balancer's /status never marked the hung backend unhealthy");
-    };
-    assert!(
-        out_after <= UPSTREAM_TIMEOUT + Duration::from_secs(2),
-        "the hung backend was taken out only after {out_after:?}"
-    );
-    assert!(
-        !timeouts.is_empty(),
-        "nothing was answered 504: the hung backend got no request, so the test proved nothing"
-    );
+/// Every failure is a 504 that came no sooner than `--upstream-timeout`, and none was started after the
+/// backend was taken out (`out_at`).
+fn assert_every_failure_is_a_504_at_the_timeout_and_none_came_after(
+    report: &LoadReport,
+    out_at: Instant,
+) {
     for s in &report.failures() {
         assert_eq!(
             s.outcome,
@@ -140,15 +176,4 @@ async fn hung() {
         late.is_empty(),
         "requests failed after the hung backend was taken out: {late:?}"
     );
-    assert!(
-        p99 < UPSTREAM_TIMEOUT,
-        "p99 of the healthy replicas' responses ({p99:?}) reached the upstream timeout: the hung backend \
-         held the others up"
-    );
-    assert_eq!(
-        delta,
-        report.ok() as i64,
-        "a 504 must not have counted a visit"
-    );
-    drop((app1, app2));
 }

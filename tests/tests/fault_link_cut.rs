@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use e2e::balancer_status::wait_health;
-use e2e::load::{Load, Outcome};
+use e2e::load::{Load, LoadReport, Outcome};
 use e2e::netns::{ns_port, Netns, Relay};
 use e2e::{Balancer, COUNTER_KEY};
 
@@ -53,48 +53,10 @@ async fn link_cut(protocol: &str) {
     let app1 = e2e::App::builder(&redis).name("replica-1").start().await;
     let app2 = e2e::App::builder(&redis).name("replica-2").start().await;
 
-    let ns_addr = netns.ns_addr(ns_port());
-    let mut cmd = netns.command(&e2e::bin_path("app"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .env("REDIS_HOST", netns.host_ip.to_string())
-        .env("REDIS_PORT", relay.addr.port().to_string())
-        .env("APP_LISTEN", ns_addr.to_string())
-        .env("REPLICA_NAME", NS_REPLICA);
-    let mut ns_app = match e2e::Process::spawn(NS_REPLICA, cmd) {
-        Ok(p) => p,
-        Err(e) => panic!("cannot start the replica in namespace {}: {e}", netns.name),
-    };
-    let about = format!("http://{ns_addr}/about");
-    let ready = e2e::wait_until_async(Duration::from_secs(20), || async {
-        e2e::http::get(&about).await.is_ok()
-    })
-    .await;
-    ns_app.assert_running();
-    assert!(
-        ready,
-        "the replica in the namespace did not answer on {ns_addr}"
-    );
+    let (ns_app, ns_addr) = start_the_replica_in_the_namespace(&netns, &relay).await;
 
-    let balancer = Balancer::builder()
-        .upstreams(&format!("{},{},{ns_addr}", app1.addr(), app2.addr()))
-        .args(&[
-            "--health-interval",
-            "300ms",
-            "--connect-timeout",
-            "500ms",
-            "--upstream-timeout",
-            "2s",
-            "--resolve-interval",
-            "300ms",
-            "--fail-timeout",
-            "10s",
-            "--upstream-protocol",
-            protocol,
-        ])
-        .start()
-        .await;
+    let upstreams = format!("{},{},{ns_addr}", app1.addr(), app2.addr());
+    let balancer = balancer_with_the_bounds_timeouts(&upstreams, protocol).await;
     let before = redis.get_i64(COUNTER_KEY).await;
     let load = Load::start(
         &balancer.url("/count"),
@@ -110,17 +72,8 @@ async fn link_cut(protocol: &str) {
         "the replica in the namespace got no traffic before the cut"
     );
 
-    let cut_at = Instant::now();
-    if let Err(e) = netns.cut() {
-        panic!("cannot cut the link: {e}");
-    }
-    let out_after = wait_health(&balancer, ns_addr, false, Duration::from_secs(10)).await;
-    // Past the upstream timeout, so whatever was sent into the cut link has ended.
-    tokio::time::sleep(UPSTREAM_TIMEOUT + Duration::from_millis(500)).await;
-    let restore_at = Instant::now();
-    if let Err(e) = netns.restore() {
-        panic!("cannot restore the link: {e}");
-    }
+    let (cut_at, out_after, restore_at) =
+        cut_then_restore_the_link(&netns, &balancer, ns_addr).await;
     let rejoined = load
         .wait_served_by(NS_REPLICA, restore_at, Duration::from_secs(10))
         .await;
@@ -150,6 +103,57 @@ async fn link_cut(protocol: &str) {
         "{} requests failed; at most one per client ({WORKERS}) may be caught in the cut link",
         report.failed()
     );
+    assert_failures_are_clean_and_inside_the_cut_window(&report, cut_at, out_after);
+    assert!(delta >= report.ok() as i64, "a visit was lost");
+    assert!(
+        delta <= (report.ok() + report.failed()) as i64,
+        "a visit was counted twice"
+    );
+    assert!(
+        rejoin.is_some(),
+        "the replica did not rejoin after the link came back"
+    );
+    drop(ns_app);
+}
+
+/// Starts the third replica inside `netns`, reaching Redis through `relay`, and waits until it answers.
+async fn start_the_replica_in_the_namespace(
+    netns: &Netns,
+    relay: &Relay,
+) -> (e2e::Process, SocketAddr) {
+    let ns_addr = netns.ns_addr(ns_port());
+    let mut cmd = netns.command(&e2e::bin_path("app"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("REDIS_HOST", netns.host_ip.to_string())
+        .env("REDIS_PORT", relay.addr.port().to_string())
+        .env("APP_LISTEN", ns_addr.to_string())
+        .env("REPLICA_NAME", NS_REPLICA);
+    let mut ns_app = match e2e::Process::spawn(NS_REPLICA, cmd) {
+        Ok(p) => p,
+        Err(e) => panic!("cannot start the replica in namespace {}: {e}", netns.name),
+    };
+    let about = format!("http://{ns_addr}/about");
+    let ready = e2e::wait_until_async(Duration::from_secs(20), || async {
+        e2e::http::get(&about).await.is_ok()
+    })
+    .await;
+    ns_app.assert_running();
+    assert!(
+        ready,
+        "the replica in the namespace did not answer on {ns_addr}"
+    );
+    (ns_app, ns_addr)
+}
+
+/// Every failure is a clean 502/504 of a request in flight at the cut or sent before the balancer had
+/// taken the replica out.
+fn assert_failures_are_clean_and_inside_the_cut_window(
+    report: &LoadReport,
+    cut_at: Instant,
+    out_after: Duration,
+) {
     for s in report.failures() {
         assert!(
             matches!(s.outcome, Outcome::Status(504) | Outcome::Status(502)),
@@ -162,14 +166,49 @@ async fn link_cut(protocol: &str) {
             "a request failed outside the window between the cut and the replica being taken out: {s:?}"
         );
     }
-    assert!(delta >= report.ok() as i64, "a visit was lost");
-    assert!(
-        delta <= (report.ok() + report.failed()) as i64,
-        "a visit was counted twice"
-    );
-    assert!(
-        rejoin.is_some(),
-        "the replica did not rejoin after the link came back"
-    );
-    drop(ns_app);
+}
+
+/// The balancer in front of `upstreams`, with the intervals and timeouts this test's bounds are built on
+/// (`HEALTH_INTERVAL`, `CONNECT_TIMEOUT`, `UPSTREAM_TIMEOUT`).
+async fn balancer_with_the_bounds_timeouts(upstreams: &str, protocol: &str) -> Balancer {
+    Balancer::builder()
+        .upstreams(upstreams)
+        .args(&[
+            "--health-interval",
+            "300ms",
+            "--connect-timeout",
+            "500ms",
+            "--upstream-timeout",
+            "2s",
+            "--resolve-interval",
+            "300ms",
+            "--fail-timeout",
+            "10s",
+            "--upstream-protocol",
+            protocol,
+        ])
+        .start()
+        .await
+}
+
+/// Cuts the namespace's link, waits until the balancer marks `ns_addr` unhealthy (at most 10 s) and past
+/// the upstream timeout, then restores the link. Returns when it was cut, how long until the replica was
+/// out (None: never), and when it was restored.
+async fn cut_then_restore_the_link(
+    netns: &Netns,
+    balancer: &Balancer,
+    ns_addr: SocketAddr,
+) -> (Instant, Option<Duration>, Instant) {
+    let cut_at = Instant::now();
+    if let Err(e) = netns.cut() {
+        panic!("cannot cut the link: {e}");
+    }
+    let out_after = wait_health(balancer, ns_addr, false, Duration::from_secs(10)).await;
+    // Past the upstream timeout, so whatever was sent into the cut link has ended.
+    tokio::time::sleep(UPSTREAM_TIMEOUT + Duration::from_millis(500)).await;
+    let restore_at = Instant::now();
+    if let Err(e) = netns.restore() {
+        panic!("cannot restore the link: {e}");
+    }
+    (cut_at, out_after, restore_at)
 }

@@ -59,43 +59,7 @@ async fn rolling_restart(protocol: &str) {
     // Several full rounds: the restart window is short, so one round can miss a race a later one hits.
     let replicas = stack.apps.len();
     for i in (0..ROUNDS).flat_map(|_| 0..replicas) {
-        let port = stack.apps[i].addr().port();
-        let name = stack.apps[i].name().to_string();
-        let term_at = Instant::now();
-        stack.apps[i].sigterm();
-        let exit = stack.apps[i].wait_exit(Duration::from_secs(15)).await;
-        let drained = term_at.elapsed();
-        match exit {
-            Some(status) => assert!(
-                status.success(),
-                "{name} exited with {status} after SIGTERM"
-            ),
-            None => panic!("{name} did not exit within 15 s of SIGTERM"),
-        }
-        stack.apps[i] = e2e::App::builder(&stack.redis)
-            .port(port)
-            .name(&name)
-            .env("SHUTDOWN_DELAY", REPLICA_SHUTDOWN_DELAY)
-            .start()
-            .await;
-        let ready_at = Instant::now();
-        let rejoined = load
-            .wait_served_by(&name, ready_at, Duration::from_secs(10))
-            .await;
-        let Some(rejoined) = rejoined else {
-            panic!("{name} restarted on port {port} but got no traffic within 10 s");
-        };
-        eprintln!(
-            "rolling restart: {name}: drained and exited in {drained:?}, down (SIGTERM to ready) {:?}, \
-             rejoined {:?} after ready",
-            ready_at - term_at,
-            rejoined.saturating_duration_since(ready_at)
-        );
-        assert!(
-            rejoined.saturating_duration_since(ready_at)
-                <= HEALTH_INTERVAL + RESOLVE_INTERVAL + Duration::from_secs(2),
-            "{name} took too long to rejoin"
-        );
+        restart_and_wait_until_it_rejoins(&mut stack, &load, i).await;
     }
     // Keep the load on a little after the last restart, so the restored rotation is exercised too.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -111,17 +75,7 @@ async fn rolling_restart(protocol: &str) {
         report.served_by()
     );
     if report.failed() > 0 {
-        let log = stack.balancer.log();
-        let notable: Vec<&str> = log
-            .lines()
-            .filter(|l| !l.contains("status=200"))
-            .filter(|l| l.contains("502") || l.contains("WARN") || l.contains("ERROR"))
-            .take(20)
-            .collect();
-        eprintln!(
-            "rolling restart: balancer log around the failures:\n{}",
-            notable.join("\n")
-        );
+        print_the_balancer_log_around_failures(&stack);
     }
     assert_eq!(
         report.failed(),
@@ -133,5 +87,62 @@ async fn rolling_restart(protocol: &str) {
         delta,
         report.ok() as i64,
         "counter delta must equal the successful /count responses"
+    );
+}
+
+/// SIGTERMs replica `i` (it drains and must exit cleanly within 15 s), starts it again on the same port and
+/// waits until the load reaches it again, within one health interval and one resolve interval (+2 s).
+async fn restart_and_wait_until_it_rejoins(stack: &mut Stack, load: &Load, i: usize) {
+    let port = stack.apps[i].addr().port();
+    let name = stack.apps[i].name().to_string();
+    let term_at = Instant::now();
+    stack.apps[i].sigterm();
+    let exit = stack.apps[i].wait_exit(Duration::from_secs(15)).await;
+    let drained = term_at.elapsed();
+    match exit {
+        Some(status) => assert!(
+            status.success(),
+            "{name} exited with {status} after SIGTERM"
+        ),
+        None => panic!("{name} did not exit within 15 s of SIGTERM"),
+    }
+    stack.apps[i] = e2e::App::builder(&stack.redis)
+        .port(port)
+        .name(&name)
+        .env("SHUTDOWN_DELAY", REPLICA_SHUTDOWN_DELAY)
+        .start()
+        .await;
+    let ready_at = Instant::now();
+    let rejoined = load
+        .wait_served_by(&name, ready_at, Duration::from_secs(10))
+        .await;
+    let Some(rejoined) = rejoined else {
+        panic!("{name} restarted on port {port} but got no traffic within 10 s");
+    };
+    eprintln!(
+        "rolling restart: {name}: drained and exited in {drained:?}, down (SIGTERM to ready) {:?}, \
+         rejoined {:?} after ready",
+        ready_at - term_at,
+        rejoined.saturating_duration_since(ready_at)
+    );
+    assert!(
+        rejoined.saturating_duration_since(ready_at)
+            <= HEALTH_INTERVAL + RESOLVE_INTERVAL + Duration::from_secs(2),
+        "{name} took too long to rejoin"
+    );
+}
+
+/// The balancer's log lines that may explain a failure (502s, warnings, errors), at most 20.
+fn print_the_balancer_log_around_failures(stack: &Stack) {
+    let log = stack.balancer.log();
+    let notable: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.contains("status=200"))
+        .filter(|l| l.contains("502") || l.contains("WARN") || l.contains("ERROR"))
+        .take(20)
+        .collect();
+    eprintln!(
+        "rolling restart: balancer log around the failures:\n{}",
+        notable.join("\n")
     );
 }

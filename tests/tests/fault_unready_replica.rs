@@ -69,6 +69,15 @@ async fn with_no_backend_ever_healthy_the_pending_ones_are_tried() {
     .await;
 }
 
+/// Two free ports, different: free_port() may hand out the same unbound port twice.
+fn two_distinct_free_ports() -> (u16, u16) {
+    let first = e2e::free_port();
+    let second = std::iter::repeat_with(e2e::free_port)
+        .find(|p| *p != first)
+        .unwrap_or_default();
+    (first, second)
+}
+
 fn hosts(names: &[&str]) -> String {
     let mut s = String::from("127.0.0.1 localhost\n");
     for n in names {
@@ -83,29 +92,13 @@ async fn unready(protocol: &str) {
     let app2 = App::builder(&redis).name("replica-2").start().await;
     // The third replica's port is known up front (the balancer is configured with its name); it starts
     // only once the load runs, and its Redis port is a relay that does not listen yet.
-    let port3 = e2e::free_port();
-    // free_port() may hand out the same unbound port twice.
-    let relay_port = std::iter::repeat_with(e2e::free_port)
-        .find(|p| *p != port3)
-        .unwrap_or_default();
+    let (port3, relay_port) = two_distinct_free_ports();
     let upstreams = format!(
         "replica-1:{},replica-2:{},replica-3:{port3}",
         app1.addr().port(),
         app2.addr().port()
     );
-    let Some(b) = NamespacedBalancer::start(
-        &upstreams,
-        &[
-            "--resolve-interval",
-            "300ms",
-            "--health-interval",
-            "300ms",
-            "--upstream-protocol",
-            protocol,
-        ],
-    )
-    .await
-    else {
+    let Some(b) = namespaced_balancer(&upstreams, protocol).await else {
         return;
     };
     b.set_hosts(&hosts(&["replica-1", "replica-2"]));
@@ -139,12 +132,7 @@ async fn unready(protocol: &str) {
     let joined = wait_state(&b, app3.addr(), "active").await;
     let first = load.wait_served_by("replica-3", reachable, FOLLOW).await;
     // Let it take its share for a while.
-    let url = b.admin_url("/status");
-    let addr3 = app3.addr().to_string();
-    let shared = e2e::wait_until_async(FOLLOW, || async {
-        backend_entry(&status(&url).await, &addr3)["requests_total"].as_u64() >= Some(100)
-    })
-    .await;
+    let shared = wait_until_it_served_100(&b, app3.addr()).await;
     let report = load.stop().await;
     let delta = redis.get_i64(COUNTER_KEY).await - before;
     summary(
@@ -167,22 +155,55 @@ async fn unready(protocol: &str) {
         "a request failed: {:?}",
         report.failures().first()
     );
-    let early: Vec<_> = report
-        .samples
-        .iter()
-        .filter(|s| s.served_by.as_deref() == Some("replica-3") && s.started < reachable)
-        .collect();
-    assert!(
-        early.is_empty(),
-        "the replica served requests sent before it could pass a health check: {:?}",
-        early.first()
-    );
+    assert_it_served_nothing_sent_before(&report, "replica-3", reachable);
     assert_eq!(
         delta,
         report.ok() as i64,
         "the counter must rise by exactly the successes"
     );
     drop(relay);
+}
+
+/// The balancer in its own mount namespace (its `/etc/hosts` set by the test), resolving and probing every
+/// 300 ms; None where namespaces cannot be made (it says so and the test skips).
+async fn namespaced_balancer(upstreams: &str, protocol: &str) -> Option<NamespacedBalancer> {
+    NamespacedBalancer::start(
+        upstreams,
+        &[
+            "--resolve-interval",
+            "300ms",
+            "--health-interval",
+            "300ms",
+            "--upstream-protocol",
+            protocol,
+        ],
+    )
+    .await
+}
+
+/// Polls `/status` until the backend at `addr` has served 100 requests (within `FOLLOW`).
+async fn wait_until_it_served_100(b: &NamespacedBalancer, addr: SocketAddr) -> bool {
+    let url = b.admin_url("/status");
+    let addr = addr.to_string();
+    e2e::wait_until_async(FOLLOW, || async {
+        backend_entry(&status(&url).await, &addr)["requests_total"].as_u64() >= Some(100)
+    })
+    .await
+}
+
+/// No request sent before `reachable` (when the replica could first pass a health check) was served by
+/// `replica`.
+fn assert_it_served_nothing_sent_before(report: &LoadReport, replica: &str, reachable: Instant) {
+    let early: Vec<_> = report
+        .samples
+        .iter()
+        .filter(|s| s.served_by.as_deref() == Some(replica) && s.started < reachable)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "the replica served requests sent before it could pass a health check: {:?}",
+        early.first()
+    );
 }
 
 /// Polls `/status` until the backend at `addr` is in `state`; returns how long it took.

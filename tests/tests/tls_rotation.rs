@@ -5,6 +5,7 @@
 //! keeps serving, an HTTP/2 connection opened before the first replacement keeps working after
 //! both, and SIGHUP reloads on demand.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,6 +62,37 @@ fn fail(tally: &Tally, why: String) {
     }
 }
 
+/// Two replicas behind a balancer serving HTTPS on `tls` from the pair at `cert`/`key`, warmed up.
+async fn stack_serving_https(tls: std::net::SocketAddr, cert: &Path, key: &Path) -> Stack {
+    let (c, k, t) = (
+        cert.display().to_string(),
+        key.display().to_string(),
+        tls.to_string(),
+    );
+    Stack::builder(2)
+        .balancer_args(&["--tls-listen", &t, "--tls-cert", &c, "--tls-key", &k])
+        .warm_up()
+        .start()
+        .await
+}
+
+/// The load had no failure, the counter rose by exactly its successes, and its last handshakes
+/// presented `leaf`.
+fn assert_nothing_failed_and_each_success_counted_once(tally: &Tally, delta: i64, leaf: &[u8]) {
+    let (ok, failed) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
+    eprintln!("tls rotation: {ok} HTTPS requests on new connections in {LOAD:?}, {failed} failed, counter delta {delta}");
+    assert_eq!(failed, 0, "failures: {:?}", tally.errors.lock().unwrap());
+    assert_eq!(delta, ok as i64, "counter delta vs successes");
+    assert_eq!(
+        *tally.last_leaf.lock().unwrap(),
+        leaf,
+        "the last handshakes saw the wrong pair"
+    );
+}
+
 /// Waits until a new handshake presents `leaf`; how long that took.
 async fn wait_served(tls: std::net::SocketAddr, ca: &TestCa, leaf: &[u8]) -> Option<Duration> {
     let began = Instant::now();
@@ -82,16 +114,7 @@ async fn rotation_under_https_load_drops_nothing() {
     let ca = TestCa::new();
     let (cert, key) = ca.write("served", &ca.valid("first"));
     let tls = std::net::SocketAddr::from(([127, 0, 0, 1], e2e::free_port()));
-    let (c, k, t) = (
-        cert.display().to_string(),
-        key.display().to_string(),
-        tls.to_string(),
-    );
-    let mut stack = Stack::builder(2)
-        .balancer_args(&["--tls-listen", &t, "--tls-cert", &c, "--tls-key", &k])
-        .warm_up()
-        .start()
-        .await;
+    let mut stack = stack_serving_https(tls, &cert, &key).await;
     let admin = stack.admin_origin();
     let mut kept = h2_connection(tls, &ca).await.expect("HTTP/2 connection");
     assert_eq!(h2_get(&mut kept, tls.port(), "/about").await.unwrap(), 200);
@@ -126,19 +149,8 @@ async fn rotation_under_https_load_drops_nothing() {
     for c in clients {
         c.await.unwrap();
     }
-    let (ok, failed) = (
-        tally.ok.load(Ordering::Relaxed),
-        tally.failed.load(Ordering::Relaxed),
-    );
     let delta = stack.redis.get_i64(COUNTER_KEY).await - before;
-    eprintln!("tls rotation: {ok} HTTPS requests on new connections in {LOAD:?}, {failed} failed, counter delta {delta}");
-    assert_eq!(failed, 0, "failures: {:?}", tally.errors.lock().unwrap());
-    assert_eq!(delta, ok as i64, "counter delta vs successes");
-    assert_eq!(
-        *tally.last_leaf.lock().unwrap(),
-        second.der,
-        "the last handshakes saw the wrong pair"
-    );
+    assert_nothing_failed_and_each_success_counted_once(&tally, delta, &second.der);
     // The connection opened before both replacements still works.
     assert_eq!(h2_get(&mut kept, tls.port(), "/about").await.unwrap(), 200);
 
