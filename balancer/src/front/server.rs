@@ -504,4 +504,54 @@ mod tests {
         let got = sniffed(&[], Duration::from_millis(100)).await;
         assert_eq!(got, None);
     }
+
+    /// HTTP/1 served on an in-memory pipe: what the client gets back for `head` (the first line
+    /// of the answer), from a service that answers 200 to anything that reaches it. No socket: the
+    /// listener's HTTP/1 rules are hyper's, configured by [`Http::new`], and checked here in memory.
+    async fn answer_to(head: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, server) = tokio::io::duplex(256 * 1024);
+        let service = service_fn(|_req| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                bytes::Bytes::from_static(b"ok"),
+            )))
+        });
+        let http = Http::new(Duration::from_secs(5));
+        let drain = crate::runtime::shutdown::Drain::new();
+        let served = serve_http(
+            TokioIo::new(server),
+            Protocol::Http1,
+            service,
+            &http,
+            drain.watcher(),
+        );
+        let talk = async move {
+            let mut client = client;
+            client.write_all(head.as_bytes()).await.unwrap();
+            let mut buf = vec![0u8; 1024];
+            let n = client.read(&mut buf).await.unwrap();
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        };
+        // The client hangs up after the first read, which ends the connection on both answers.
+        let (line, _) = tokio::join!(talk, served);
+        line
+    }
+
+    #[tokio::test]
+    async fn a_head_over_the_limit_is_431_and_one_within_is_served() {
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(MAX_HEADER_BYTES + 1024)
+        );
+        assert_eq!(
+            answer_to(big).await,
+            "HTTP/1.1 431 Request Header Fields Too Large"
+        );
+        let small = "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n".to_owned();
+        assert_eq!(answer_to(small).await, "HTTP/1.1 200 OK");
+    }
 }
