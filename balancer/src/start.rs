@@ -40,7 +40,7 @@ pub async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let _running = group.start().await;
+    let running = group.start().await;
 
     let proxies = WorkerProxies {
         group: group.clone(),
@@ -77,7 +77,9 @@ pub async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
         admin: admin_listener,
     };
     serve_until_stopped(&config, listeners, workers_set, http, admin).await;
-    join_workers(threads).await
+    let code = join_workers(threads).await;
+    running.stop();
+    code
 }
 
 /// The TLS listener, when `--tls-listen` is set: its socket, its door and the live certificate.

@@ -59,8 +59,10 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops the group's loops (also done on drop).
-    pub fn stop(self) {}
+    /// Stops the group's loops (what dropping the handle does, said where it happens).
+    pub fn stop(self) {
+        drop(self);
+    }
 }
 
 impl Drop for Running {
