@@ -154,3 +154,77 @@ impl UpstreamGroup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::discovery::UpstreamName;
+    use crate::upstream::UpstreamProtocol;
+
+    fn settings(port: u16) -> GroupSettings {
+        let second = Duration::from_secs(1);
+        GroupSettings {
+            names: vec![UpstreamName {
+                host: "127.0.0.1".into(),
+                port,
+            }],
+            resolve_interval: second,
+            probe: Probe {
+                path: Arc::from("/health"),
+                interval: second,
+                connect_timeout: second,
+                protocol: UpstreamProtocol::Http1,
+            },
+            policy: HealthPolicy {
+                max_fails: 1,
+                fail_timeout: second,
+            },
+            balance: Balance::RoundRobin,
+            slow_start: Duration::ZERO,
+            max_5xx: 0,
+            connections: UpstreamSettings {
+                connect_timeout: second,
+                upstream_timeout: second,
+                max_idle: 1,
+                protocol: UpstreamProtocol::Http1,
+                keep_alive: second,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_starts_with_its_backends_and_stops_its_loops() {
+        // A port nothing listens on: the backend is known at once, and its first probe fails.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let group = UpstreamGroup::new(settings(port), Arc::new(Metrics::new()), 2);
+        let running = group.start().await;
+        let backends = group.backends.snapshot();
+        assert_eq!(backends.len(), 1, "resolved before start returns");
+        let backend = backends[0].clone();
+        let probed = async {
+            while backend.health.last_error().is_none() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(2), probed)
+            .await
+            .expect("the first probe runs at once");
+        assert!(
+            backend.health.is_pending(),
+            "a refused probe admits nothing"
+        );
+        let tasks: Vec<_> = running.tasks.iter().map(JoinHandle::abort_handle).collect();
+        running.stop();
+        tokio::task::yield_now().await;
+        assert!(
+            tasks.iter().all(|t| t.is_finished()),
+            "stop ends every loop"
+        );
+        // Two groups share nothing: another one starts empty-handed with its own cursor.
+        let other = UpstreamGroup::new(settings(port), Arc::new(Metrics::new()), 1);
+        assert!(other.backends.snapshot().is_empty());
+    }
+}
