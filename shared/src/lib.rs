@@ -5,6 +5,7 @@
 //! was kept here (see the README's configuration notes).
 
 pub mod config_error;
+pub mod count;
 pub mod duration;
 pub mod healthcheck;
 pub mod host;
