@@ -429,6 +429,16 @@ fn every_duration_size_and_count_has_a_range() {
     }
 }
 
+/// `--help` says what the README says: a fraction such as `1.5s` is refused.
+#[test]
+fn help_states_the_duration_syntax() {
+    let help = Cli::command().render_long_help().to_string();
+    assert!(help.contains("1.5s") && help.contains("1500ms"), "{help}");
+    let err = parse(&["--connect-timeout", "1.5s"]).unwrap_err();
+    assert!(shared::config_error::first_line(&err).contains("fraction"));
+    assert!(parse(&["--connect-timeout", "1500ms"]).is_ok());
+}
+
 /// `--rate-limit 1/h --rate-burst 4294967295` once panicked inside governor; now the burst and
 /// the count are bounded, and the extremes that are accepted build a limiter that answers.
 #[test]
