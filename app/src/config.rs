@@ -3,8 +3,9 @@
 //! Every setting is an environment variable with a matching `--flag` (clap derive + env), and each
 //! has a value parser, so clap hands over typed values (`u16`, `SocketAddr`, `Duration`, ...) and
 //! a bad one ends the process before anything starts: one line naming the variable, exit code 2
-//! (see [`crate::setting`] for the line and `shared::config_error` for the exit). Durations use the
-//! shared syntax (`500ms`, `2s`, `1m`; a bare number is refused). What is left after parsing is
+//! (see `shared::setting` for the line and `shared::config_error` for the exit). Durations use the
+//! shared syntax (`500ms`, `2s`, `1m`; a bare number or a fraction is refused), and each has its
+//! range where its flag is declared (`shared::duration::within`). What is left after parsing is
 //! the one cross-field rule (REDIS_URL wins over REDIS_HOST/REDIS_PORT) and the REPLICA_NAME
 //! default (the hostname), in [`Settings::resolve`].
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use http::HeaderValue;
 
+use shared::duration::{within, HOUR};
 use shared::setting::{plain, secret};
 
 /// Command line of the `app` binary.
@@ -22,7 +24,8 @@ use shared::setting::{plain, secret};
 #[command(
     name = "app",
     version,
-    about = "Visit counter web service (hyper + minijinja + Redis)"
+    about = "Visit counter web service (hyper + minijinja + Redis)",
+    after_help = shared::duration::SYNTAX_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -38,7 +41,7 @@ pub enum Command {
     /// Ask `/health` on the local listener (APP_LISTEN's port); exit 0 only on 200.
     Healthcheck {
         /// How long to wait for the answer before declaring the service unhealthy.
-        #[arg(long, default_value = "3s", value_parser = plain(nonzero_duration))]
+        #[arg(long, default_value = "3s", value_parser = within(Duration::from_millis(1), HOUR))]
         timeout: Duration,
     },
 }
@@ -63,7 +66,8 @@ pub struct Settings {
 
     /// Bound on every Redis command and connection attempt (e.g. 500ms, 2s).
     #[arg(long = "redis-timeout", env = "REDIS_TIMEOUT", value_name = "REDIS_TIMEOUT",
-        default_value = "500ms", global = true, value_parser = plain(nonzero_duration))]
+        default_value = "500ms", global = true,
+        value_parser = within(Duration::from_millis(1), HOUR))]
     pub redis_timeout: Duration,
 
     /// Address the HTTP server listens on.
@@ -106,14 +110,14 @@ pub struct Settings {
 
     /// How long a shutdown waits for in-flight requests before giving up (e.g. 10s).
     #[arg(long = "drain-timeout", env = "DRAIN_TIMEOUT", value_name = "DRAIN_TIMEOUT",
-        default_value = "10s", global = true, value_parser = plain(duration))]
+        default_value = "10s", global = true, value_parser = within(Duration::ZERO, HOUR))]
     pub drain_timeout: Duration,
 
     /// After SIGTERM, how long to keep serving open connections (with `Connection: close` and a 503
     /// /health) before closing idle ones, so a balancer's health check takes this replica out first
     /// (e.g. 3s; 0s closes idle connections at once).
     #[arg(long = "shutdown-delay", env = "SHUTDOWN_DELAY", value_name = "SHUTDOWN_DELAY",
-        default_value = "0s", global = true, value_parser = plain(duration))]
+        default_value = "0s", global = true, value_parser = within(Duration::ZERO, HOUR))]
     pub shutdown_delay: Duration,
 
     /// Load templates and static files from this directory instead of the embedded copies.
@@ -230,27 +234,6 @@ fn host_port_url(host: &str, port: u16) -> String {
     } else {
         format!("redis://{host}:{port}/")
     }
-}
-
-/// The longest duration a setting takes. Longer is refused rather than risk an overflowing
-/// deadline (`now + d`, `d * 2`) on a typo like `10000000h`.
-const MAX_DURATION: Duration = Duration::from_secs(86_400);
-
-fn at_most_a_day(d: Duration) -> Result<Duration, String> {
-    if d > MAX_DURATION {
-        return Err("must be at most 1 day (24h)".to_owned());
-    }
-    Ok(d)
-}
-
-/// A duration (zero allowed), as `shared::duration` reads it, up to a day.
-fn duration(raw: &str) -> Result<Duration, String> {
-    shared::duration::parse_duration(raw).and_then(at_most_a_day)
-}
-
-/// A timeout: as [`duration`], but zero is refused.
-fn nonzero_duration(raw: &str) -> Result<Duration, String> {
-    shared::duration::parse_nonzero_duration(raw).and_then(at_most_a_day)
 }
 
 fn parse_redis_host(raw: &str) -> Result<String, String> {
@@ -444,15 +427,199 @@ mod tests {
         assert!(parse_templates_dir("/definitely/not/here").is_err());
     }
 
+    /// The duration settings, each with its range in `--help`'s terms; `healthcheck --timeout` is
+    /// the subcommand's. Every other setting is a name, address, URL, path or port.
+    const DURATIONS: [&str; 3] = ["redis-timeout", "drain-timeout", "shutdown-delay"];
+    const NOT_DURATIONS: [&str; 10] = [
+        "redis-host",
+        "redis-port",
+        "redis-url",
+        "app-listen",
+        "app-name",
+        "replica-name",
+        "app-version",
+        "counter-key",
+        "github-url",
+        "linkedin-url",
+    ];
+
+    /// `(min, max)` from a range error, `must be between <min> and <max>`.
+    fn range_of(err: &str) -> Option<(String, String)> {
+        let rest = err.split("must be between ").nth(1)?;
+        let (min, max) = rest.trim_end().split_once(" and ")?;
+        Some((min.to_owned(), max.to_owned()))
+    }
+
+    /// `args` for the flag, before or after the subcommand whose flag it is.
+    fn flag_args<'a>(flag: &'a str, value: &'a str) -> Vec<&'a str> {
+        match flag {
+            "timeout" => vec!["healthcheck", "--timeout", value],
+            _ => vec![flag, value],
+        }
+    }
+
     #[test]
-    fn durations_are_humane_and_bounded() {
-        assert_eq!(duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(duration("24h"), Ok(MAX_DURATION));
-        assert!(duration("25h").is_err());
-        assert!(duration("5").is_err(), "a bare number needs a unit");
-        assert!(duration("forever").is_err());
-        assert!(nonzero_duration("0s").is_err());
-        assert_eq!(nonzero_duration("500ms"), Ok(Duration::from_millis(500)));
+    fn every_setting_is_classified() {
+        let cmd = Cli::command();
+        let mut longs: Vec<&str> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| !["help", "version", "templates-dir"].contains(l))
+            .collect();
+        longs.sort_unstable();
+        let mut known: Vec<&str> = DURATIONS.iter().chain(&NOT_DURATIONS).copied().collect();
+        known.sort_unstable();
+        assert_eq!(
+            longs, known,
+            "a new setting needs a range, or a place in NOT_DURATIONS"
+        );
+    }
+
+    /// `u64::MAX` seconds (which once overflowed a deadline in the balancer) is refused for every
+    /// duration, naming the flag, the variable and the range; both bounds are accepted.
+    #[test]
+    fn every_duration_has_a_range_and_refuses_the_extremes() {
+        let flags = DURATIONS.iter().map(|f| format!("--{f}"));
+        for flag in flags.chain(["timeout".to_owned()]) {
+            let err = parse(&flag_args(&flag, "18446744073709551615s")).unwrap_err();
+            let line = err.trim_end();
+            assert_eq!(line.lines().count(), 1, "{err}");
+            let name = if flag == "timeout" {
+                "--timeout"
+            } else {
+                &flag
+            };
+            assert!(line.contains(name), "{flag}: {line}");
+            let (min, max) = range_of(line).unwrap_or_else(|| panic!("{flag}: no range: {line}"));
+            for bound in [&min, &max] {
+                assert!(
+                    parse(&flag_args(&flag, bound)).is_ok(),
+                    "{flag} refuses {bound}"
+                );
+            }
+            for bad in ["25h", "1.5s", "5", "-1s", "", "1ns"] {
+                if bad == "1ns" && min == "0s" {
+                    continue;
+                }
+                assert!(
+                    parse(&flag_args(&flag, bad)).is_err(),
+                    "{flag} accepts {bad:?}"
+                );
+            }
+        }
+        let cli = parse(&["--shutdown-delay", "1h", "--drain-timeout", "0s"]).unwrap();
+        assert_eq!(cli.settings.shutdown_delay, HOUR);
+        assert_eq!(cli.settings.drain_timeout, Duration::ZERO);
+    }
+
+    /// The README's `app` table has a row `| `VAR` | `--flag` |` for every setting, and for each
+    /// duration its range as the parser states it (`` `1ms` to `1h` ``); the healthcheck's timeout
+    /// range is in the sentence on `app healthcheck`.
+    #[test]
+    fn every_setting_is_in_the_readme_with_its_range() {
+        let readme = include_str!("../../README.md");
+        let app = readme
+            .split("## The app")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap();
+        for arg in Cli::command().get_arguments() {
+            let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let env = env.to_string_lossy();
+            let row = app
+                .lines()
+                .find(|l| {
+                    l.starts_with(&format!("| `{env}` | `--{long}` |"))
+                        || (l.starts_with('|')
+                            && l.contains(&format!("`{env}`"))
+                            && l.contains(&format!("`--{long}`")))
+                })
+                .unwrap_or_else(|| panic!("README has no row | `{env}` | `--{long}` |"));
+            if DURATIONS.contains(&long) {
+                let err = parse(&[&format!("--{long}"), "18446744073709551615s"]).unwrap_err();
+                let (min, max) = range_of(&err).unwrap();
+                let range = format!("`{min}` to `{max}`");
+                assert!(
+                    row.contains(&range),
+                    "README row for --{long} lacks {range}: {row}"
+                );
+            }
+        }
+        let err = parse(&flag_args("timeout", "2h")).unwrap_err();
+        let (min, max) = range_of(&err).unwrap();
+        let sentence = format!("`app healthcheck [--timeout 3s]` (`{min}` to `{max}`)");
+        assert!(app.contains(&sentence), "README lacks {sentence}");
+    }
+
+    /// `--help` says what the README says about fractions.
+    #[test]
+    fn help_states_the_duration_syntax() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("1.5s"), "{help}");
+        assert!(parse(&["--redis-timeout", "1.5s"]).is_err());
+        assert!(parse(&["--redis-timeout", "1500ms"]).is_ok());
+    }
+
+    mod extremes {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = String> {
+            let number = prop_oneof![
+                Just("0".to_owned()),
+                Just("1".to_owned()),
+                Just(u64::MAX.to_string()),
+                Just("18446744073709551616".to_owned()),
+                Just("9".repeat(40)),
+                Just("-1".to_owned()),
+                Just("1.5".to_owned()),
+                any::<u64>().prop_map(|n| n.to_string()),
+                any::<f64>().prop_map(|f| f.to_string()),
+            ];
+            let unit = prop_oneof![
+                Just(""),
+                Just("ns"),
+                Just("ms"),
+                Just("s"),
+                Just("m"),
+                Just("h"),
+                Just("d"),
+                Just("y"),
+                Just("KiB"),
+                Just("parsecs"),
+            ];
+            prop_oneof![
+                (number, unit).prop_map(|(n, u)| format!("{n}{u}")),
+                "\\PC{0,12}",
+            ]
+        }
+
+        proptest! {
+            /// Random and extreme values: clap refuses them (exit 2) or the value is in range.
+            #[test]
+            fn durations_are_refused_or_in_range(v in value(), which in 0usize..4) {
+                let flag = match which {
+                    3 => "timeout".to_owned(),
+                    i => format!("--{}", DURATIONS[i]),
+                };
+                let Ok(cli) = parse(&flag_args(&flag, &v)) else {
+                    return Ok(());
+                };
+                let s = &cli.settings;
+                let (got, min) = match which {
+                    0 => (s.redis_timeout, Duration::from_millis(1)),
+                    1 => (s.drain_timeout, Duration::ZERO),
+                    2 => (s.shutdown_delay, Duration::ZERO),
+                    _ => match cli.command {
+                        Some(Command::Healthcheck { timeout }) => (timeout, Duration::from_millis(1)),
+                        None => unreachable!(),
+                    },
+                };
+                prop_assert!(min <= got && got <= HOUR, "{flag} {v:?} gave {got:?}");
+            }
+        }
     }
 
     #[test]

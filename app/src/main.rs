@@ -6,6 +6,8 @@
 //! `server` (accept loop and draining) and `shutdown` (signals). `app healthcheck` is the
 //! shared blocking probe (`shared::healthcheck`) aimed at APP_LISTEN's `/health`.
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod counter;
 mod metrics;

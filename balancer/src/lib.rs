@@ -14,6 +14,8 @@
 //! - [`traffic`], [`access_log`], [`runtime`]: traffic rules, the access log, and the clock,
 //!   drain and metrics everything runs on.
 
+#![forbid(unsafe_code)]
+
 pub mod access_log;
 pub mod admin;
 pub mod backends;

@@ -2,6 +2,8 @@
 //! main event loop, and hands over to the library ([`balancer::start::run`]); then flushes the
 //! logs and exits with its status.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 
 use balancer::config::{self, Command, LogFormat};

@@ -4,7 +4,10 @@
 //! images run as their Docker `HEALTHCHECK`. When two copies of a rule disagreed, the stricter one
 //! was kept here (see the README's configuration notes).
 
+#![forbid(unsafe_code)]
+
 pub mod config_error;
+pub mod count;
 pub mod duration;
 pub mod healthcheck;
 pub mod host;

@@ -1,5 +1,28 @@
-//! Size syntax: plain bytes, or a number with a binary (`KiB`, `MiB`, `GiB`, or `K`/`M`/`G`) or
-//! decimal (`KB`, `MB`, `GB`) unit, case-insensitive.
+//! Size syntax: plain bytes, or a whole number with a binary (`KiB`, `MiB`, `GiB`, `TiB`, or
+//! `K`/`M`/`G`/`T`) or decimal (`KB`, `MB`, `GB`, `TB`) unit, case-insensitive. Every size setting
+//! has a range ([`within`]).
+
+use crate::setting::Within;
+
+/// One tebibyte (`1TiB`).
+pub const TIB: u64 = 1 << 40;
+
+/// A size setting taking `min..=max` bytes: the clap value parser, e.g.
+/// `value_parser = within(0, TIB)`. Its error says `must be between 0 and 1TiB`.
+pub const fn within(min: u64, max: u64) -> Within<u64> {
+    Within::new(parse_size, format, min, max)
+}
+
+/// A size in the largest binary unit that writes it exactly: `0`, `512`, `64KiB`, `16MiB`, `1TiB`.
+pub fn format(bytes: &u64) -> String {
+    let bytes = *bytes;
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes != 0 && bytes.trailing_zeros() >= shift {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
 
 /// Parses `1048576`, `512KiB`, `16MiB`, `1GB`, ...
 pub fn parse_size(raw: &str) -> Result<u64, String> {
@@ -14,12 +37,14 @@ pub fn parse_size(raw: &str) -> Result<u64, String> {
         "k" | "kib" => 1 << 10,
         "m" | "mib" => 1 << 20,
         "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
         _ => {
             return Err(format!(
-                "`{raw}` has an unknown unit (use B, KiB, MiB, GiB)"
+                "`{raw}` has an unknown unit (use B, KiB, MiB, GiB, TiB)"
             ))
         }
     };
@@ -30,6 +55,7 @@ pub fn parse_size(raw: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn units() {
@@ -56,5 +82,75 @@ mod tests {
         assert!(parse_size("18446744073709551615GiB")
             .unwrap_err()
             .contains("too large"));
+    }
+
+    #[test]
+    fn ranges_and_their_bounds() {
+        let body = within(0, TIB);
+        assert_eq!(body.check("0"), Ok(0));
+        assert_eq!(body.check("1TiB"), Ok(TIB));
+        assert_eq!(body.check("1024GiB"), Ok(TIB));
+        for bad in ["1099511627777", "2TiB", "18446744073709551615"] {
+            assert_eq!(
+                body.check(bad),
+                Err("must be between 0 and 1TiB".to_owned()),
+                "{bad}"
+            );
+        }
+        assert!(body.check("18446744073709551616").is_err(), "2^64 bytes");
+        assert_eq!(format(&(16 << 20)), "16MiB");
+        assert_eq!(format(&1000), "1000");
+        assert_eq!(format(&(3 << 10)), "3KiB");
+        assert_eq!(format(&0), "0");
+    }
+
+    fn extreme() -> impl Strategy<Value = String> {
+        let number = prop_oneof![
+            Just("0".to_owned()),
+            Just(u64::MAX.to_string()),
+            Just("18446744073709551616".to_owned()),
+            Just("9".repeat(40)),
+            Just("-1".to_owned()),
+            Just("1.5".to_owned()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| f.to_string()),
+        ];
+        let unit = prop_oneof![
+            Just(""),
+            Just("B"),
+            Just("k"),
+            Just("KiB"),
+            Just("MB"),
+            Just("GiB"),
+            Just("tib"),
+            Just("TB"),
+            Just("PiB"),
+            Just(" MiB"),
+            Just("s"),
+            Just("iB"),
+        ];
+        prop_oneof![
+            (number, unit).prop_map(|(n, u)| format!("{n}{u}")),
+            "\\PC{0,16}",
+        ]
+    }
+
+    proptest! {
+        /// A clean `Err` or a value inside the range, never a panic.
+        #[test]
+        fn extremes_are_refused_or_in_range(raw in extreme(), max in any::<u64>()) {
+            let min = max / 2;
+            match within(min, max).check(&raw) {
+                Ok(n) => prop_assert!(min <= n && n <= max, "{raw:?} gave {n}"),
+                Err(why) => prop_assert!(!why.is_empty()),
+            }
+        }
+
+        #[test]
+        fn a_bound_reads_back_as_itself(n in any::<u64>(), shift in 0u32..64) {
+            let bytes = n >> shift << shift;
+            prop_assert_eq!(parse_size(&format(&bytes)), Ok(bytes));
+        }
     }
 }

@@ -4,7 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use shared::duration::parse_nonzero_duration;
+use shared::duration::{within, DAY, HOUR};
+use shared::{count, setting::Within};
+
+/// The range of `--header-read-timeout` and `--shutdown-timeout`.
+fn timeout() -> Within<Duration> {
+    within(Duration::from_millis(1), HOUR)
+}
 
 /// The public listener and its workers.
 #[derive(Debug, Clone, clap::Args)]
@@ -15,19 +21,19 @@ pub struct FrontConfig {
 
     /// Worker threads, each with its own event loop (default: available cores). Accepted
     /// connections are handed to them in turn, like NGINX's worker processes.
-    #[arg(long, env = "BALANCER_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "BALANCER_WORKERS", value_parser = count::within(1u16, 1024))]
     pub workers: Option<u16>,
 
     /// Time a client has to send complete request headers.
-    #[arg(long, env = "BALANCER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "BALANCER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = timeout())]
     pub header_read_timeout: Duration,
 
     /// Open client connections; beyond it new ones are answered 503 and closed.
-    #[arg(long, env = "BALANCER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, env = "BALANCER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = count::within(1u64, 10_000_000))]
     pub max_connections: u64,
 
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "BALANCER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "BALANCER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = timeout())]
     pub shutdown_timeout: Duration,
 }
 
@@ -61,6 +67,8 @@ pub struct TlsConfig {
     pub redirect_http: bool,
 
     /// `Strict-Transport-Security: max-age=...` on TLS responses (e.g. `365d`; off when unset).
-    #[arg(long, env = "BALANCER_HSTS", value_name = "MAX_AGE", requires = "tls_listen", value_parser = parse_nonzero_duration)]
+    /// Whole seconds count: the header has no smaller unit.
+    #[arg(long, env = "BALANCER_HSTS", value_name = "MAX_AGE", requires = "tls_listen",
+          value_parser = within(Duration::from_secs(1), DAY * 730))]
     pub hsts: Option<Duration>,
 }

@@ -4,8 +4,12 @@
 //! Every setting is a `--flag` with a matching `BALANCER_*` environment variable (clap derive + env),
 //! grouped by concern: [`front`] (listeners, workers, HTTPS), [`upstreams`] (the upstream group),
 //! [`traffic`] (body and rate limits), [`ops`] (admin, logs). Durations are humane (`500ms`, `2s`,
-//! `1m`), sizes accept plain bytes or `KiB`/`MiB`/`GiB` (and `KB`/`MB`/`GB`). A bad value ends the
-//! process with one line naming the flag and exit code 2, before anything is started.
+//! `1m`; no bare number, no fraction), sizes accept plain bytes or `KiB`/`MiB`/`GiB`/`TiB` (and
+//! `KB`/`MB`/`GB`/`TB`). Every duration, size and count has a range, written once where its flag is
+//! declared (`shared::duration::within`, `shared::size::within`, `shared::count::within`), so no
+//! value can overflow a deadline or a limiter later. A bad value ends the process with one line
+//! naming the flag and its variable (and the range, when outside it) and exit code 2, before
+//! anything is started.
 
 pub mod front;
 pub mod ops;
@@ -24,7 +28,7 @@ pub use upstreams::UpstreamConfig;
 
 /// A reverse proxy and load balancer in front of a service's replicas, replacing NGINX.
 #[derive(Debug, Parser)]
-#[command(name = "balancer", version, about)]
+#[command(name = "balancer", version, about, after_help = shared::duration::SYNTAX_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -1,8 +1,13 @@
 //! The configuration's contract: defaults, ranges, flags that go together, the README table.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, Parser};
+use proptest::prelude::*;
+use shared::count::parse_count;
+use shared::duration::parse_duration;
+use shared::size::parse_size;
 
 use super::upstreams::{parse_health_path, parse_upstreams};
 use super::*;
@@ -122,17 +127,40 @@ fn traffic_flags_parse_and_bad_values_are_refused() {
     }
 }
 
-/// Every flag is in the README's balancer table, with its variable.
+/// Every flag is in the README's balancer table, with its variable; every duration, size and
+/// count row gives the range the parser enforces (`` `10ms` to `1h` ``), and `--rate-limit`'s
+/// row its count's.
 #[test]
 fn every_flag_is_in_the_readme() {
-    use clap::CommandFactory;
     let readme = include_str!("../../../README.md");
     for arg in Cli::command().get_arguments() {
         let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
             continue;
         };
-        let row = format!("| `--{long}` | `{}` |", env.to_string_lossy());
-        assert!(readme.contains(&row), "README has no row {row}");
+        let prefix = format!("| `--{long}` | `{}` |", env.to_string_lossy());
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("README has no row {prefix}"));
+        if let Some(kind) = kind_of(long) {
+            let (min, max) = range_of(long, kind);
+            let range = format!("`{min}` to `{max}`");
+            assert!(
+                row.contains(&range),
+                "README row of --{long} lacks {range}: {row}"
+            );
+        }
+        if long == "rate-limit" {
+            let err = parse(&["--rate-limit", "4294967295/s"])
+                .unwrap_err()
+                .to_string();
+            let (min, max) = bounds_in(&err).unwrap();
+            let range = format!("count `{min}` to `{max}`");
+            assert!(
+                row.contains(&range),
+                "README row of --rate-limit lacks {range}: {row}"
+            );
+        }
     }
 }
 
@@ -170,4 +198,370 @@ fn defaults_match_the_contract() {
         Cli::try_parse_from(["balancer", "healthcheck", "--admin-listen", "127.0.0.1:1"]).unwrap();
     assert!(matches!(hc.command, Some(Command::Healthcheck)));
     assert_eq!(hc.config.admin.admin_listen.port(), 1);
+}
+
+fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from([&["balancer"], args].concat())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Duration,
+    Size,
+    /// A count, with the largest value of its field's type.
+    Count(u64),
+}
+
+const DURATIONS: [&str; 9] = [
+    "header-read-timeout",
+    "shutdown-timeout",
+    "hsts",
+    "resolve-interval",
+    "health-interval",
+    "fail-timeout",
+    "connect-timeout",
+    "upstream-timeout",
+    "slow-start",
+];
+const SIZES: [&str; 1] = ["max-body"];
+const COUNTS: [(&str, u64); 7] = [
+    ("workers", u16::MAX as u64),
+    ("max-connections", u64::MAX),
+    ("max-idle-per-backend", usize::MAX as u64),
+    ("max-fails", u32::MAX as u64),
+    ("max-5xx", u32::MAX as u64),
+    ("rate-burst", u32::MAX as u64),
+    ("rate-limit-clients", u64::MAX),
+];
+/// Settings that are not a duration, a size or a count: addresses, names, paths, choices, a
+/// switch, a token; and `--rate-limit`, whose count has its own range (tested below).
+const NOT_RANGED: [&str; 15] = [
+    "listen",
+    "upstreams",
+    "health-path",
+    "upstream-protocol",
+    "balance",
+    "rate-limit",
+    "trusted-proxies",
+    "tls-listen",
+    "tls-cert",
+    "tls-key",
+    "redirect-http",
+    "admin-listen",
+    "admin-token",
+    "log-format",
+    "access-log",
+];
+
+fn kind_of(long: &str) -> Option<Kind> {
+    if DURATIONS.contains(&long) {
+        return Some(Kind::Duration);
+    }
+    if SIZES.contains(&long) {
+        return Some(Kind::Size);
+    }
+    COUNTS
+        .iter()
+        .find(|(flag, _)| *flag == long)
+        .map(|(_, max)| Kind::Count(*max))
+}
+
+/// The command line setting `--flag value`, with what the flag needs beside it.
+fn flag_args<'a>(long: &'a str, value: &'a str) -> Vec<String> {
+    let mut args = vec![format!("--{long}"), value.to_owned()];
+    if long == "hsts" {
+        for a in [
+            "--tls-listen",
+            "127.0.0.1:5443",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ] {
+            args.push(a.to_owned());
+        }
+    }
+    args
+}
+
+fn parse_flag(long: &str, value: &str) -> Result<Cli, clap::Error> {
+    let args = flag_args(long, value);
+    parse(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The largest value of the setting's type, written as the setting is.
+fn type_max(kind: Kind) -> String {
+    match kind {
+        Kind::Duration => format!("{}s", u64::MAX),
+        Kind::Size => u64::MAX.to_string(),
+        Kind::Count(max) => max.to_string(),
+    }
+}
+
+/// `(min, max)` from `must be between <min> and <max>`.
+fn bounds_in(err: &str) -> Option<(String, String)> {
+    let rest = err.split("must be between ").nth(1)?;
+    let (min, max) = rest.lines().next()?.trim_end().split_once(" and ")?;
+    Some((min.to_owned(), max.to_owned()))
+}
+
+/// The setting's range as its parser states it, refusing its type's maximum.
+fn range_of(long: &str, kind: Kind) -> (String, String) {
+    let err = parse_flag(long, &type_max(kind)).unwrap_err().to_string();
+    bounds_in(&err).unwrap_or_else(|| panic!("--{long}: no range in {err}"))
+}
+
+/// The range as numbers (nanoseconds, bytes or the count), to compare parsed values with.
+fn numeric_range(long: &str, kind: Kind) -> (u128, u128) {
+    let (min, max) = range_of(long, kind);
+    let number = |text: &str| match kind {
+        Kind::Duration => parse_duration(text).unwrap().as_nanos(),
+        Kind::Size => u128::from(parse_size(text).unwrap()),
+        Kind::Count(_) => u128::from(parse_count::<u64>(text).unwrap()),
+    };
+    (number(&min), number(&max))
+}
+
+/// The value clap parsed for `--long`, as a number (`None`: not given).
+fn value_of(matches: &ArgMatches, long: &str, kind: Kind) -> Option<u128> {
+    let cmd = Cli::command();
+    let arg = cmd.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let id = arg.get_id().as_str();
+    match kind {
+        Kind::Duration => matches.get_one::<Duration>(id).map(Duration::as_nanos),
+        Kind::Size => matches.get_one::<u64>(id).map(|n| u128::from(*n)),
+        Kind::Count(_) => {
+            let m = matches;
+            let widen = |n: u64| u128::from(n);
+            m.try_get_one::<u16>(id)
+                .ok()
+                .flatten()
+                .map(|n| widen(u64::from(*n)))
+                .or_else(|| {
+                    m.try_get_one::<u32>(id)
+                        .ok()
+                        .flatten()
+                        .map(|n| widen(u64::from(*n)))
+                })
+                .or_else(|| m.try_get_one::<u64>(id).ok().flatten().map(|n| widen(*n)))
+                .or_else(|| {
+                    m.try_get_one::<usize>(id)
+                        .ok()
+                        .flatten()
+                        .and_then(|n| u64::try_from(*n).ok())
+                        .map(widen)
+                })
+        }
+    }
+}
+
+/// Every setting is a duration, a size or a count with a range, or named as none of these: a new
+/// flag cannot arrive without a range by mistake.
+#[test]
+fn every_setting_is_classified() {
+    let cmd = Cli::command();
+    let mut longs: Vec<&str> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|l| !["help", "version"].contains(l))
+        .collect();
+    longs.sort_unstable();
+    let mut known: Vec<&str> = DURATIONS
+        .iter()
+        .chain(&SIZES)
+        .chain(COUNTS.iter().map(|(f, _)| f))
+        .chain(&NOT_RANGED)
+        .copied()
+        .collect();
+    known.sort_unstable();
+    assert_eq!(longs, known);
+}
+
+/// For every duration flag `18446744073709551615s` (which once overflowed the health task's and
+/// every connection's deadline), and for every size and count flag its type's maximum, is refused
+/// with one line naming the flag, its variable and the range; both bounds are accepted, the
+/// defaults lie inside, and the largest duration still makes a deadline.
+#[test]
+fn every_duration_size_and_count_has_a_range() {
+    let cmd = Cli::command();
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        let Some(kind) = kind_of(long) else { continue };
+        let env = arg.get_env().unwrap().to_string_lossy();
+        let err = parse_flag(long, &type_max(kind)).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::ValueValidation,
+            "--{long}"
+        );
+        let line = shared::config_error::first_line(&err);
+        let named = format!("{env} (--{long})");
+        assert!(line.contains(&named), "--{long}: {line}");
+        assert!(line.contains("must be between "), "--{long}: {line}");
+        let (min, max) = range_of(long, kind);
+        for bound in [&min, &max] {
+            assert!(
+                parse_flag(long, bound).is_ok(),
+                "--{long} refuses its bound {bound}"
+            );
+        }
+        if kind != Kind::Duration {
+            assert!(
+                parse_flag(long, "18446744073709551616").is_err(),
+                "--{long}: 2^64"
+            );
+        }
+        let (lo, hi) = numeric_range(long, kind);
+        let defaults = Cli::command().try_get_matches_from(["balancer"]).unwrap();
+        if let Some(default) = value_of(&defaults, long, kind) {
+            assert!(
+                (lo..=hi).contains(&default),
+                "--{long}: default {default} outside"
+            );
+        }
+        if kind == Kind::Duration {
+            let longest = Duration::from_nanos(u64::try_from(hi).unwrap());
+            assert!(std::time::Instant::now().checked_add(longest * 2).is_some());
+            assert!(tokio::time::Instant::now()
+                .checked_add(longest * 2)
+                .is_some());
+        }
+    }
+}
+
+/// `--help` says what the README says: a fraction such as `1.5s` is refused.
+#[test]
+fn help_states_the_duration_syntax() {
+    let help = Cli::command().render_long_help().to_string();
+    assert!(help.contains("1.5s") && help.contains("1500ms"), "{help}");
+    let err = parse(&["--connect-timeout", "1.5s"]).unwrap_err();
+    assert!(shared::config_error::first_line(&err).contains("fraction"));
+    assert!(parse(&["--connect-timeout", "1500ms"]).is_ok());
+}
+
+/// `--rate-limit 1/h --rate-burst 4294967295` once panicked inside governor; now the burst and
+/// the count are bounded, and the extremes that are accepted build a limiter that answers.
+#[test]
+fn rate_limit_extremes_are_refused_or_work() {
+    let err = parse(&["--rate-limit", "1/h", "--rate-burst", "4294967295"]).unwrap_err();
+    let line = shared::config_error::first_line(&err);
+    assert!(
+        line.contains("BALANCER_RATE_BURST (--rate-burst)"),
+        "{line}"
+    );
+    let err = parse(&["--rate-limit", "4294967295/s"]).unwrap_err();
+    let line = shared::config_error::first_line(&err);
+    assert!(
+        line.contains("BALANCER_RATE_LIMIT (--rate-limit)"),
+        "{line}"
+    );
+    assert!(line.contains("the count must be between 1 and "), "{line}");
+    let (_, max_burst) = range_of("rate-burst", Kind::Count(u64::from(u32::MAX)));
+    let max_count = bounds_in(&line).unwrap().1;
+    for unit in ["s", "m", "h"] {
+        for count in ["1", max_count.as_str()] {
+            let rate = format!("{count}/{unit}");
+            for burst in [None, Some("1"), Some(max_burst.as_str())] {
+                let mut args = vec!["--rate-limit", rate.as_str()];
+                args.extend(burst.iter().flat_map(|b| ["--rate-burst", b]));
+                let c = parse(&args).unwrap().config;
+                let rules = c.traffic.rules();
+                let limiter = rules.limiter.as_ref().unwrap();
+                let client = IpAddr::V4(Ipv4Addr::LOCALHOST);
+                for _ in 0..3 {
+                    let _ = limiter.check(client);
+                }
+                let _ = c.limits();
+            }
+        }
+    }
+}
+
+/// Random and extreme values (zero, one nanosecond, `u64::MAX` seconds, 2^64 bytes, fractions,
+/// negatives, odd units, empty, huge numbers).
+fn extreme_value() -> impl Strategy<Value = String> {
+    let number = prop_oneof![
+        Just("0".to_owned()),
+        Just("1".to_owned()),
+        Just(u16::MAX.to_string()),
+        Just(u32::MAX.to_string()),
+        Just(u64::MAX.to_string()),
+        Just("18446744073709551616".to_owned()),
+        Just(u128::MAX.to_string()),
+        Just("9".repeat(50)),
+        Just("-1".to_owned()),
+        Just("1.5".to_owned()),
+        Just("0.000000001".to_owned()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<f64>().prop_map(|f| f.to_string()),
+        (0u64..100_000).prop_map(|n| n.to_string()),
+    ];
+    let unit = prop_oneof![
+        Just(""),
+        Just("ns"),
+        Just("us"),
+        Just("ms"),
+        Just("s"),
+        Just("m"),
+        Just("h"),
+        Just("d"),
+        Just("w"),
+        Just("y"),
+        Just("B"),
+        Just("KiB"),
+        Just("MB"),
+        Just("TiB"),
+        Just("/s"),
+        Just("/h"),
+        Just("/d"),
+        Just("parsecs"),
+        Just(" s"),
+    ];
+    prop_oneof![
+        4 => (number, unit).prop_map(|(n, u)| format!("{n}{u}")),
+        1 => "\\PC{0,12}",
+        1 => Just(String::new()),
+    ]
+}
+
+fn ranged_flags() -> Vec<(&'static str, Kind)> {
+    DURATIONS
+        .iter()
+        .chain(&SIZES)
+        .chain(COUNTS.iter().map(|(f, _)| f))
+        .map(|f| (*f, kind_of(f).unwrap()))
+        .collect()
+}
+
+proptest! {
+    /// Through `Cli::try_parse_from`, as the binary parses: every value is refused (clap's
+    /// error, exit 2) or lands inside the flag's range; nothing panics.
+    #[test]
+    fn any_value_is_refused_or_in_range(value in extreme_value(), which in 0usize..17) {
+        let flags = ranged_flags();
+        let (long, kind) = flags[which % flags.len()];
+        let args = flag_args(long, &value);
+        let argv = std::iter::once("balancer".to_owned()).chain(args);
+        match Cli::command().try_get_matches_from(argv) {
+            Ok(matches) => {
+                let got = value_of(&matches, long, kind).unwrap();
+                let (lo, hi) = numeric_range(long, kind);
+                prop_assert!((lo..=hi).contains(&got), "--{long} {value:?} gave {got}");
+            }
+            Err(e) => prop_assert!(!shared::config_error::first_line(&e).is_empty()),
+        }
+    }
+
+    /// `--rate-limit`: refused, or a count within its range.
+    #[test]
+    fn any_rate_is_refused_or_in_range(value in extreme_value()) {
+        if let Ok(cli) = parse(&["--rate-limit", &value]) {
+            let err = parse(&["--rate-limit", "4294967295/s"]).unwrap_err().to_string();
+            let (min, max) = bounds_in(&err).unwrap();
+            let (min, max) = (parse_count::<u32>(&min).unwrap(), parse_count::<u32>(&max).unwrap());
+            let rate = cli.config.traffic.rate_limit.unwrap();
+            prop_assert!((min..=max).contains(&rate.count.get()), "{value:?}");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The traffic rules' settings: the body limit, the per-client rate limit and whose
 //! `X-Forwarded-For` names the client. [`TrafficConfig::rules`] builds the shared rules.
 
-use shared::size::parse_size;
+use shared::setting::{plain, Within};
+use shared::{count, size};
 
 use crate::traffic::rate_limit::{parse_rate, Limiter, Rate};
 use crate::traffic::trusted_proxies::{parse_trusted_proxies, TrustedProxies};
@@ -11,25 +12,41 @@ use crate::traffic::TrafficRules;
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrafficConfig {
     /// Largest request body accepted (larger gets 413).
-    #[arg(long, env = "BALANCER_MAX_BODY", default_value = "16MiB", value_parser = parse_size)]
+    #[arg(long, env = "BALANCER_MAX_BODY", default_value = "16MiB", value_parser = size::within(0, size::TIB))]
     pub max_body: u64,
 
     /// Requests per client address, e.g. `50/s` or `3000/m` (off when unset); over it: 429.
-    #[arg(long, env = "BALANCER_RATE_LIMIT", value_parser = parse_rate)]
+    #[arg(long, env = "BALANCER_RATE_LIMIT", value_parser = plain(parse_rate_limit))]
     pub rate_limit: Option<Rate>,
 
-    /// Requests a client may send at once above the rate (default: one second's worth, at least 1).
-    #[arg(long, env = "BALANCER_RATE_BURST", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Requests a client may send at once above the rate (default: the rate's count).
+    #[arg(long, env = "BALANCER_RATE_BURST", value_parser = count::within(1u32, 1_000_000))]
     pub rate_burst: Option<u32>,
 
     /// Client addresses the rate limiter remembers; past it the oldest entries are dropped.
-    #[arg(long, env = "BALANCER_RATE_LIMIT_CLIENTS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    #[arg(long, env = "BALANCER_RATE_LIMIT_CLIENTS", default_value_t = 100_000, value_parser = count::within(1u64, 100_000_000))]
     pub rate_limit_clients: u64,
 
     /// Proxies (CIDR list) whose `X-Forwarded-For` is believed: the client is the last address
     /// in it that is not one of them. Empty: the socket's peer is the client.
     #[arg(long, env = "BALANCER_TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
     pub trusted_proxies: TrustedProxies,
+}
+
+/// The range of `--rate-limit`'s count, per second, minute or hour. With `--rate-burst` bounded
+/// as well, governor's arithmetic (the burst times the period, in 64-bit nanoseconds) stays far
+/// from overflowing: `1/h` with a burst of 4294967295 once panicked in `Limiter::new`.
+fn rate_count() -> Within<u32> {
+    count::within(1, 1_000_000)
+}
+
+/// `--rate-limit`: [`parse_rate`]'s syntax, its count within [`rate_count`].
+fn parse_rate_limit(raw: &str) -> Result<Rate, String> {
+    let rate = parse_rate(raw)?;
+    rate_count()
+        .bound(rate.count.get())
+        .map_err(|why| format!("the count {why}"))?;
+    Ok(rate)
 }
 
 impl TrafficConfig {

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::duration::{parse_duration, parse_nonzero_duration};
+use shared::duration::{within, DAY, HOUR};
+use shared::{count, setting::Within};
 
 use crate::backends::discovery::UpstreamName;
 use crate::backends::group::GroupSettings;
@@ -22,7 +23,7 @@ pub struct UpstreamConfig {
     pub upstreams: Upstreams,
 
     /// How often every upstream name is resolved again.
-    #[arg(long, env = "BALANCER_RESOLVE_INTERVAL", default_value = "2s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "BALANCER_RESOLVE_INTERVAL", default_value = "2s", value_parser = interval())]
     pub resolve_interval: Duration,
 
     /// Path of the active health check (GET).
@@ -30,28 +31,30 @@ pub struct UpstreamConfig {
     pub health_path: String,
 
     /// How often each backend is health-checked on a fresh connection.
-    #[arg(long, env = "BALANCER_HEALTH_INTERVAL", default_value = "2s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "BALANCER_HEALTH_INTERVAL", default_value = "2s", value_parser = interval())]
     pub health_interval: Duration,
 
     /// Failures within --fail-timeout that take a backend out.
-    #[arg(long, env = "BALANCER_MAX_FAILS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "BALANCER_MAX_FAILS", default_value_t = 1, value_parser = count::within(1u32, 1_000_000))]
     pub max_fails: u32,
 
     /// Window for counting failures, and how long a failing backend stays out.
-    #[arg(long, env = "BALANCER_FAIL_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "BALANCER_FAIL_TIMEOUT", default_value = "10s", value_parser = timeout())]
     pub fail_timeout: Duration,
 
     /// Time allowed to open a connection to a backend.
-    #[arg(long, env = "BALANCER_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "BALANCER_CONNECT_TIMEOUT", default_value = "2s", value_parser = timeout())]
     pub connect_timeout: Duration,
 
     /// Time allowed for a backend's response head once the request is sent.
-    #[arg(long, env = "BALANCER_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = parse_nonzero_duration)]
+    #[arg(long, env = "BALANCER_UPSTREAM_TIMEOUT", default_value = "60s",
+          value_parser = within(Duration::from_millis(1), DAY))]
     pub upstream_timeout: Duration,
 
     /// Idle keep-alive connections kept per backend by each worker (like NGINX's `keepalive`,
     /// which counts per worker process).
-    #[arg(long, env = "BALANCER_MAX_IDLE_PER_BACKEND", default_value_t = 256)]
+    #[arg(long, env = "BALANCER_MAX_IDLE_PER_BACKEND", default_value_t = 256,
+          value_parser = count::within(0usize, 100_000))]
     pub max_idle_per_backend: usize,
 
     /// How requests reach the replicas: `http1` (pooled keep-alive HTTP/1.1 connections) or `h2c`
@@ -67,13 +70,24 @@ pub struct UpstreamConfig {
 
     /// A backend that joins or comes back ramps its share linearly from 5 % to full over this
     /// window (`0s` = off).
-    #[arg(long, env = "BALANCER_SLOW_START", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, env = "BALANCER_SLOW_START", default_value = "0s", value_parser = within(Duration::ZERO, HOUR))]
     pub slow_start: Duration,
 
     /// Consecutive 5xx responses that take a backend out for --fail-timeout (0 = off); never
     /// more than half of the backends are out for this at once.
-    #[arg(long = "max-5xx", env = "BALANCER_MAX_5XX", default_value_t = 0)]
+    #[arg(long = "max-5xx", env = "BALANCER_MAX_5XX", default_value_t = 0,
+          value_parser = count::within(0u32, 10_000))]
     pub max_5xx: u32,
+}
+
+/// The range of `--resolve-interval` and `--health-interval`: not so short that it spins.
+fn interval() -> Within<Duration> {
+    within(Duration::from_millis(10), HOUR)
+}
+
+/// The range of `--fail-timeout` and `--connect-timeout`.
+fn timeout() -> Within<Duration> {
+    within(Duration::from_millis(1), HOUR)
 }
 
 impl UpstreamConfig {
