@@ -1,9 +1,9 @@
 //! The benchmark's data, and nothing else: what a bench plans ([`Plan`]), what one oha run
 //! observed ([`RunRecord`]), and what a report holds ([`Report`] and its parts).
 //!
-//! It sits at the bottom of the bench's modules so they import it and not each other:
-//! `model` ← {`report` (medians, ratios, Markdown), `chart` (SVG)} ← `bench` (loopback runner)
-//! ← `compose` (the Compose runner). Both runners fill the same records, so both get the same
+//! It sits at the bottom of the report's modules so they import it and not each other:
+//! `model` ← {`summary` (medians, ratios), `targets`, `markdown`, `chart` (SVG)} ← the bench
+//! runners (loopback and Compose). Both runners fill the same records, so both get the same
 //! report and chart.
 
 use std::collections::BTreeMap;
