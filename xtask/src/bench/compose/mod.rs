@@ -10,6 +10,9 @@
 //! container's CPU and memory come from its cgroup ([`crate::tools::cgroup`]). [`project`] owns
 //! the Compose project (up, down, its containers), [`runner`] the measured loop; this file the
 //! plan, the pre-flight checks and the report's Compose-only parts (restarts, log volume).
+//!
+//! It may use the bench's shared modules (`plan`, `core`), [`crate::report`], the stack's probe
+//! and binaries' paths, and [`crate::tools`] (docker, cgroup, procstats, oha); no other runner.
 
 mod project;
 mod runner;

@@ -3,10 +3,10 @@
 //!
 //! With `--tls` both doors get the same ECDSA P-256 pair ([`TlsFiles`](crate::bench::tls_files))
 //! on an HTTPS listener (`--tls-listen`; NGINX's `ssl http2` listener from
-//! [`with_tls`](crate::stack::nginx::with_tls)), and callgrind
-//! counts instructions per keep-alive `/count` over HTTP/1.1+TLS and over HTTP/2+TLS (oha) and
-//! per full handshake (`openssl s_time -new`: a new connection, a full handshake and one `GET`
-//! of the static path each). Counting, unlike handshakes/s or CPU seconds on this shared
+//! [`with_tls`](crate::stack::nginx::with_tls)), and callgrind counts instructions per
+//! keep-alive `/count` over HTTP/1.1+TLS and over HTTP/2+TLS (oha) and per full handshake
+//! (`openssl s_time -new`: a new connection, a full handshake and one `GET` of the static path
+//! each). Counting, unlike handshakes/s or CPU seconds on this shared
 //! machine, gives the same figure run after run, so it judges an A/B (the crypto provider, an h2
 //! setting) by a number.
 

@@ -15,6 +15,9 @@
 //! `instructions.{md,json}` beside the bench report. With `--tls` the cases are HTTPS ones
 //! ([`cases`]), in `bench-instructions-tls`. [`measure`] starts a door under callgrind and counts
 //! one run; [`report`] turns the runs into the tables.
+//!
+//! It may use the bench's shared modules (`core`, `tls_files`), [`crate::stack`] and
+//! [`crate::tools`]; no other runner.
 
 mod cases;
 mod measure;

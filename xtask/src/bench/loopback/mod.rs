@@ -8,6 +8,9 @@
 //! exactly the number of successful `/count` responses. The two proxies alternate A B A B within
 //! every cell so drift on a noisy machine hits both alike. The flags' plan, the run check and the
 //! outputs are the bench's shared ones (`bench::plan`, `bench::core`), also used by `--compose`.
+//!
+//! It may use the bench's shared modules, [`crate::report`], [`crate::stack`] and
+//! [`crate::tools`]; no other runner.
 
 mod groups;
 mod runner;

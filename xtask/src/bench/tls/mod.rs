@@ -13,6 +13,9 @@
 //! Then, once per door, the RSS that 1,000 idle TLS connections (handshake done) add.
 //! Medians over the rounds go to `target/bench-tls/report.{md,json,svg}` ([`report`]). `--quick`
 //! (CI) runs one short round and fails only on errors or a counter mismatch, never on speed.
+//!
+//! It may use the bench's shared modules (`core`, `tls_files`), [`crate::stack`] and
+//! [`crate::tools`]; no other runner.
 
 mod report;
 
