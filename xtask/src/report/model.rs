@@ -7,6 +7,7 @@
 //! report and chart.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -203,6 +204,16 @@ impl Plan {
             PathKind::Count => "/count",
             PathKind::Static => &self.static_path,
         }
+    }
+
+    /// The load duration of one measured run.
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(self.duration_ms as u64)
+    }
+
+    /// The load duration of one warm-up run.
+    pub fn warmup(&self) -> Duration {
+        Duration::from_millis(self.warmup_ms as u64)
     }
 
     /// The command line that runs this plan, for the report.

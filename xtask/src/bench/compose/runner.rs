@@ -132,13 +132,13 @@ impl<'a> Runner<'a> {
             round,
             rate: None,
         };
-        let warmup = Duration::from_millis(self.plan.warmup_ms as u64);
+        let warmup = self.plan.warmup();
         for door in DOORS {
             core::warmup_ok(&self.measure(id(door, 0), warmup)?)?;
         }
         for round in 1..=self.plan.rounds {
             for door in DOORS {
-                let duration = Duration::from_millis(self.plan.duration_ms as u64);
+                let duration = self.plan.duration();
                 let record = self.measure(id(door, round), duration)?;
                 self.progress.report(&record);
                 self.records.push(record);

@@ -2,8 +2,6 @@
 //! concurrencies and replica counts, in which order. A group is the proxies started once with one
 //! configuration and the runs made against them; its size is what the time budget is checked on.
 
-use std::time::Duration;
-
 use crate::report::model::{Door, PathKind, Phase, Plan, Setting};
 
 /// The groups of runs a loopback plan makes, in order.
@@ -85,10 +83,6 @@ pub fn groups(plan: &Plan) -> Vec<Group> {
         });
     }
     groups
-}
-
-pub fn duration_of(plan: &Plan) -> Duration {
-    Duration::from_millis(plan.duration_ms as u64)
 }
 
 /// Proxies started once with one configuration, and the runs made against them.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::groups::{duration_of, groups, Group};
+use super::groups::{groups, Group};
 use crate::bench::core::{self, OutDirs, Progress, RunId};
 use crate::report;
 use crate::report::model::{Door, PathKind, Phase, Plan, RunRecord, Setting};
@@ -81,7 +81,7 @@ impl Bench {
         let total = groups.iter().map(|g| g.runs(plan.rounds)).sum();
         eprintln!(
             "xtask: {total} runs of {:?} each ({} round(s), A B alternation); oha and the proxies share this machine's {} core(s)",
-            duration_of(&plan),
+            plan.duration(),
             plan.rounds,
             plan.cores
         );
@@ -260,14 +260,14 @@ impl Bench {
             rate,
         };
         // Warm-up at this cell's load: fills the keep-alive pools; checked, not recorded.
-        let warmup = Duration::from_millis(self.plan.warmup_ms as u64);
+        let warmup = self.plan.warmup();
         for &door in &group.doors {
             let record = self.measure(doors, &group.slug(), id(door, 0), warmup)?;
             core::warmup_ok(&record)?;
         }
         for round in 1..=self.plan.rounds {
             for &door in &group.doors {
-                let duration = duration_of(&self.plan);
+                let duration = self.plan.duration();
                 let record = self.measure(doors, &group.slug(), id(door, round), duration)?;
                 self.progress.report(&record);
                 self.records.push(record);
