@@ -17,10 +17,17 @@
 //! * faults and abuse: [`load`] (a recording load generator), [`netns`] (cutting a link),
 //!   [`hostile`] (rejected-case checks), [`resources`] (RSS, open-file limit);
 //! * time: [`wait`] (polling, test bounds).
+//!
+//! The modules that need the browser or WebSocket clients ([`browser`], [`backends`] and
+//! [`netns`], which serves through `backends`) are behind the `e2e` feature, on by default;
+//! `cargo xtask` depends on this crate without it, so it does not build fantoccini,
+//! tokio-tungstenite and what they bring.
 
+#[cfg(feature = "e2e")]
 pub mod backends;
 pub mod balancer_status;
 pub mod bins;
+#[cfg(feature = "e2e")]
 pub mod browser;
 pub mod dnsmasq;
 pub mod hostile;
@@ -28,6 +35,7 @@ pub mod http;
 pub mod load;
 pub mod namespaced_balancer;
 pub mod net;
+#[cfg(feature = "e2e")]
 pub mod netns;
 pub mod nginx;
 pub mod nginx_config;

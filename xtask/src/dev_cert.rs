@@ -15,6 +15,9 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
+use crate::config_error::config_error;
+use crate::stack::binaries::workspace_root;
+
 /// Flags of `cargo xtask dev-cert`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevCertArgs {
@@ -36,7 +39,7 @@ pub fn run(args: &DevCertArgs) -> Result<()> {
     let dir = args
         .dir
         .clone()
-        .unwrap_or_else(|| crate::binaries::workspace_root().join("certs"));
+        .unwrap_or_else(|| workspace_root().join("certs"));
     let written = write(&dir, args.force)?;
     println!("Wrote {}", written.display());
     print_trust_hints(&dir);
@@ -48,11 +51,10 @@ pub fn run(args: &DevCertArgs) -> Result<()> {
 pub fn write(dir: &Path, force: bool) -> Result<PathBuf> {
     if !force {
         if let Some(existing) = FILES.iter().map(|f| dir.join(f)).find(|p| p.exists()) {
-            return Err(crate::ConfigError(format!(
+            return Err(config_error(format!(
                 "{} exists; pass --force to replace the development certificates",
                 existing.display()
-            ))
-            .into());
+            )));
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -153,7 +155,9 @@ mod tests {
         assert!(out.status.success(), "{out:?}");
         let before = std::fs::read(dir.path().join("key.pem")).unwrap();
         let err = write(dir.path(), false).unwrap_err();
-        assert!(err.downcast_ref::<crate::ConfigError>().is_some());
+        assert!(err
+            .downcast_ref::<crate::config_error::ConfigError>()
+            .is_some());
         assert!(err.to_string().contains("--force"), "{err}");
         assert_eq!(std::fs::read(dir.path().join("key.pem")).unwrap(), before);
         write(dir.path(), true).unwrap();

@@ -11,35 +11,24 @@
 //! * `cargo xtask bench --compose [--quick]`: the same through the Compose stack's published
 //!   ports; writes `target/bench-compose/report.{json,md,svg}`.
 //!
-//! The bench's modules, bottom up (no cycles): `model` (data) ← `report`, `chart` ← `bench`
-//! (loopback runner, shared run check and outputs) ← `compose` (Compose runner, on `docker` and
-//! `cgroup`).
+//! This file only parses and dispatches. The modules, top down (each uses only those below it,
+//! so there is no import cycle): [`bench`] (the bench command and its runners) → [`report`] (the
+//! data, Markdown and SVG of a loopback or Compose bench) → [`stack`] (the local stack's
+//! processes and `cargo xtask up`) → [`tools`] (the external programs driven: oha, callgrind,
+//! docker, openssl, `/proc` and cgroup readers); [`dev_cert`] and [`config_error`] beside them.
 
 mod bench;
-mod binaries;
-mod callgrind;
-mod cgroup;
-mod chart;
-mod compose;
+mod config_error;
 mod dev_cert;
-mod docker;
-mod instructions;
-mod instructions_tls;
-mod launch;
-mod model;
-mod nginx;
-mod oha;
-mod probe;
-mod procstats;
 mod report;
 mod stack;
-mod tls_bench;
-mod up;
+mod tools;
 
-use std::fmt;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::config_error::ConfigError;
 
 #[derive(Parser)]
 #[command(
@@ -54,36 +43,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run Redis, the app replicas, the balancer (and with --nginx, NGINX) on loopback.
-    Up(up::UpArgs),
+    Up(stack::up::UpArgs),
     /// Benchmark the balancer against NGINX and a direct replica with oha.
     Bench(bench::BenchArgs),
     /// Write a development CA and a certificate for localhost into certs/ (never overwrites without --force).
     DevCert(dev_cert::DevCertArgs),
 }
 
-/// A bad flag value or an unusable setting: reported on one line, exit code 2 (like clap's own).
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
-        Command::Up(args) => up::run(args).map(|()| true),
-        Command::Bench(args) if args.compose => compose::run(args),
-        Command::Bench(args) if args.instructions => instructions::run(args),
-        Command::Bench(args) if args.tls => tls_bench::run(args),
-        // --quick (CI) also runs one short TLS round: HTTPS must keep serving correctly.
-        Command::Bench(args) if args.quick => {
-            bench::run(args).and_then(|plain| Ok(tls_bench::run(args)? && plain))
-        }
+        Command::Up(args) => stack::up::run(args).map(|()| true),
         Command::Bench(args) => bench::run(args),
         Command::DevCert(args) => dev_cert::run(args).map(|()| true),
     };

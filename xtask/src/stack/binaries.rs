@@ -1,6 +1,7 @@
-//! Locating and building the executables a stack runs: the workspace's own `app` and
-//! `balancer`, built in release (the benchmark must never measure a debug build), and the
-//! system tools `redis-server`, `nginx` and `oha`, each with a one-line install hint when missing.
+//! Locating and building the workspace's own executables a stack runs: `app` and `balancer`,
+//! built in release (the benchmark must never measure a debug build), and the hyper floor
+//! example; and where the workspace and its target directory are. The system tools
+//! (`redis-server`, `nginx`, `oha`) are found by [`crate::tools::locate`].
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -81,7 +82,6 @@ fn existing(path: &Path) -> Result<PathBuf> {
     }
 }
 
-/// `cargo build --release -p app -p balancer` in the workspace root, output shown to the user.
 /// `balancer/examples/hyper_floor.rs` in release, built unless `no_build` and already there.
 pub fn hyper_floor(no_build: bool) -> Result<PathBuf> {
     let bin = target_dir().join("release/examples/hyper_floor");
@@ -112,6 +112,7 @@ pub fn hyper_floor(no_build: bool) -> Result<PathBuf> {
     existing(&bin)
 }
 
+/// `cargo build --release -p app -p balancer` in the workspace root, output shown to the user.
 fn build_release() -> Result<()> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("xtask: building app and balancer in release (fat LTO: slow the first time)...");
@@ -124,63 +125,4 @@ fn build_release() -> Result<()> {
         bail!("cargo build --release -p app -p balancer failed ({status})");
     }
     Ok(())
-}
-
-/// Finds `name` on `PATH` (plus the sbin directories, where Debian puts nginx, and
-/// `~/.cargo/bin`, where `cargo install` puts oha).
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = env::var_os("PATH")
-        .map(|p| env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from));
-    if let Some(home) = env::var_os("CARGO_HOME") {
-        dirs.push(PathBuf::from(home).join("bin"));
-    }
-    if let Some(home) = env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// `redis-server`, or one line naming the Debian package.
-pub fn redis_server() -> Result<PathBuf> {
-    find_on_path("redis-server").context(
-        "redis-server not found: install the Debian package with `apt-get install -y redis-server`",
-    )
-}
-
-/// `nginx`, or one line naming the Debian package.
-pub fn nginx() -> Result<PathBuf> {
-    find_on_path("nginx")
-        .context("nginx not found: install the Debian package with `apt-get install -y nginx`")
-}
-
-/// `oha`, or one line with the documented install step.
-pub fn oha() -> Result<PathBuf> {
-    find_on_path("oha").context("oha not found: install it with `cargo install oha --locked`")
-}
-
-/// First line of `<tool> <flag>` output, for the report's machine description.
-pub fn tool_version(tool: &Path, flag: &str) -> String {
-    Command::new(tool)
-        .arg(flag)
-        .output()
-        .ok()
-        .map(|o| {
-            // nginx prints its version on stderr.
-            let text = if o.stdout.is_empty() {
-                o.stderr
-            } else {
-                o.stdout
-            };
-            String::from_utf8_lossy(&text)
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_else(|| "unknown".into())
 }

@@ -1,5 +1,6 @@
 //! NGINX as the alternative front door, run in the foreground under a prefix directory we own,
-//! with the configuration [`e2e::nginx_config`] generates from the project's `nginx.conf`.
+//! with the configuration [`e2e::nginx_config`] generates from the project's `nginx.conf` (and,
+//! for the HTTPS benches, an `ssl` listener added by [`with_tls`]).
 
 use std::fs;
 use std::net::SocketAddr;
@@ -11,12 +12,14 @@ use e2e::nginx_config::{directive, render_config};
 
 use e2e::Process;
 
-use crate::launch::Launch;
-use crate::stack::{self, answers_ok};
+use super::binaries::workspace_root;
+use super::launch::Launch;
+use super::{answers_ok, spawn};
+use crate::tools::procstats;
 
 /// The project's `nginx.conf`.
 pub fn template_path() -> PathBuf {
-    crate::binaries::workspace_root().join("nginx.conf")
+    workspace_root().join("nginx.conf")
 }
 
 /// A running NGINX (master in the foreground; workers are its children).
@@ -122,7 +125,7 @@ impl Nginx {
                 String::from_utf8_lossy(&check.stderr).trim()
             );
         }
-        let mut process = stack::spawn("nginx", command(false), &prefix.join("nginx.log"))?;
+        let mut process = spawn("nginx", command(false), &prefix.join("nginx.log"))?;
         process.wait_ready(
             "GET /health through a replica = 200",
             launch.ready_timeout(),
@@ -139,8 +142,57 @@ impl Nginx {
     pub fn pids(&self) -> Vec<u32> {
         let master = self.process.pid();
         let mut pids = vec![master];
-        pids.extend(crate::procstats::children_of(master));
+        pids.extend(procstats::children_of(master));
         pids
+    }
+}
+
+/// Adds an HTTPS listener on `tls` to the generated NGINX server (after its plain `listen`), with
+/// the same pair and session settings as `nginx-tls/tls.conf`.
+pub fn with_tls(config: &str, tls: SocketAddr, cert: &Path, key: &Path) -> Result<String> {
+    let mut out = Vec::new();
+    let mut added = false;
+    for line in config.lines() {
+        out.push(line.to_string());
+        let text = directive(line);
+        if !added && text.starts_with("listen ") {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            for directive in [
+                format!("listen {tls} ssl http2;"),
+                format!("ssl_certificate {};", cert.display()),
+                format!("ssl_certificate_key {};", key.display()),
+                "ssl_protocols TLSv1.2 TLSv1.3;".to_string(),
+                "ssl_session_cache shared:TLS:10m;".to_string(),
+                "ssl_session_tickets on;".to_string(),
+                // NGINX ends an HTTP/2 connection with GOAWAY after 1,000 requests by default,
+                // which oha counts as errors; the balancer sets no such limit.
+                "keepalive_requests 1000000;".to_string(),
+            ] {
+                out.push(format!("{indent}{directive}"));
+            }
+            added = true;
+        }
+    }
+    if !added {
+        bail!("the generated nginx config has no `listen` line to add TLS after");
+    }
+    Ok(out.join("\n") + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_gets_an_https_listen_after_its_plain_one() {
+        let config = "http {\n    server {\n        listen 127.0.0.1:1;\n    }\n}\n";
+        let tls = SocketAddr::from(([127, 0, 0, 1], 2));
+        let out = with_tls(config, tls, Path::new("/c.pem"), Path::new("/k.pem")).unwrap();
+        assert!(
+            out.contains("        listen 127.0.0.1:1;\n        listen 127.0.0.1:2 ssl http2;\n")
+        );
+        assert!(out.contains("ssl_certificate /c.pem;") && out.contains("ssl_session_tickets on;"));
+        assert!(with_tls("http {}\n", tls, Path::new("c"), Path::new("k")).is_err());
     }
 }
 
@@ -152,8 +204,8 @@ mod real_nginx_tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::probe;
-    use crate::stack::free_port;
+    use crate::stack::{free_port, probe};
+    use crate::tools::locate;
 
     /// A tiny HTTP/1.1 upstream answering every request with its own `name`.
     fn upstream(name: &'static str) -> SocketAddr {
@@ -193,7 +245,7 @@ mod real_nginx_tests {
 
     #[test]
     fn generated_config_runs_under_real_nginx_and_round_robins() {
-        let bin = crate::binaries::nginx().unwrap();
+        let bin = locate::nginx().unwrap();
         let prefix = tempfile::tempdir().unwrap();
         let upstreams = [upstream("first"), upstream("second")];
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));

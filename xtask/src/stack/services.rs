@@ -1,13 +1,8 @@
-//! The processes of a local stack on loopback: `redis-server` (AOF on), `app` replicas and the
-//! balancer, each an [`e2e::Process`] (the harness the end-to-end tests use) that logs to its own
-//! file and is stopped on drop.
-//!
-//! Both `cargo xtask up` and `cargo xtask bench` build their stacks from these pieces. Readiness
-//! is always observed from outside by polling (Redis `PING`, HTTP `/health`), and a process that
-//! dies while we wait for it fails at once with the tail of its log rather than a timeout.
+//! The stack's own processes: `redis-server` with AOF on, the `app` replicas and the balancer,
+//! each started, waited for until it serves, and stopped on drop.
 
 use std::fs;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -15,55 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use e2e::Process;
 
-use crate::launch::Launch;
-use crate::probe::{self, RedisReply};
-
-/// How long a started process may take to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Spawns `cmd` as `name`, logging to `log_path` (see [`Process::spawn_logged`]).
-pub fn spawn(name: &str, cmd: Command, log_path: &Path) -> Result<Process> {
-    let program = cmd.get_program().to_os_string();
-    Process::spawn_logged(name, cmd, log_path).with_context(|| {
-        format!(
-            "starting {name} ({program:?}), logging to {}",
-            log_path.display()
-        )
-    })
-}
-
-/// Polls `ready` until it returns true, failing early if `process` exits.
-pub fn wait_ready(process: &mut Process, what: &str, ready: impl FnMut() -> bool) -> Result<()> {
-    process.wait_ready(what, READY_TIMEOUT, ready)
-}
-
-/// A free loopback port (bound then released; the usual small race is acceptable here).
-pub fn free_port() -> Result<u16> {
-    e2e::net::try_free_port().context("finding a free loopback port")
-}
-
-/// `port` if nonzero and free, a free port if zero; a taken port is one clear error naming `flag`.
-pub fn pick_port(port: u16, flag: &str) -> Result<u16> {
-    if port == 0 {
-        return free_port();
-    }
-    match TcpListener::bind(("127.0.0.1", port)) {
-        Ok(_) => Ok(port),
-        Err(e) => Err(crate::ConfigError(format!(
-            "{flag} {port}: port not available ({e}); choose another, or 0 for a free one"
-        ))
-        .into()),
-    }
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// True if `GET path` on `addr` answers 200.
-pub fn answers_ok(addr: SocketAddr, path: &str) -> bool {
-    probe::http_get(addr, path, Duration::from_secs(2)).is_ok_and(|r| r.status == 200)
-}
+use super::launch::Launch;
+use super::probe::{self, RedisReply};
+use super::{answers_ok, free_port, loopback, spawn, wait_ready};
 
 /// A `redis-server` with AOF on (`appendfsync everysec`), data in a directory of our choosing.
 #[derive(Debug)]
@@ -192,6 +141,18 @@ pub struct Balancer {
 }
 
 impl Balancer {
+    /// The flags of an HTTPS listener on `listen` serving the pair `cert` and `key`.
+    pub fn tls_flags(listen: SocketAddr, cert: &Path, key: &Path) -> Vec<String> {
+        vec![
+            "--tls-listen".to_string(),
+            listen.to_string(),
+            "--tls-cert".to_string(),
+            cert.display().to_string(),
+            "--tls-key".to_string(),
+            key.display().to_string(),
+        ]
+    }
+
     /// Starts the balancer on `port` (admin on `admin_port`), with `extra_args` after the shared
     /// flags, and waits until its admin listener answers `/status` and its public listener serves
     /// `/health` through a replica.
@@ -251,20 +212,12 @@ impl Balancer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn taken_port_is_a_config_error_naming_the_flag() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let err = pick_port(port, "--port").unwrap_err();
-        assert!(err.downcast_ref::<crate::ConfigError>().is_some());
-        assert!(err.to_string().starts_with("--port"), "{err}");
-        assert_ne!(pick_port(0, "--port").unwrap(), 0);
-    }
+    use crate::stack::free_port;
+    use crate::tools::locate;
 
     #[test]
     fn redis_runs_with_aof_in_the_named_dir_and_counts() {
-        let bin = crate::binaries::redis_server().unwrap();
+        let bin = locate::redis_server().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let redis = Redis::start(
             &bin,

@@ -1,12 +1,13 @@
 //! The benchmark's data, and nothing else: what a bench plans ([`Plan`]), what one oha run
 //! observed ([`RunRecord`]), and what a report holds ([`Report`] and its parts).
 //!
-//! It sits at the bottom of the bench's modules so they import it and not each other:
-//! `model` ← {`report` (medians, ratios, Markdown), `chart` (SVG)} ← `bench` (loopback runner)
-//! ← `compose` (the Compose runner). Both runners fill the same records, so both get the same
+//! It sits at the bottom of the report's modules so they import it and not each other:
+//! `model` ← {`summary` (medians, ratios), `targets`, `markdown`, `chart` (SVG)} ← the bench
+//! runners (loopback and Compose). Both runners fill the same records, so both get the same
 //! report and chart.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -203,6 +204,16 @@ impl Plan {
             PathKind::Count => "/count",
             PathKind::Static => &self.static_path,
         }
+    }
+
+    /// The load duration of one measured run.
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(self.duration_ms as u64)
+    }
+
+    /// The load duration of one warm-up run.
+    pub fn warmup(&self) -> Duration {
+        Duration::from_millis(self.warmup_ms as u64)
     }
 
     /// The command line that runs this plan, for the report.

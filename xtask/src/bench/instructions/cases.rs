@@ -1,19 +1,18 @@
 //! What `cargo xtask bench --instructions` measures: the cases (a path over plain HTTP, or with
 //! `--tls` the HTTPS cases) and what each needs beyond the plain run.
 //!
-//! With `--tls` both doors get the same ECDSA P-256 pair (`dev_cert`) on an HTTPS listener
-//! (`--tls-listen`; NGINX's `ssl http2` listener from `tls_bench::nginx_with_tls`), and callgrind
-//! counts instructions per keep-alive `/count` over HTTP/1.1+TLS and over HTTP/2+TLS (oha) and
-//! per full handshake (`openssl s_time -new`: a new connection, a full handshake and one `GET`
-//! of the static path each). Counting, unlike handshakes/s or CPU seconds on this shared
+//! With `--tls` both doors get the same ECDSA P-256 pair ([`TlsFiles`](crate::bench::tls_files))
+//! on an HTTPS listener (`--tls-listen`; NGINX's `ssl http2` listener from
+//! [`with_tls`](crate::stack::nginx::with_tls)), and callgrind counts instructions per
+//! keep-alive `/count` over HTTP/1.1+TLS and over HTTP/2+TLS (oha) and per full handshake
+//! (`openssl s_time -new`: a new connection, a full handshake and one `GET` of the static path
+//! each). Counting, unlike handshakes/s or CPU seconds on this shared
 //! machine, gives the same figure run after run, so it judges an A/B (the crypto provider, an h2
 //! setting) by a number.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
-use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::bench::BenchArgs;
@@ -87,49 +86,4 @@ pub fn cases(args: &BenchArgs) -> Vec<Case> {
         cases.push(Case::new("/count", "/count", Kind::Plain));
     }
     cases
-}
-
-/// The pair both doors serve and the CA that trusts it.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub ca: PathBuf,
-}
-
-impl TlsFiles {
-    pub fn write(work: &Path) -> Result<Self> {
-        let dir = crate::dev_cert::write(&work.join("certs"), true)?;
-        Ok(Self {
-            cert: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
-            ca: dir.join("ca.pem"),
-        })
-    }
-
-    /// The balancer's flags for an HTTPS listener on `listen`.
-    pub fn balancer_flags(&self, listen: SocketAddr) -> Vec<String> {
-        vec![
-            "--tls-listen".into(),
-            listen.to_string(),
-            "--tls-cert".into(),
-            self.cert.display().to_string(),
-            "--tls-key".into(),
-            self.key.display().to_string(),
-        ]
-    }
-}
-
-/// Full handshakes one `openssl s_time -new` client completes on `addr` in `secs` seconds, each
-/// with one `GET path`.
-pub fn full_handshakes(addr: SocketAddr, path: &str, secs: u64) -> Result<u64> {
-    let out = Command::new("openssl")
-        .args(["s_time", "-connect", &addr.to_string(), "-new"])
-        .args(["-time", &secs.to_string(), "-www", path])
-        .stdin(Stdio::null())
-        .output()
-        .context("running openssl s_time")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    crate::tls_bench::s_time_connections(&text)
-        .with_context(|| format!("openssl s_time -new printed no count: {text}"))
 }

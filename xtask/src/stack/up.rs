@@ -13,11 +13,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::binaries::{self, BinaryArgs};
-use crate::nginx::Nginx;
 use e2e::Process;
 
-use crate::stack::{self, Balancer, Redis, Replica, RequestLog};
+use super::binaries::{self, BinaryArgs};
+use super::nginx::Nginx;
+use super::{Balancer, Redis, Replica, RequestLog};
+use crate::config_error::config_error;
+use crate::stack;
+use crate::tools::locate;
 
 /// Flags of `cargo xtask up`.
 #[derive(Debug, Clone, clap::Args)]
@@ -106,30 +109,22 @@ fn tls_flags(args: &UpArgs) -> Result<Option<(Vec<String>, u16)>> {
     let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
     for file in [&cert, &key] {
         if !file.is_file() {
-            return Err(crate::ConfigError(format!(
+            return Err(config_error(format!(
                 "--tls: {} is missing; run `cargo xtask dev-cert` first (or put a real pair there)",
                 file.display()
-            ))
-            .into());
+            )));
         }
     }
     let port = stack::pick_port(args.tls_port, "--tls-port")?;
-    let flags = vec![
-        "--tls-listen".to_string(),
-        format!("127.0.0.1:{port}"),
-        "--tls-cert".to_string(),
-        cert.display().to_string(),
-        "--tls-key".to_string(),
-        key.display().to_string(),
-    ];
+    let flags = Balancer::tls_flags(stack::loopback(port), &cert, &key);
     Ok(Some((flags, port)))
 }
 
 impl Plan {
     fn new(args: &UpArgs) -> Result<Self> {
-        let redis_bin = binaries::redis_server()?;
+        let redis_bin = locate::redis_server()?;
         let nginx_bin = if args.nginx {
-            Some(binaries::nginx()?)
+            Some(locate::nginx()?)
         } else {
             None
         };
@@ -224,7 +219,7 @@ fn start(args: &UpArgs, plan: &Plan) -> Result<Stack> {
             bin,
             &plan.state_dir.join("nginx"),
             &upstreams,
-            SocketAddr::from(([127, 0, 0, 1], plan.nginx_port)),
+            stack::loopback(plan.nginx_port),
             None,
         )?),
         None => None,

@@ -1,4 +1,5 @@
-//! Reading valgrind's callgrind profiles: the instruction total and the per-function self costs
+//! Driving valgrind's callgrind and reading its profiles: the tools checked, the counting switched
+//! on and off (`callgrind_control -i`), the instruction total and the per-function self costs
 //! that `callgrind_annotate --inclusive=no` prints, and the grouping of functions by the crate
 //! (or shared library) they come from.
 //!
@@ -28,6 +29,36 @@ pub struct Profile {
     pub total: u64,
     /// Every function, most expensive first.
     pub functions: Vec<FunctionCost>,
+}
+
+/// valgrind and the two callgrind tools this module runs, or one line naming the package.
+pub fn check_installed() -> Result<()> {
+    for tool in ["valgrind", "callgrind_control", "callgrind_annotate"] {
+        let found = Command::new(tool).arg("--version").output().is_ok();
+        if !found {
+            bail!(
+                "{tool} not found: install the Debian package with `apt-get install -y valgrind`"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `callgrind_control -i on|off PID`: counting switched on or off in a running process.
+pub fn control(pid: u32, state: &str) -> Result<()> {
+    let output = Command::new("callgrind_control")
+        .args(["-i", state, &pid.to_string()])
+        .output()
+        .context("running callgrind_control")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || !text.contains("OK") {
+        bail!(
+            "callgrind_control -i {state} {pid} failed: {} {}",
+            text.trim(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// Runs `callgrind_annotate --inclusive=no` on `file` and parses its output; `program` names the

@@ -221,7 +221,7 @@ pub fn run_load(
 
 /// `oha --version`, to record in the report.
 pub fn version(oha: &Path) -> String {
-    crate::binaries::tool_version(oha, "--version")
+    super::locate::tool_version(oha, "--version")
 }
 
 #[cfg(test)]
