@@ -18,8 +18,8 @@
 //!   [`hostile`] (rejected-case checks), [`resources`] (RSS, open-file limit);
 //! * time: [`wait`] (polling, test bounds).
 //!
-//! The modules that need the browser or WebSocket clients ([`browser`], [`backends`] and
-//! [`netns`], which serves through `backends`) are behind the `e2e` feature, on by default;
+//! The modules that need the browser or WebSocket clients ([`browser`], [`backends`], and
+//! [`netns`] and [`hostile`], which serve through `backends`) are behind the `e2e` feature, on by default;
 //! `cargo xtask` depends on this crate without it, so it does not build fantoccini,
 //! tokio-tungstenite and what they bring.
 
@@ -30,6 +30,7 @@ pub mod bins;
 #[cfg(feature = "e2e")]
 pub mod browser;
 pub mod dnsmasq;
+#[cfg(feature = "e2e")]
 pub mod hostile;
 pub mod http;
 pub mod load;

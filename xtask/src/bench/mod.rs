@@ -38,7 +38,8 @@ pub struct BenchArgs {
     pub quick: bool,
     /// Measure the Compose stack instead, through its published ports 5000 (balancer) and 5002
     /// (NGINX): `docker compose --profile nginx up -d --build --wait`, the bench, `down -v`.
-    /// With --quick, prints SKIP and succeeds when no Docker engine answers.
+    /// With --quick, prints SKIP and succeeds when no Docker engine answers, unless
+    /// REQUIRE_DOCKER=1 (as CI sets it): then it fails.
     #[arg(long)]
     pub compose: bool,
     /// Count user-space instructions per proxied request instead (valgrind's callgrind): the

@@ -204,10 +204,19 @@ mod tests {
         );
     }
 
+    /// This process: Linux always lists its cgroup, and whatever accounting files were found
+    /// read as this process's own usage (it has run, so CPU and memory are above zero); a pid
+    /// that does not exist has none.
     #[test]
-    fn own_process_has_a_cgroup_or_none_without_panicking() {
-        if let Some(cgroup) = Cgroup::of_pid(std::process::id()) {
-            let _ = cgroup.read(false);
+    fn own_process_cgroup_reads_real_usage() {
+        let own = Cgroup::of_pid(std::process::id()).expect("/proc/self/cgroup exists on Linux");
+        let usage = own.read(false);
+        if own.cpu.is_some() {
+            assert!(usage.cpu_seconds.is_some_and(|s| s > 0.0), "{usage:?}");
         }
+        if own.memory.is_some() {
+            assert!(usage.memory_kib.is_some_and(|k| k > 0), "{usage:?}");
+        }
+        assert!(Cgroup::of_pid(u32::MAX).is_none());
     }
 }
