@@ -280,9 +280,9 @@ async fn heavy_thousands_of_idle_connections_keep_memory_bounded() {
         .await;
     let url = balancer.url("/");
     assert_normal_request(&url, "start").await;
-    // Measured 1,802 B per connection at abc4bce on the 2-core test machine under load; the bound is
-    // about 5x that.
-    const MAX_KIB_EACH: u64 = 10;
+    // Measured 1,802-1,816 B per connection in four runs at abc4bce/faa1c2c (same app and balancer code) on the
+    // 2-core test machine under load; the bound is about 5x that.
+    const MAX_KIB_EACH: u64 = 9;
     let front = (balancer.addr(), balancer.pid());
     let idle = hold_idle_connections("balancer", front, &url, IDLE, MAX_KIB_EACH).await;
     drop(idle);
