@@ -14,7 +14,8 @@
 #      and the counter rose by exactly the number of answers;
 #   5. `down` then `up` keeps the count (the redis-data volume works);
 #   6. Redis publishes no port and 127.0.0.1:6379 does not reach it.
-# Cleans up with `down -v` on any exit and is bounded in time (E2E_TIMEOUT,
+# Prints SKIP where no engine answers (FAIL with REQUIRE_DOCKER=1). Cleans up
+# with `down -v` on any exit and is bounded in time (E2E_TIMEOUT,
 # default 45 min, most of it for a cold release build).
 #
 # On a machine without registry access, tests/docker/prepare.sh first builds
@@ -32,10 +33,9 @@ if [[ -z ${E2E_BOUNDED:-} ]]; then
     E2E_BOUNDED=1 exec timeout --kill-after=60 "${E2E_TIMEOUT:-2700}" "$0" "$@"
 fi
 
-if ! timeout 20 docker info >/dev/null 2>&1; then
-    echo "SKIP: docker e2e: no Docker engine answers (docker info failed)"
-    exit 0
-fi
+# shellcheck source=tests/docker/engine.sh
+source "$here/engine.sh"
+engine_or_skip e2e
 if ! docker compose version >/dev/null 2>&1; then
     echo "FAIL: docker e2e: 'docker compose' (Compose v2 plugin) is not installed; see README" >&2
     exit 1

@@ -10,7 +10,8 @@
 #      serve, zero non-200 answers, no answer from version 3, counter exact.
 # ROLLOUT_BASELINE=1 first measures what a plain `APP_VERSION=1.1 docker compose up -d --build`
 # does to the same load (figures only, nothing asserted: it is the "before" of the script).
-# SKIP where no engine answers; `down -v` on every exit; bounded in time (ROLLOUT_TIMEOUT_ALL).
+# SKIP where no engine answers (FAIL with REQUIRE_DOCKER=1); `down -v` on every exit; bounded in time
+# (ROLLOUT_TIMEOUT_ALL).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -19,10 +20,9 @@ here=$root/tests/docker
 if [[ -z ${ROLLOUT_BOUNDED:-} ]]; then
     ROLLOUT_BOUNDED=1 exec timeout --kill-after=60 "${ROLLOUT_TIMEOUT_ALL:-1800}" "$0" "$@"
 fi
-if ! timeout 20 docker info >/dev/null 2>&1; then
-    echo "SKIP: docker rollout: no Docker engine answers (docker info failed)"
-    exit 0
-fi
+# shellcheck source=tests/docker/engine.sh
+source "$here/engine.sh"
+engine_or_skip rollout
 docker compose version >/dev/null 2>&1 || { echo "FAIL: docker rollout: 'docker compose' (v2) is not installed" >&2; exit 1; }
 command -v curl >/dev/null || { echo "FAIL: docker rollout: curl is not installed" >&2; exit 1; }
 

@@ -10,8 +10,8 @@
 #      non-200, counter exact, 5 replicas all on version 2;
 #   4. `docker kill` of one app task's container: Swarm replaces it, the rotation is back to 5,
 #      failed requests no more than the clients that could have had one in flight on it.
-# Prints SKIP where no engine answers. The swarm is left (`docker swarm leave --force`) and the
-# images removed on every exit path; the whole run is bounded (SWARM_TIMEOUT).
+# Prints SKIP where no engine answers (FAIL with REQUIRE_DOCKER=1). The swarm is left (`docker swarm
+# leave --force`) and the images removed on every exit path; the whole run is bounded (SWARM_TIMEOUT).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -20,10 +20,9 @@ here=$root/tests/docker
 if [[ -z ${SWARM_BOUNDED:-} ]]; then
     SWARM_BOUNDED=1 exec timeout --kill-after=60 "${SWARM_TIMEOUT:-1800}" "$0" "$@"
 fi
-if ! timeout 20 docker info >/dev/null 2>&1; then
-    echo "SKIP: docker swarm: no Docker engine answers (docker info failed)"
-    exit 0
-fi
+# shellcheck source=tests/docker/engine.sh
+source "$here/engine.sh"
+engine_or_skip swarm
 docker compose version >/dev/null 2>&1 || { echo "FAIL: docker swarm: 'docker compose' (v2) is not installed" >&2; exit 1; }
 command -v curl >/dev/null || { echo "FAIL: docker swarm: curl is not installed" >&2; exit 1; }
 state=$(docker info -f '{{.Swarm.LocalNodeState}}')

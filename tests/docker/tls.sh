@@ -11,13 +11,13 @@
 #      the time is printed), `balancer_tls_reloads_total{outcome="ok"}` rose, and an HTTPS request
 #      trusting only the new CA answers.
 # X-Forwarded-Proto is not observable from outside the containers (the app does not echo headers);
-# tests/tests/tls_front_door.rs checks it on loopback. The plain stack without the TLS file and
+# tests/tests/tls/front_door.rs checks it on loopback. The plain stack without the TLS file and
 # without certificates is tests/docker/e2e.sh's.
 #
 # The checkout's ./certs is never read or written: the pair lives in a temporary directory that
 # an extra Compose file mounts in place of ./certs (volumes merge by their container path).
-# SKIP where no engine answers; `down -v` on every exit; the whole run holds /tmp/docker.lock;
-# bounded in time (TLS_TIMEOUT_ALL, default 30 min, most of it a cold build).
+# SKIP where no engine answers (FAIL with REQUIRE_DOCKER=1); `down -v` on every exit; the whole run
+# holds /tmp/docker.lock; bounded in time (TLS_TIMEOUT_ALL, default 30 min, most of it a cold build).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -29,10 +29,9 @@ if [[ -z ${TLS_BOUNDED:-} ]]; then
     TLS_BOUNDED=1 exec flock -w "${TLS_LOCK_WAIT:-3600}" /tmp/docker.lock \
         timeout --kill-after=60 "${TLS_TIMEOUT_ALL:-1800}" "$0" "$@"
 fi
-if ! timeout 20 docker info >/dev/null 2>&1; then
-    echo "SKIP: docker tls: no Docker engine answers (docker info failed)"
-    exit 0
-fi
+# shellcheck source=tests/docker/engine.sh
+source "$here/engine.sh"
+engine_or_skip tls
 docker compose version >/dev/null 2>&1 || { echo "FAIL: docker tls: 'docker compose' (v2) is not installed" >&2; exit 1; }
 for cmd in curl openssl; do
     command -v "$cmd" >/dev/null || { echo "FAIL: docker tls: $cmd is not installed" >&2; exit 1; }

@@ -46,6 +46,7 @@ pub mod raw;
 pub mod redis_server;
 pub mod resources;
 pub mod services;
+pub mod skip;
 pub mod stack;
 pub mod tls;
 pub mod wait;

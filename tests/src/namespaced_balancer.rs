@@ -13,8 +13,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// A balancer inside a private mount namespace whose `/etc/hosts` is `hosts` (bind-mounted, so the
 /// test edits it in place) and whose resolver points at a loopback DNS server: by default
 /// 127.0.0.1:53 where nothing listens, so no lookup leaves the machine. The real `/etc/hosts` and
-/// `/etc/resolv.conf` are never touched. `None` when the machine cannot make mount namespaces (not
-/// root, no `unshare`).
+/// `/etc/resolv.conf` are never touched. Where the machine cannot make mount namespaces (not root, no
+/// `unshare`) the test fails saying so, or, with `E2E_ALLOW_SKIP=1`, prints SKIP and gets `None`
+/// ([`crate::skip::or_fail`]).
 pub struct NamespacedBalancer {
     pub process: crate::Process,
     pub addr: SocketAddr,
@@ -35,35 +36,20 @@ impl NamespacedBalancer {
         args: &[&str],
         nameserver: Ipv4Addr,
     ) -> Option<NamespacedBalancer> {
-        let dir = tempfile::tempdir().ok()?;
+        let dir = tempfile::tempdir().expect("temporary directory for the namespace's files");
         let hosts = dir.path().join("hosts");
         let resolv = dir.path().join("resolv.conf");
-        std::fs::write(&hosts, "127.0.0.1 localhost\n").ok()?;
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").expect("write the namespace's hosts file");
         std::fs::write(
             &resolv,
             format!("nameserver {nameserver}\noptions timeout:1 attempts:1\n"),
         )
-        .ok()?;
-        let probe = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg("mount --bind \"$1\" /etc/hosts && mount --bind \"$2\" /etc/resolv.conf")
-            .args(["sh"])
-            .arg(&hosts)
-            .arg(&resolv)
-            .output();
-        match probe {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => {
-                eprintln!(
-                    "SKIP: cannot make a mount namespace here: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                return None;
-            }
-            Err(e) => {
-                eprintln!("SKIP: unshare not available: {e}");
-                return None;
-            }
+        .expect("write the namespace's resolv.conf");
+        if let Err(why) = can_bind_mount_in_a_namespace(&hosts, &resolv) {
+            crate::skip::or_fail(&format!(
+                "cannot make a mount namespace: {why}; install util-linux (unshare) and run as root"
+            ));
+            return None;
         }
         let addr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
         let admin = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
@@ -120,6 +106,25 @@ impl NamespacedBalancer {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.admin, path)
+    }
+}
+
+/// Tries the bind mounts the balancer will run under, in a throwaway mount namespace; says why they fail.
+fn can_bind_mount_in_a_namespace(hosts: &Path, resolv: &Path) -> Result<(), String> {
+    let probe = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$1\" /etc/hosts && mount --bind \"$2\" /etc/resolv.conf")
+        .args(["sh"])
+        .arg(hosts)
+        .arg(resolv)
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "unshare --mount failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!("cannot run unshare: {e}")),
     }
 }
 

@@ -260,7 +260,7 @@ async fn the_client_table_stays_within_its_bound_for_100_000_addresses() {
         )
         .await;
         let pid = b.pid();
-        let rss_before = e2e::resources::rss_kib(pid).unwrap_or(0);
+        let rss_before = e2e::resources::rss_kib(pid).expect("balancer RSS from /proc");
         let began = Instant::now();
         let addresses: Vec<IpAddr> = (0..100_000u32)
             .map(|i| IpAddr::V4(Ipv4Addr::from(0x7f01_0000 + i)))
@@ -284,7 +284,7 @@ async fn the_client_table_stays_within_its_bound_for_100_000_addresses() {
         for t in tasks {
             ok += t.await.expect("client task");
         }
-        let rss_after = e2e::resources::rss_kib(pid).unwrap_or(0);
+        let rss_after = e2e::resources::rss_kib(pid).expect("balancer RSS from /proc");
         let metrics = e2e::http::get(&b.admin_url("/metrics"))
             .await
             .expect("metrics")

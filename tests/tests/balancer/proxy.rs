@@ -1,7 +1,7 @@
 //! Balancer behaviour against purpose-built backends: header rules, bodies, request-target handling,
 //! limits, WebSocket tunnelling, HTTP/2 clients, admin endpoints, configuration errors and graceful
 //! shutdown. Failing and moving backends (504, 502, safe retries, late DNS) are in
-//! `balancer_proxy_failing_backends.rs`. Every case runs the real `balancer` binary.
+//! `proxy_failing_backends.rs`. Every case runs the real `balancer` binary.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Hostile framing and sizes sent raw over TCP to the balancer's public port: request smuggling with both
 //! framings, conflicting or invalid lengths and chunks, oversized heads and bodies (431, 413, `--max-body`),
-//! and headers trickled past `--header-read-timeout`. The other hostile cases are in `hostile_balancer.rs`.
+//! and headers trickled past `--header-read-timeout`. The other hostile cases are in `balancer.rs`.
 //!
 //! As there, the only upstream is a recording backend and a decoy is no upstream ([`HostileBalancer`]):
 //! every case must get a clear 4xx or a closed connection, leave no complete request at the backend that

@@ -165,9 +165,12 @@ async fn two_thousand_idle_tls_connections_stay_bounded_and_requests_are_served(
          (+{grew} KiB, {} B per connection); an HTTPS request meanwhile took {normal:?}",
         grew * 1024 / IDLE as u64
     );
+    // Measured 10,874-10,956 B per connection (handshake done: rustls state and buffers) in four runs at
+    // abc4bce/faa1c2c (same balancer code) on the 2-core test machine under load; the bound is about 5x that.
+    const MAX_KIB_EACH: u64 = 54;
     assert!(
-        grew < IDLE as u64 * 64,
-        "RSS grew by {grew} KiB for {IDLE} idle TLS connections"
+        grew < IDLE as u64 * MAX_KIB_EACH,
+        "RSS grew by {grew} KiB for {IDLE} idle TLS connections, over {MAX_KIB_EACH} KiB each"
     );
     drop(idle);
     assert_serving(&front, &ca, "closing the idle connections").await;

@@ -1,6 +1,6 @@
 //! `app` routes against a real Redis: every page and status, headers, escaping, Host rules,
 //! 404/405/HEAD, metrics, HTTP/2 and the version. Static files and templates on disk are in
-//! `app_files.rs`.
+//! `files.rs`.
 
 use std::time::Duration;
 

@@ -6,7 +6,8 @@
 //! refused. The balancer must take the replica out within `--health-interval` + `--connect-timeout`, retry
 //! connect timeouts on another replica (never sent, so safe), and fail at most the requests already sent
 //! to it (one per client at most, each a 504 after `--upstream-timeout`). When the link comes back the
-//! replica rejoins. Where namespaces cannot be made (not root, no `ip`), the test says so and skips.
+//! replica rejoins. Where namespaces cannot be made (not root, no `ip`), the test fails saying so, or skips
+//! with a SKIP line when `E2E_ALLOW_SKIP=1` ([`e2e::skip::or_fail`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -37,12 +38,8 @@ async fn over_h2c_a_replica_behind_a_cut_link_is_taken_out_within_connect_timeou
 }
 
 async fn link_cut(protocol: &str) {
-    let netns = match Netns::create("cut") {
-        Ok(ns) => ns,
-        Err(why) => {
-            eprintln!("SKIPPED link cut test: cannot create a network namespace here ({why})");
-            return;
-        }
+    let Some(netns) = the_namespace() else {
+        return;
     };
     let redis = e2e::RedisServer::start().await;
     let relay = Relay::start(
@@ -114,6 +111,20 @@ async fn link_cut(protocol: &str) {
         "the replica did not rejoin after the link came back"
     );
     drop(ns_app);
+}
+
+/// The test's network namespace. Where it cannot be made the test fails saying why, or, with
+/// `E2E_ALLOW_SKIP=1`, prints SKIP and gets `None`.
+fn the_namespace() -> Option<Netns> {
+    match Netns::create("cut") {
+        Ok(ns) => Some(ns),
+        Err(why) => {
+            e2e::skip::or_fail(&format!(
+                "cannot make a network namespace: {why}; install iproute2 (ip) and run as root"
+            ));
+            None
+        }
+    }
 }
 
 /// Starts the third replica inside `netns`, reaching Redis through `relay`, and waits until it answers.

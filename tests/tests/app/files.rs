@@ -1,6 +1,6 @@
 //! `app` files on disk against a real Redis: static files with ETag, Cache-Control and 304, path
 //! traversal kept inside the static folder, and `--templates-dir` loading templates from disk and picking
-//! up edits. Routes, pages and headers are in `app_routes.rs`.
+//! up edits. Routes, pages and headers are in `routes.rs`.
 
 use std::time::Duration;
 

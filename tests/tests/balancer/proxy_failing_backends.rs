@@ -1,7 +1,7 @@
 //! Balancer behaviour when backends fail or move: a hanging backend gets 504, broken ones 502 and are
 //! never retried once the request was sent, an unreachable one is retried safely (each request lands once),
 //! and names that resolve late are picked up and followed. Request handling, WebSocket, admin endpoints,
-//! configuration errors and shutdown are in `balancer_proxy.rs`. Every case runs the real `balancer`.
+//! configuration errors and shutdown are in `proxy.rs`. Every case runs the real `balancer`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,12 +1,13 @@
-//! Headless Chromium over HTTPS: it trusts the test certificate's key, loads the count page `/`
-//! and `/count` through the balancer's TLS listener, and reports HTTP/2 as the protocol
+//! Headless Chromium over HTTPS: it trusts the test certificate's key, loads the home page `/` and
+//! the count page `/count` through the balancer's TLS listener (the count it shows is Redis's
+//! counter), and reports HTTP/2 as the protocol
 //! (`performance.getEntries()[0].nextHopProtocol`); the admin dashboard (plain HTTP on the admin
 //! listener, which never serves TLS) shows the certificate card. Screenshots of each go to
 //! `target/screenshots/https-*.png`.
 
 use e2e::browser::{stack_builder, Browser};
 use e2e::tls::{spki_sha256_base64, TestCa};
-use e2e::{bounded, wait_until_async};
+use e2e::{bounded, wait_until_async, COUNTER_KEY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_loads_the_pages_over_https_with_h2() {
@@ -32,7 +33,13 @@ async fn chromium_loads_the_pages_over_https_with_h2() {
             eprintln!("chromium over HTTPS: {url}: nextHopProtocol {protocol}, location.protocol {scheme}");
             assert_eq!(protocol, "h2", "{url}");
             assert_eq!(scheme, "https:", "{url}");
-            assert!(browser.text("body").await.contains("visit"), "{url}: no count page");
+            if path == "/count" {
+                let shown = visits_shown(&browser).await;
+                let counter = stack.redis.get_i64(COUNTER_KEY).await;
+                assert_eq!(shown, counter, "{url}: the count page shows {shown}, Redis holds {counter}");
+            } else {
+                assert!(browser.text("body").await.contains("visit"), "{url}: no home page");
+            }
             browser.assert_no_console_errors(&url, &[]).await;
             let name = if path == "/" { "https-index" } else { "https-count" };
             eprintln!("screenshot: {}", browser.screenshot(name).await.display());
@@ -53,4 +60,13 @@ async fn chromium_loads_the_pages_over_https_with_h2() {
         browser.close().await;
     })
     .await;
+}
+
+/// The number in the count page's "This page has been visited N times.".
+async fn visits_shown(browser: &Browser) -> i64 {
+    let text = browser.text(".count-line .count").await;
+    text.trim()
+        .replace(',', "")
+        .parse()
+        .unwrap_or_else(|e| panic!("the count page shows {text:?}, not a number: {e}"))
 }

@@ -13,8 +13,19 @@ use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const REQUESTS: usize = 20;
-/// The most the balancer's memory may grow while a big body passes through.
-const MEMORY_BOUND_KIB: u64 = 16 << 10;
+/// The most the balancer's memory may grow while 64 MiB stream to a slow reader: measured 2,392-2,424 KiB
+/// in four runs at abc4bce/faa1c2c (same balancer code) on the 2-core test machine under load (2.4 MiB in
+/// docs/PERFORMANCE.md); about 5x that.
+const SLOW_READER_BOUND_KIB: u64 = 12 << 10;
+/// The most it may grow while a 16 MiB upload streams through: measured 488-532 KiB in the same runs
+/// (0.5 MiB in docs/PERFORMANCE.md); about 5x that.
+const UPLOAD_BOUND_KIB: u64 = 2560;
+
+/// The balancer's RSS in KiB; fails the test when /proc cannot be read (a memory check that reads 0
+/// would pass whatever the balancer holds).
+fn balancer_rss(pid: u32) -> u64 {
+    rss_kib(pid).unwrap_or_else(|| panic!("cannot read the balancer's RSS from /proc/{pid}/status"))
+}
 
 async fn h2c_balancer(backends: &[&TestBackend], args: &[&str]) -> Balancer {
     let list: Vec<String> = backends.iter().map(|b| b.addr.to_string()).collect();
@@ -95,7 +106,7 @@ async fn a_replica_sending_a_huge_header_block_is_marked_failed_alone() {
 /// Reads a 64 MiB response slowly (256 KiB, then 2 ms of nothing) on a raw connection, sampling the
 /// balancer's RSS; returns (bytes read, peak RSS growth in KiB).
 async fn slow_read(balancer: &Balancer, pid: u32) -> (usize, u64) {
-    let before = rss_kib(pid).unwrap_or(0);
+    let before = balancer_rss(pid);
     let mut stream = tokio::net::TcpStream::connect(balancer.addr())
         .await
         .unwrap();
@@ -111,7 +122,7 @@ async fn slow_read(balancer: &Balancer, pid: u32) -> (usize, u64) {
         total += n;
         reads += 1;
         if reads % 16 == 0 {
-            peak = peak.max(rss_kib(pid).unwrap_or(0));
+            peak = peak.max(balancer_rss(pid));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -134,7 +145,10 @@ async fn a_64_mib_response_to_a_slow_reader_is_not_buffered() {
             started.elapsed()
         );
         assert!(read > 64 << 20, "the whole body arrived: {read} bytes");
-        assert!(growth <= MEMORY_BOUND_KIB, "RSS grew by {growth} KiB");
+        assert!(
+            growth <= SLOW_READER_BOUND_KIB,
+            "RSS grew by {growth} KiB, over {SLOW_READER_BOUND_KIB} KiB"
+        );
     })
     .await;
 }
@@ -145,19 +159,23 @@ async fn a_16_mib_upload_streams_through() {
         let bulk = bulk_backend().await;
         let balancer = h2c_balancer(&[&bulk], &[]).await;
         let pid = balancer.pid();
-        let before = rss_kib(pid).unwrap_or(0);
+        let before = balancer_rss(pid);
         let body = vec![b'u'; 16 << 20];
         let r = e2e::http::request(Method::POST, &balancer.url("/upload"), &[], body)
             .await
             .unwrap();
-        let after = rss_kib(pid).unwrap_or(0);
+        let after = balancer_rss(pid);
         eprintln!(
             "16 MiB upload over h2c: answer {} {:?}, balancer RSS {before} -> {after} KiB",
             r.status,
             r.text()
         );
         assert_eq!((r.status, r.text()), (200, (16usize << 20).to_string()));
-        assert!(after.saturating_sub(before) <= MEMORY_BOUND_KIB);
+        let grew = after.saturating_sub(before);
+        assert!(
+            grew <= UPLOAD_BOUND_KIB,
+            "RSS grew by {grew} KiB, over {UPLOAD_BOUND_KIB} KiB"
+        );
     })
     .await;
 }

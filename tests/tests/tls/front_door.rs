@@ -1,7 +1,7 @@
 //! HTTPS on the balancer's front door, with real clients: curl (HTTP/2 by ALPN and HTTP/1.1),
 //! `openssl s_client` (versions, resumption, chain), a Rust TLS client; `X-Forwarded-Proto`,
 //! `--redirect-http`, `--hsts`, and every start-up error. Rotation and hostile clients are in
-//! `tls_rotation.rs` and `tls_hostile.rs`.
+//! `rotation.rs` and `hostile.rs`.
 
 use e2e::backends::{echo_backend, echoed};
 use e2e::net::dead_port;
