@@ -5,6 +5,7 @@
 //! it: [`Browser`]'s drop also kills every process whose command line names its own, freshly made
 //! `--user-data-dir`, which identifies exactly the browser this test started and nothing else.
 
+use shared::sync::lock;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,11 +83,11 @@ impl Browser {
             match driver_call(driver_addr, Method::GET, "/status", "").await {
                 Ok((200, v)) if v["value"]["ready"] == json!(true) => true,
                 Ok((status, v)) => {
-                    *last.lock().unwrap_or_else(|p| p.into_inner()) = format!("{status} {v}");
+                    *lock(&last) = format!("{status} {v}");
                     false
                 }
                 Err(e) => {
-                    *last.lock().unwrap_or_else(|p| p.into_inner()) = e;
+                    *lock(&last) = e;
                     false
                 }
             }
@@ -96,7 +97,7 @@ impl Browser {
         assert!(
             ready,
             "chromedriver did not become ready on {driver_url}: {}",
-            last.lock().unwrap_or_else(|p| p.into_inner())
+            lock(&last)
         );
 
         let profile = tempfile::Builder::new()

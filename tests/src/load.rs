@@ -1,6 +1,7 @@
 //! A bounded load generator that records every request's outcome: the fault suites run it through a fault
 //! and then check what each request ended with, who served it and the visit number it was shown.
 
+use shared::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -229,11 +230,6 @@ pub fn quantile(mut latencies: Vec<Duration>, q: f64) -> Duration {
     latencies.sort();
     let index = ((latencies.len() as f64 - 1.0) * q).round() as usize;
     latencies[index.min(latencies.len() - 1)]
-}
-
-/// A poisoned lock still holds the data a test wants to see.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 // Tagged load

@@ -1,6 +1,7 @@
 //! The stack under test: a real Redis, app replicas named `replica-1..` and a balancer in front of them,
 //! as the fault suites and the browser tests run it.
 
+use shared::sync::lock;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -156,9 +157,4 @@ impl Stack {
     pub fn admin_origin(&self) -> String {
         format!("http://{}", self.balancer.admin_addr())
     }
-}
-
-/// A poisoned lock still holds the data a test wants to see.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

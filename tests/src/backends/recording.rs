@@ -1,6 +1,7 @@
 //! The recording backend: keeps every request that reaches it, so a test can prove what was forwarded.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use shared::sync::lock;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -134,9 +135,4 @@ impl Drop for RecordingBackend {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// A poisoned lock still holds the data a test wants to see.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
