@@ -160,9 +160,21 @@ fn assert_only_the_in_flight_failed_and_no_visit_was_lost_or_doubled(
         kill.balancer_in_flight,
         report.outcomes()
     );
+    // Until the first failure comes back the balancer cannot know the replica is gone: a request it
+    // sent on the victim's connection in that window (the client may have started it just after
+    // `kill.at`: SIGKILL and the kernel's reset take a moment) may fail like one already in flight.
+    // Seen once in 5 runs over h2c: 2 failures, 1 in flight, both started within 25 us of the kill.
+    let noticed = report.failures().iter().map(|s| s.finished).min();
+    let sent_before_noticed = report
+        .failures()
+        .iter()
+        .filter(|s| s.started > kill.at && noticed.is_some_and(|n| s.started < n))
+        .count();
+    let allowed = client_in_flight + sent_before_noticed;
     assert!(
-        report.failed() <= client_in_flight,
-        "{} requests failed, more than the {client_in_flight} in flight when the replica died: {:?}",
+        report.failed() <= allowed,
+        "{} requests failed, more than the {client_in_flight} in flight when the replica died and the \
+         {sent_before_noticed} sent before its first failure came back: {:?}",
         report.failed(),
         report.failures().iter().take(10).collect::<Vec<_>>()
     );
