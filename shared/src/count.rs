@@ -96,27 +96,10 @@ mod tests {
             .contains("whole number"));
     }
 
-    fn extreme() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("0".to_owned()),
-            Just(u16::MAX.to_string()),
-            Just(u32::MAX.to_string()),
-            Just(u64::MAX.to_string()),
-            Just("18446744073709551616".to_owned()),
-            Just(u128::MAX.to_string()),
-            Just("9".repeat(80)),
-            any::<u64>().prop_map(|n| n.to_string()),
-            any::<i64>().prop_map(|n| n.to_string()),
-            any::<f64>().prop_map(|f| f.to_string()),
-            "[0-9]{0,25}[a-zA-Z .,_+-]{0,3}",
-            "\\PC{0,16}",
-        ]
-    }
-
     proptest! {
         /// A clean `Err` or a value inside the range, never a panic, for each width.
         #[test]
-        fn extremes_are_refused_or_in_range(raw in extreme(), max in any::<u16>()) {
+        fn extremes_are_refused_or_in_range(raw in crate::extremes::values(), max in any::<u16>()) {
             let max = u32::from(max);
             match within(1u32, max.max(1)).check(&raw) {
                 Ok(n) => prop_assert!((1..=max.max(1)).contains(&n), "{raw:?} gave {n}"),

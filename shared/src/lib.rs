@@ -9,6 +9,8 @@
 pub mod config_error;
 pub mod count;
 pub mod duration;
+#[cfg(any(test, feature = "test-support"))]
+pub mod extremes;
 pub mod healthcheck;
 pub mod host;
 pub mod setting;

@@ -104,42 +104,10 @@ mod tests {
         assert_eq!(format(&0), "0");
     }
 
-    fn extreme() -> impl Strategy<Value = String> {
-        let number = prop_oneof![
-            Just("0".to_owned()),
-            Just(u64::MAX.to_string()),
-            Just("18446744073709551616".to_owned()),
-            Just("9".repeat(40)),
-            Just("-1".to_owned()),
-            Just("1.5".to_owned()),
-            any::<u64>().prop_map(|n| n.to_string()),
-            any::<i64>().prop_map(|n| n.to_string()),
-            any::<f64>().prop_map(|f| f.to_string()),
-        ];
-        let unit = prop_oneof![
-            Just(""),
-            Just("B"),
-            Just("k"),
-            Just("KiB"),
-            Just("MB"),
-            Just("GiB"),
-            Just("tib"),
-            Just("TB"),
-            Just("PiB"),
-            Just(" MiB"),
-            Just("s"),
-            Just("iB"),
-        ];
-        prop_oneof![
-            (number, unit).prop_map(|(n, u)| format!("{n}{u}")),
-            "\\PC{0,16}",
-        ]
-    }
-
     proptest! {
         /// A clean `Err` or a value inside the range, never a panic.
         #[test]
-        fn extremes_are_refused_or_in_range(raw in extreme(), max in any::<u64>()) {
+        fn extremes_are_refused_or_in_range(raw in crate::extremes::values(), max in any::<u64>()) {
             let min = max / 2;
             match within(min, max).check(&raw) {
                 Ok(n) => prop_assert!(min <= n && n <= max, "{raw:?} gave {n}"),

@@ -236,40 +236,10 @@ mod extremes {
     use super::*;
     use proptest::prelude::*;
 
-    fn value() -> impl Strategy<Value = String> {
-        let number = prop_oneof![
-            Just("0".to_owned()),
-            Just("1".to_owned()),
-            Just(u64::MAX.to_string()),
-            Just("18446744073709551616".to_owned()),
-            Just("9".repeat(40)),
-            Just("-1".to_owned()),
-            Just("1.5".to_owned()),
-            any::<u64>().prop_map(|n| n.to_string()),
-            any::<f64>().prop_map(|f| f.to_string()),
-        ];
-        let unit = prop_oneof![
-            Just(""),
-            Just("ns"),
-            Just("ms"),
-            Just("s"),
-            Just("m"),
-            Just("h"),
-            Just("d"),
-            Just("y"),
-            Just("KiB"),
-            Just("parsecs"),
-        ];
-        prop_oneof![
-            (number, unit).prop_map(|(n, u)| format!("{n}{u}")),
-            "\\PC{0,12}",
-        ]
-    }
-
     proptest! {
         /// Random and extreme values: clap refuses them (exit 2) or the value is in range.
         #[test]
-        fn durations_are_refused_or_in_range(v in value(), which in 0usize..4) {
+        fn durations_are_refused_or_in_range(v in shared::extremes::values(), which in 0usize..4) {
             let flag = match which {
                 3 => "timeout".to_owned(),
                 i => format!("--{}", DURATIONS[i]),

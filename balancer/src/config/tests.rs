@@ -477,54 +477,6 @@ fn rate_limit_extremes_are_refused_or_work() {
     }
 }
 
-/// Random and extreme values (zero, one nanosecond, `u64::MAX` seconds, 2^64 bytes, fractions,
-/// negatives, odd units, empty, huge numbers).
-fn extreme_value() -> impl Strategy<Value = String> {
-    let number = prop_oneof![
-        Just("0".to_owned()),
-        Just("1".to_owned()),
-        Just(u16::MAX.to_string()),
-        Just(u32::MAX.to_string()),
-        Just(u64::MAX.to_string()),
-        Just("18446744073709551616".to_owned()),
-        Just(u128::MAX.to_string()),
-        Just("9".repeat(50)),
-        Just("-1".to_owned()),
-        Just("1.5".to_owned()),
-        Just("0.000000001".to_owned()),
-        any::<u64>().prop_map(|n| n.to_string()),
-        any::<i64>().prop_map(|n| n.to_string()),
-        any::<f64>().prop_map(|f| f.to_string()),
-        (0u64..100_000).prop_map(|n| n.to_string()),
-    ];
-    let unit = prop_oneof![
-        Just(""),
-        Just("ns"),
-        Just("us"),
-        Just("ms"),
-        Just("s"),
-        Just("m"),
-        Just("h"),
-        Just("d"),
-        Just("w"),
-        Just("y"),
-        Just("B"),
-        Just("KiB"),
-        Just("MB"),
-        Just("TiB"),
-        Just("/s"),
-        Just("/h"),
-        Just("/d"),
-        Just("parsecs"),
-        Just(" s"),
-    ];
-    prop_oneof![
-        4 => (number, unit).prop_map(|(n, u)| format!("{n}{u}")),
-        1 => "\\PC{0,12}",
-        1 => Just(String::new()),
-    ]
-}
-
 fn ranged_flags() -> Vec<(&'static str, Kind)> {
     DURATIONS
         .iter()
@@ -538,7 +490,7 @@ proptest! {
     /// Through `Cli::try_parse_from`, as the binary parses: every value is refused (clap's
     /// error, exit 2) or lands inside the flag's range; nothing panics.
     #[test]
-    fn any_value_is_refused_or_in_range(value in extreme_value(), which in 0usize..17) {
+    fn any_value_is_refused_or_in_range(value in shared::extremes::values(), which in 0usize..17) {
         let flags = ranged_flags();
         let (long, kind) = flags[which % flags.len()];
         let args = flag_args(long, &value);
@@ -555,7 +507,7 @@ proptest! {
 
     /// `--rate-limit`: refused, or a count within its range.
     #[test]
-    fn any_rate_is_refused_or_in_range(value in extreme_value()) {
+    fn any_rate_is_refused_or_in_range(value in shared::extremes::values()) {
         if let Ok(cli) = parse(&["--rate-limit", &value]) {
             let err = parse(&["--rate-limit", "4294967295/s"]).unwrap_err().to_string();
             let (min, max) = bounds_in(&err).unwrap();
