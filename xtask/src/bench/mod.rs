@@ -2,8 +2,9 @@
 //!
 //! The folder owns every benchmark runner: [`loopback`] (the default: balancer, NGINX and a
 //! direct replica on this machine), [`compose`] (`--compose`: the Compose stack's published
-//! ports), [`tls`] (`--tls`: HTTPS) and [`instructions`] (`--instructions`: callgrind's count per
-//! request). What more than one runner needs is written once beside them: [`plan`] (the flags
+//! ports), [`tls`] (`--tls`: HTTPS), [`instructions`] (`--instructions`: callgrind's count per
+//! request) and [`redis`] (`--redis`: Redis alone under `redis-benchmark`). What more than one
+//! runner needs is written once beside them: [`plan`] (the flags
 //! checked into a [`Plan`](crate::report::model::Plan)), [`core`] (the run check, the record of
 //! one oha run, progress lines, output directories, the closing summary) and [`tls_files`] (the
 //! certificate pair of the HTTPS doors). `core` is no command and uses no runner.
@@ -17,6 +18,7 @@ mod core;
 mod instructions;
 mod loopback;
 mod plan;
+mod redis;
 mod tls;
 mod tls_files;
 
@@ -53,6 +55,12 @@ pub struct BenchArgs {
     /// (<target>/bench-instructions-tls).
     #[arg(long, conflicts_with = "compose")]
     pub tls: bool,
+    /// Measure Redis alone instead: its own `redis-server` run as the stack runs it (AOF on,
+    /// `appendfsync everysec`) under `redis-benchmark -t incr` (1 key and 100,000 keys, not
+    /// pipelined and `-P 16`, then 1, 16 and 50 connections); INCR/s and Redis's CPU per INCR.
+    /// 300,000 INCR per stream (quick: 20,000). Report in <target>/bench-redis (or --out-dir).
+    #[arg(long, conflicts_with_all = ["compose", "instructions", "tls"])]
+    pub redis: bool,
     /// Rounds per cell (each round runs every front door once, A B A B). Default 3, quick 1.
     #[arg(long)]
     pub rounds: Option<usize>,
@@ -101,6 +109,9 @@ pub struct BenchArgs {
 /// Runs the benchmark the flags pick; `Ok(false)` when a run failed its check (the report is
 /// still written).
 pub fn run(args: &BenchArgs) -> Result<bool> {
+    if args.redis {
+        return redis::run(args);
+    }
     if args.compose {
         return compose::run(args);
     }

@@ -1,4 +1,5 @@
-//! Finding the system tools the stack and the benches drive (`redis-server`, `nginx`, `oha`) and
+//! Finding the system tools the stack and the benches drive (`redis-server`, `redis-benchmark`,
+//! `nginx`, `oha`) and
 //! reading their versions for the reports. A missing tool is one line naming how to install it,
 //! before any slow build starts.
 
@@ -30,6 +31,15 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 pub fn redis_server() -> Result<PathBuf> {
     find_on_path("redis-server").context(
         "redis-server not found: install the Debian package with `apt-get install -y redis-server`",
+    )
+}
+
+/// `redis-benchmark`, or one line naming the Debian package (`redis-tools`, which
+/// `redis-server` depends on).
+pub fn redis_benchmark() -> Result<PathBuf> {
+    find_on_path("redis-benchmark").context(
+        "redis-benchmark not found: install the Debian package with `apt-get install -y redis-tools` \
+         (redis-server depends on it)",
     )
 }
 
