@@ -10,6 +10,9 @@
 //!   HTTP/1.1 and HTTP/2, CPU, idle-connection memory); `--quick` runs a short TLS round too.
 //! * `cargo xtask bench --compose [--quick]`: the same through the Compose stack's published
 //!   ports; writes `target/bench-compose/report.{json,md,svg}`.
+//! * `cargo xtask bench --instructions [--tls] [--quick]`: instructions per request under callgrind.
+//! * `cargo xtask bench --redis [--quick]`: Redis alone with `redis-benchmark` (INCR/s, Redis CPU
+//!   per INCR); writes `target/bench-redis/report.{json,md}`.
 //!
 //! This file only parses and dispatches. The modules, top down (each uses only those below it,
 //! so there is no import cycle): [`bench`] (the bench command and its runners) → [`report`] (the
