@@ -12,7 +12,8 @@
 //!   + balancer), [`bins`], [`net`];
 //! * talking to them: [`http`], [`raw`] (bytes over TCP), [`page`] (the count page),
 //!   [`balancer_status`] (the admin `/status`), [`browser`] (headless Chromium), [`tls`] (a test CA,
-//!   an HTTPS client, `curl` and `openssl s_client`);
+//!   an HTTPS client, `curl` and `openssl s_client`), [`grpc`] (a real gRPC server and client,
+//!   Python's grpcio);
 //! * the far side of the balancer: [`backends`] (echo, recording, hung, breaking, WebSocket);
 //! * faults and abuse: [`load`] (a recording load generator), [`netns`] (cutting a link),
 //!   [`hostile`] (rejected-case checks), [`resources`] (RSS, open-file limit);
@@ -30,6 +31,7 @@ pub mod bins;
 #[cfg(feature = "e2e")]
 pub mod browser;
 pub mod dnsmasq;
+pub mod grpc;
 #[cfg(feature = "e2e")]
 pub mod hostile;
 pub mod http;

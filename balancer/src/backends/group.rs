@@ -159,6 +159,7 @@ impl UpstreamGroup {
 mod tests {
     use super::*;
     use crate::backends::discovery::UpstreamName;
+    use crate::backends::probe::HealthCheck;
     use crate::upstream::UpstreamProtocol;
 
     fn settings(port: u16) -> GroupSettings {
@@ -170,6 +171,7 @@ mod tests {
             }],
             resolve_interval: second,
             probe: Probe {
+                check: HealthCheck::Http,
                 path: Arc::from("/health"),
                 interval: second,
                 connect_timeout: second,

@@ -12,6 +12,7 @@ use shared::size::parse_size;
 use super::upstreams::{parse_health_path, parse_upstreams};
 use super::*;
 use crate::access_log;
+use crate::backends::probe::HealthCheck;
 use crate::backends::selection::Balance;
 use crate::upstream::UpstreamProtocol;
 
@@ -88,6 +89,8 @@ fn traffic_flags_parse_and_bad_values_are_refused() {
         "0123456789abcdef",
         "--upstream-protocol",
         "h2c",
+        "--health-check",
+        "grpc",
     ])
     .unwrap()
     .config;
@@ -102,8 +105,12 @@ fn traffic_flags_parse_and_bad_values_are_refused() {
     );
     assert_eq!(c.admin.admin_token.as_deref(), Some("0123456789abcdef"));
     assert_eq!(c.group.upstream_protocol.name(), "h2c");
-    let bad: [&[&str]; 13] = [
+    assert_eq!(c.group.health_check, HealthCheck::Grpc);
+    assert_eq!(c.group.group().probe.check.name(), "grpc");
+    let bad: [&[&str]; 15] = [
         &["--upstream-protocol", "h3"],
+        &["--health-check", "icmp"],
+        &["--health-check", "GRPC"],
         &["--balance", "random"],
         &["--slow-start", "soon"],
         &["--max-5xx", "many"],
@@ -184,6 +191,7 @@ fn defaults_match_the_contract() {
     assert_eq!(c.log.access_log, access_log::Format::Off);
     assert_eq!(c.group.balance, Balance::RoundRobin);
     assert_eq!(c.group.upstream_protocol, UpstreamProtocol::Http1);
+    assert_eq!(c.group.health_check, HealthCheck::Http);
     assert_eq!(c.group.slow_start, Duration::ZERO);
     assert_eq!(c.group.max_5xx, 0);
     assert!(c.traffic.rate_limit.is_none() && c.traffic.rate_burst.is_none());
@@ -235,9 +243,10 @@ const COUNTS: [(&str, u64); 7] = [
 ];
 /// Settings that are not a duration, a size or a count: addresses, names, paths, choices, a
 /// switch, a token; and `--rate-limit`, whose count has its own range (tested below).
-const NOT_RANGED: [&str; 15] = [
+const NOT_RANGED: [&str; 16] = [
     "listen",
     "upstreams",
+    "health-check",
     "health-path",
     "upstream-protocol",
     "balance",

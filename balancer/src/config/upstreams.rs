@@ -11,7 +11,7 @@ use shared::{count, setting::Within};
 use crate::backends::discovery::UpstreamName;
 use crate::backends::group::GroupSettings;
 use crate::backends::health::HealthPolicy;
-use crate::backends::probe::Probe;
+use crate::backends::probe::{HealthCheck, Probe};
 use crate::backends::selection::Balance;
 use crate::upstream::{UpstreamProtocol, UpstreamSettings};
 
@@ -25,6 +25,12 @@ pub struct UpstreamConfig {
     /// How often every upstream name is resolved again.
     #[arg(long, env = "BALANCER_RESOLVE_INTERVAL", default_value = "2s", value_parser = interval())]
     pub resolve_interval: Duration,
+
+    /// What the active health check asks: `http` (`GET --health-path`, a 2xx passes, in the
+    /// traffic's protocol), `grpc` (`grpc.health.v1.Health/Check` over h2c, `SERVING` passes) or
+    /// `tcp` (the connection alone).
+    #[arg(long, env = "BALANCER_HEALTH_CHECK", value_enum, default_value_t = HealthCheck::Http)]
+    pub health_check: HealthCheck,
 
     /// Path of the active health check (GET).
     #[arg(long, env = "BALANCER_HEALTH_PATH", default_value = "/health", value_parser = parse_health_path)]
@@ -97,6 +103,7 @@ impl UpstreamConfig {
             names: self.upstreams.0.clone(),
             resolve_interval: self.resolve_interval,
             probe: Probe {
+                check: self.health_check,
                 path: Arc::from(self.health_path.as_str()),
                 interval: self.health_interval,
                 connect_timeout: self.connect_timeout,

@@ -19,7 +19,7 @@ use crate::backends::backend::{Backend, InFlight};
 use crate::runtime::clock::now_ms;
 use crate::runtime::metrics::class_index;
 use crate::upstream::request_body::{BodyHandle, RequestBody, RequestBodyOutcome};
-use crate::upstream::{BoxError, SendError, Upstream};
+use crate::upstream::{BoxError, SendError, Upstream, UpstreamProtocol};
 
 use super::request_id::X_REQUEST_ID;
 
@@ -31,6 +31,8 @@ pub(super) struct Prepared<B> {
     host_missing: bool,
     /// The client's side of a requested upgrade (`Connection: upgrade` on HTTP/1.1).
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// A lone `TE: trailers` was kept: only an HTTP/2 backend may see it.
+    te_trailers: bool,
 }
 
 /// The backend a request went to, for the access log.
@@ -67,6 +69,7 @@ pub(super) fn prepare<B: Body>(
     };
     let client_upgrade = upgrade_to.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    let te_trailers = found.te_trailers();
     if found.hop_by_hop {
         headers::strip_found_hop_by_hop(&mut parts.headers, found.connection);
     }
@@ -107,6 +110,7 @@ pub(super) fn prepare<B: Body>(
         body_handle,
         host_missing,
         client_upgrade,
+        te_trailers,
     }
 }
 
@@ -126,7 +130,13 @@ impl<U> Proxy<U> {
             body_handle,
             host_missing,
             client_upgrade,
+            te_trailers,
         } = prepared;
+        // TE is hop-by-hop on HTTP/1.1 (an upgrade always goes over HTTP/1.1).
+        let http1 = self.group.settings().connections.protocol == UpstreamProtocol::Http1;
+        if te_trailers && (http1 || client_upgrade.is_some()) {
+            request.headers_mut().remove(header::TE);
+        }
         let attempts = self.group.attempts(now_ms());
         if attempts.is_empty() {
             let text = "503 Service Unavailable: no backend is known yet\n";

@@ -4,6 +4,10 @@
 //! (RFC 9110 §7.6.1): the fixed list below plus every header named in `Connection`. Requests also
 //! gain the `X-Forwarded-*` and `X-Real-IP` headers that tell the backend who the client is. These
 //! are pure functions on a `HeaderMap` so property tests can hammer them.
+//!
+//! One exception on requests: a lone `TE: trailers` survives the stripping, because HTTP/2 allows
+//! it (RFC 9113 §8.2.2) and gRPC needs it. It is still hop-by-hop for HTTP/1.1: the proxy removes
+//! it from a request bound for an HTTP/1.1 connection ([`Scan::te_trailers`] says when to look).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -53,8 +57,11 @@ pub fn is_fixed_hop_by_hop(name: &HeaderName) -> bool {
 pub struct Scan {
     /// `Connection` is present: the headers it names must go, and it may ask for an upgrade.
     pub connection: bool,
-    /// Some hop-by-hop header is present (`Connection` or one of [`fixed_hop_by_hop`]).
+    /// Some hop-by-hop header is present (`Connection` or one of [`fixed_hop_by_hop`]), a lone
+    /// `TE: trailers` aside.
     pub hop_by_hop: bool,
+    /// What `TE` the request carries: a lone `TE: trailers` is kept for HTTP/2 backends.
+    pub te: Te,
     /// `X-Forwarded-For` is present.
     pub forwarded_for: bool,
     /// How many `Host` values, and the first.
@@ -65,7 +72,35 @@ pub struct Scan {
     pub request_id: Option<HeaderValue>,
 }
 
+/// The `TE` values of a request, as far as the proxy cares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Te {
+    #[default]
+    Absent,
+    /// Exactly one `TE` value, exactly `trailers`: kept for an HTTP/2 backend.
+    Trailers,
+    /// Any other value, or more than one: hop-by-hop, stripped.
+    Other,
+}
+
+impl Te {
+    /// The state after one more `TE` value (a byte comparison, no lookup).
+    fn and(self, value: &HeaderValue) -> Te {
+        if self == Te::Absent && value.as_bytes() == b"trailers" {
+            Te::Trailers
+        } else {
+            Te::Other
+        }
+    }
+}
+
 impl Scan {
+    /// The request carries a lone `TE: trailers`, which survives the stripping: a request bound
+    /// for an HTTP/1.1 connection must lose it.
+    pub fn te_trailers(&self) -> bool {
+        self.te == Te::Trailers
+    }
+
     /// The client's `X-Request-Id` when it sent exactly one.
     pub fn single_request_id(&self) -> Option<&HeaderValue> {
         self.request_id.as_ref().filter(|_| self.request_ids == 1)
@@ -87,6 +122,10 @@ pub fn scan(headers: &HeaderMap) -> Scan {
             }
             "x-forwarded-for" => found.forwarded_for = true,
             "connection" => (found.connection, found.hop_by_hop) = (true, true),
+            "te" => {
+                found.te = found.te.and(value);
+                found.hop_by_hop |= found.te == Te::Other;
+            }
             _ => found.hop_by_hop |= is_fixed_hop_by_hop(name),
         }
     }
@@ -105,12 +144,24 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
     }
     if any {
-        strip_found_hop_by_hop(headers, connection);
+        strip_found(headers, connection, false);
     }
 }
 
-/// The removals of [`strip_hop_by_hop`], once a scan found a hop-by-hop header.
+/// The removals of a request's hop-by-hop headers, once a [`scan`] found one: those of
+/// [`strip_hop_by_hop`], except a lone `TE: trailers` (see the module doc).
 pub fn strip_found_hop_by_hop(headers: &mut HeaderMap, connection: bool) {
+    strip_found(headers, connection, true);
+}
+
+/// A lone `TE: trailers` among `headers`.
+fn lone_te_trailers(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::TE).iter();
+    matches!((values.next(), values.next()), (Some(v), None) if v.as_bytes() == b"trailers")
+}
+
+fn strip_found(headers: &mut HeaderMap, connection: bool, keep_te_trailers: bool) {
+    let keep_te = keep_te_trailers && lone_te_trailers(headers);
     if connection {
         // Collected first because removing while iterating the same map is impossible; this path
         // runs only when a Connection header is present.
@@ -122,12 +173,28 @@ pub fn strip_found_hop_by_hop(headers: &mut HeaderMap, connection: bool) {
             .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
             .collect();
         for name in named {
-            headers.remove(name);
+            if !(keep_te && name == header::TE) {
+                headers.remove(name);
+            }
         }
     }
     for name in fixed_hop_by_hop() {
-        headers.remove(name);
+        if !(keep_te && name == header::TE) {
+            headers.remove(name);
+        }
     }
+}
+
+#[cfg(test)]
+/// True if `name` must not cross the proxy in a request, given the `Connection` and `TE` values
+/// of the same request: [`is_hop_by_hop`], except a lone `TE: trailers`.
+pub fn is_hop_by_hop_in_request(
+    name: &HeaderName,
+    connection_values: &[&str],
+    te_values: &[&[u8]],
+) -> bool {
+    let lone_trailers = te_values == [b"trailers".as_slice()];
+    !(name == header::TE && lone_trailers) && is_hop_by_hop(name, connection_values)
 }
 
 #[cfg(test)]
@@ -266,6 +333,36 @@ mod tests {
         assert_eq!(h["x-kept"], "yes");
     }
 
+    /// `(TE values, another header's "name: value")` and whether TE survives a request's stripping.
+    #[test]
+    fn a_request_keeps_a_lone_te_trailers_and_nothing_else_of_te() {
+        let cases: [(&[&str], &str, bool); 7] = [
+            (&["trailers"], "x-a: 1", true),
+            (&["trailers"], "keep-alive: 5", true),
+            (&["trailers"], "connection: te", true),
+            (&["gzip"], "x-a: 1", false),
+            (&["Trailers"], "x-a: 1", false),
+            (&["trailers, gzip"], "x-a: 1", false),
+            (&["trailers", "trailers"], "x-a: 1", false),
+        ];
+        for (values, other, kept) in cases {
+            let mut h: HeaderMap = values.iter().map(|v| (header::TE, hv(v))).collect();
+            let (n, v) = other.split_once(": ").unwrap();
+            h.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), hv(v));
+            let found = scan(&h);
+            if found.hop_by_hop {
+                strip_found_hop_by_hop(&mut h, found.connection);
+            }
+            assert_eq!(
+                (found.te_trailers(), h.contains_key(header::TE)),
+                (kept, kept),
+                "{values:?}"
+            );
+            strip_hop_by_hop(&mut h);
+            assert!(!h.contains_key(header::TE), "a response never keeps one");
+        }
+    }
+
     #[test]
     fn only_a_single_request_id_is_the_clients() {
         let id = HeaderName::from_static("x-request-id");
@@ -353,6 +450,9 @@ mod tests {
 
     fn header_value() -> impl Strategy<Value = String> {
         prop_oneof![
+            Just("trailers".to_string()),
+            Just("Trailers".to_string()),
+            "trailers, (gzip|deflate)",
             "[ -~]{0,24}",
             "(x-[a-z]{1,8}|close|keep-alive|upgrade)(, ?(x-[a-z]{1,8}|te|trailer))*",
             "([0-9]{1,3}\\.){3}[0-9]{1,3}",
@@ -395,8 +495,44 @@ mod tests {
             prop_assert_eq!(found.request_id.as_ref(), h.get(id));
             prop_assert_eq!(found.forwarded_for, h.contains_key(&X_FORWARDED_FOR));
             prop_assert_eq!(found.connection, h.contains_key(header::CONNECTION));
-            let any_fixed = fixed_hop_by_hop().iter().any(|n| h.contains_key(*n));
+            let te: Vec<&[u8]> = h.get_all(header::TE).iter().map(HeaderValue::as_bytes).collect();
+            let lone_trailers = te == [b"trailers".as_slice()];
+            prop_assert_eq!(found.te_trailers(), lone_trailers);
+            let any_fixed = fixed_hop_by_hop()
+                .iter()
+                .any(|n| h.contains_key(*n) && !(*n == header::TE && lone_trailers));
             prop_assert_eq!(found.hop_by_hop, any_fixed);
+        }
+
+        /// A request as `forward::prepare` strips it (scan, then the removals when the scan found
+        /// a hop-by-hop header): nothing hop-by-hop is left but a lone `TE: trailers`, and nothing
+        /// else is touched.
+        #[test]
+        fn a_request_keeps_only_a_lone_te_trailers(
+            pairs in proptest::collection::vec((header_name(), header_value()), 0..16)
+        ) {
+            let mut h = header_map(&pairs);
+            let before = h.clone();
+            let connection: Vec<&str> = before
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            let te: Vec<&[u8]> = before.get_all(header::TE).iter().map(HeaderValue::as_bytes).collect();
+            let found = scan(&h);
+            if found.hop_by_hop {
+                strip_found_hop_by_hop(&mut h, found.connection);
+            }
+            for name in h.keys() {
+                prop_assert!(!is_hop_by_hop_in_request(name, &connection, &te), "{name} leaked");
+            }
+            for name in before.keys() {
+                if !is_hop_by_hop_in_request(name, &connection, &te) {
+                    let a: Vec<_> = before.get_all(name).iter().collect();
+                    let b: Vec<_> = h.get_all(name).iter().collect();
+                    prop_assert_eq!(a, b);
+                }
+            }
         }
 
         #[test]

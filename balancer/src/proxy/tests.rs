@@ -18,7 +18,7 @@ use crate::access_log::{AccessLog, Format};
 use crate::backends::discovery::UpstreamName;
 use crate::backends::group::{GroupSettings, UpstreamGroup};
 use crate::backends::health::HealthPolicy;
-use crate::backends::probe::Probe;
+use crate::backends::probe::{HealthCheck, Probe};
 use crate::backends::selection::Balance;
 use crate::runtime::metrics::Metrics;
 use crate::traffic::rate_limit::{parse_rate, Limiter};
@@ -165,6 +165,7 @@ fn settings(backends: &[SocketAddr]) -> GroupSettings {
             .collect(),
         resolve_interval: Duration::from_secs(60),
         probe: Probe {
+            check: HealthCheck::Http,
             path: Arc::from("/health"),
             interval: Duration::from_secs(60),
             connect_timeout,

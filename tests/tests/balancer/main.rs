@@ -1,10 +1,11 @@
 //! The balancer in front of real and purpose-built backends (one test binary, one module per concern):
 //! DNS that changes under it ([`dns`]), proxying rules ([`proxy`]), backends that fail or move
 //! ([`proxy_failing_backends`]), real `app` replicas ([`replicas`]), request IDs ([`request_id`]),
-//! traffic management ([`traffic`]), HTTP/2 to the replicas ([`h2c_replicas`]) and a replica that writes
-//! an unasked-for response ([`stray_response`]).
+//! traffic management ([`traffic`]), HTTP/2 to the replicas ([`h2c_replicas`]), a replica that writes
+//! an unasked-for response ([`stray_response`]) and gRPC through the balancer ([`grpc`]).
 
 mod dns;
+mod grpc;
 mod h2c_replicas;
 mod proxy;
 mod proxy_failing_backends;

@@ -1,9 +1,16 @@
-//! The active health check: every `--health-interval` each backend gets `GET --health-path` on a
-//! fresh connection (never a pooled one, so a probe tests what a new request would meet);
-//! anything but 2xx within the interval is a failed probe. A backend that joins the pool is probed
-//! at once, not at the next interval, so a new replica that is ready joins within one probe's time.
-//! Probes speak the protocol the traffic does (`--upstream-protocol`: HTTP/1.1 or h2c).
+//! The active health check: every `--health-interval` each backend is probed on a fresh
+//! connection (never a pooled one, so a probe tests what a new request would meet); anything but
+//! a pass within the interval is a failed probe. A backend that joins the pool is probed at once,
+//! not at the next interval, so a new replica that is ready joins within one probe's time.
+//! What a probe is (`--health-check`, [`HealthCheck`]):
+//! - `http`: `GET --health-path`, passed by a 2xx, in the protocol the traffic uses
+//!   (`--upstream-protocol`: HTTP/1.1 or h2c);
+//! - `grpc`: the standard `grpc.health.v1.Health/Check` over h2c ([`grpc`]), passed by `SERVING`;
+//! - `tcp`: the connection alone.
+//!
 //! Results go to the backend's [`crate::backends::health::Health`], which decides what they mean.
+
+mod grpc;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +24,32 @@ use crate::backends::backend::{Backend, BackendSet};
 use crate::runtime::clock::now_ms;
 use crate::upstream::UpstreamProtocol;
 
-/// How a probe is made: the same protocol as the traffic (`--upstream-protocol`).
+/// `--health-check`: what a probe asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HealthCheck {
+    /// `GET --health-path`, any 2xx passes.
+    Http,
+    /// `grpc.health.v1.Health/Check` over h2c, `SERVING` passes.
+    Grpc,
+    /// The TCP connection alone.
+    Tcp,
+}
+
+impl HealthCheck {
+    pub fn name(self) -> &'static str {
+        match self {
+            HealthCheck::Http => "http",
+            HealthCheck::Grpc => "grpc",
+            HealthCheck::Tcp => "tcp",
+        }
+    }
+}
+
+/// How a probe is made: what it asks (`--health-check`) and, for `http`, in the protocol of the
+/// traffic (`--upstream-protocol`).
 #[derive(Clone, Debug)]
 pub struct Probe {
+    pub check: HealthCheck,
     pub path: Arc<str>,
     pub interval: Duration,
     pub connect_timeout: Duration,
@@ -79,6 +109,19 @@ async fn check(backend: Arc<Backend>, probe: Arc<Probe>) {
 async fn send_probe(backend: &Backend, probe: &Probe) -> Result<(), String> {
     let stream = crate::upstream::connect::connect(backend.addr, probe.connect_timeout).await?;
     let io = TokioIo::new(stream);
+    match probe.check {
+        HealthCheck::Tcp => Ok(()),
+        HealthCheck::Grpc => grpc::check(backend, io).await,
+        HealthCheck::Http => http_check(backend, probe, io).await,
+    }
+}
+
+/// `GET --health-path` on `io`, in the traffic's protocol: a 2xx passes.
+async fn http_check(
+    backend: &Backend,
+    probe: &Probe,
+    io: TokioIo<tokio::net::TcpStream>,
+) -> Result<(), String> {
     let status = match probe.protocol {
         UpstreamProtocol::Http1 => {
             let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
@@ -169,6 +212,7 @@ mod tests {
         tokio::spawn(run_active_checks(
             pool.clone(),
             Probe {
+                check: HealthCheck::Http,
                 path: Arc::from("/health"),
                 interval: hour,
                 connect_timeout: Duration::from_secs(1),
@@ -195,5 +239,39 @@ mod tests {
         wanted.push((later, "app:1".to_owned()));
         pool.set_addresses(&wanted);
         assert!(eventually(|| find(later)().is_some_and(|b| !b.health.is_pending())).await);
+    }
+
+    /// `--health-check tcp` admits a backend that accepts connections whatever it answers, and
+    /// not one where nothing listens.
+    #[tokio::test]
+    async fn tcp_checks_only_connect() {
+        let pool = Arc::new(BackendSet::new(Arc::new(Metrics::new()), 1));
+        let listening = answering(503).await;
+        let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        pool.set_addresses(&[
+            (listening, "app:1".to_owned()),
+            (nobody, "app:1".to_owned()),
+        ]);
+        tokio::spawn(run_active_checks(
+            pool.clone(),
+            Probe {
+                check: HealthCheck::Tcp,
+                path: Arc::from("/health"),
+                interval: Duration::from_secs(3600),
+                connect_timeout: Duration::from_secs(1),
+                protocol: UpstreamProtocol::Http1,
+            },
+        ));
+        let find = |addr: SocketAddr| {
+            let p = pool.clone();
+            move || p.snapshot().iter().find(|b| b.addr == addr).cloned()
+        };
+        assert!(eventually(|| find(listening)().is_some_and(|b| !b.health.is_pending())).await);
+        assert!(
+            eventually(|| find(nobody)().is_some_and(|b| b.health.last_error().is_some())).await
+        );
+        assert!(find(nobody)().unwrap().health.is_pending());
     }
 }
