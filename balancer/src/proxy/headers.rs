@@ -9,7 +9,7 @@
 //! it (RFC 9113 §8.2.2) and gRPC needs it. It is still hop-by-hop for HTTP/1.1: the proxy removes
 //! it from a request bound for an HTTP/1.1 connection ([`Scan::te_trailers`] says when to look).
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -154,14 +154,7 @@ pub fn strip_found_hop_by_hop(headers: &mut HeaderMap, connection: bool) {
     strip_found(headers, connection, true);
 }
 
-/// A lone `TE: trailers` among `headers`.
-fn lone_te_trailers(headers: &HeaderMap) -> bool {
-    let mut values = headers.get_all(header::TE).iter();
-    matches!((values.next(), values.next()), (Some(v), None) if v.as_bytes() == b"trailers")
-}
-
 fn strip_found(headers: &mut HeaderMap, connection: bool, keep_te_trailers: bool) {
-    let keep_te = keep_te_trailers && lone_te_trailers(headers);
     if connection {
         // Collected first because removing while iterating the same map is impossible; this path
         // runs only when a Connection header is present.
@@ -173,14 +166,21 @@ fn strip_found(headers: &mut HeaderMap, connection: bool, keep_te_trailers: bool
             .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
             .collect();
         for name in named {
-            if !(keep_te && name == header::TE) {
+            // TE is in the fixed list: decided below.
+            if !(keep_te_trailers && name == header::TE) {
                 headers.remove(name);
             }
         }
     }
     for name in fixed_hop_by_hop() {
-        if !(keep_te && name == header::TE) {
+        if !(keep_te_trailers && name == header::TE) {
             headers.remove(name);
+        } else if let Entry::Occupied(te) = headers.entry(name) {
+            // One lookup, as the removal was: gone unless it is a lone `trailers`.
+            let mut values = te.iter();
+            if !matches!((values.next(), values.next()), (Some(v), None) if v == "trailers") {
+                te.remove();
+            }
         }
     }
 }
