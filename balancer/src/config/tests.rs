@@ -33,17 +33,20 @@ fn durations_and_sizes_use_the_shared_rules() {
     assert!(parse(&["--max-body", "12 parsecs"]).is_err());
 }
 
+/// The flags every TLS-only flag needs beside it.
+const TLS_ARGS: [&str; 6] = [
+    "--tls-listen",
+    "127.0.0.1:5443",
+    "--tls-cert",
+    "c.pem",
+    "--tls-key",
+    "k.pem",
+];
+
 #[test]
 fn tls_flags_go_together() {
     let parse = |args: &[&str]| Cli::try_parse_from([&["balancer"], args].concat());
-    let tls = [
-        "--tls-listen",
-        "127.0.0.1:5443",
-        "--tls-cert",
-        "c.pem",
-        "--tls-key",
-        "k.pem",
-    ];
+    let tls = TLS_ARGS;
     let c = parse(&[&tls[..], &["--hsts", "365d", "--redirect-http"]].concat()).unwrap();
     assert_eq!(c.config.tls.hsts, Some(Duration::from_secs(365 * 86400)));
     assert!(c.config.tls.redirect_http);
@@ -279,14 +282,7 @@ fn kind_of(long: &str) -> Option<Kind> {
 fn flag_args<'a>(long: &'a str, value: &'a str) -> Vec<String> {
     let mut args = vec![format!("--{long}"), value.to_owned()];
     if long == "hsts" {
-        for a in [
-            "--tls-listen",
-            "127.0.0.1:5443",
-            "--tls-cert",
-            "c.pem",
-            "--tls-key",
-            "k.pem",
-        ] {
+        for a in TLS_ARGS {
             args.push(a.to_owned());
         }
     }
