@@ -22,6 +22,7 @@ pub mod backends;
 pub mod config;
 pub mod front;
 pub mod proxy;
+pub mod routes;
 pub mod runtime;
 pub mod start;
 pub mod traffic;

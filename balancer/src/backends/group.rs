@@ -23,7 +23,7 @@ use crate::runtime::metrics::Metrics;
 use crate::upstream::{UpstreamPool, UpstreamSettings};
 
 /// Everything one group is built from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSettings {
     /// The names whose addresses are the backends (`--upstreams`).
     pub names: Vec<UpstreamName>,

@@ -24,7 +24,7 @@ use shared::sync::lock;
 use crate::runtime::clock::now_ms;
 use std::time::{Duration, Instant, SystemTime};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthPolicy {
     pub max_fails: u32,
     pub fail_timeout: Duration,

@@ -187,7 +187,7 @@ impl Release for Lease {
 }
 
 /// How the connections to the backends are made.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     /// `--upstream-timeout`: from sending a request to its response head.

@@ -47,7 +47,7 @@ impl HealthCheck {
 
 /// How a probe is made: what it asks (`--health-check`) and, for `http`, in the protocol of the
 /// traffic (`--upstream-protocol`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Probe {
     pub check: HealthCheck,
     pub path: Arc<str>,
