@@ -3,10 +3,10 @@
 //! it all, whole and checked, at start and at every reload; nothing is applied before all of it
 //! is valid. Without a file it is one group `default` (`--upstreams`) and one route `/` to it.
 //!
-//! The parts: [`source`] reads the file (size limit, hash, line and column), [`schema`] is its
-//! shape for serde, [`server`] layers the file's settings under the command line through clap,
-//! [`upstream`] and [`route`] build the groups and routes; [`restart`] says which settings a
-//! reload cannot change.
+//! The parts: `source` reads the file (size limit, hash, line and column), `schema` is its
+//! shape for serde, `server` layers the file's settings under the command line through clap,
+//! `upstream` and `route` build the groups and routes; `restart` says which settings a
+//! reload cannot change. A group no route names is allowed (a canary prepared ahead).
 
 mod error;
 mod restart;
@@ -93,14 +93,18 @@ pub fn load_or_exit(args: &[OsString]) -> (Option<Command>, Loaded) {
     }
 }
 
-/// `balancer check-config PATH`: the summary on stdout and exit 0, or the error and exit 2.
+/// `balancer check-config PATH`: the summary on stdout and exit 0, or the error's one line
+/// (`PATH:LINE:COLUMN: what is wrong`, nothing before it) on stderr and exit 2.
 pub fn check_or_exit(path: &Path) -> ! {
     match check_file(path) {
         Ok(summary) => {
             println!("{summary}");
             std::process::exit(0)
         }
-        Err(e) => shared::config_error::exit("balancer", e),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(shared::config_error::EXIT_CONFIG)
+        }
     }
 }
 

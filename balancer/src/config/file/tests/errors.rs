@@ -186,3 +186,14 @@ fn config_and_upstreams_together_are_refused() {
         .get_arguments()
         .any(|a| a.get_id() == "routes_file" && a.get_env().is_none()));
 }
+
+/// A refused `admin-token` is never echoed, from the file either.
+#[test]
+fn a_refused_token_is_not_echoed() {
+    let (at, message) = error_of("[server]\nadmin-token = \"short secret\"\n");
+    assert_eq!(at, (2, 15));
+    assert!(
+        message.contains("--admin-token") && !message.contains("short secret"),
+        "{message}"
+    );
+}

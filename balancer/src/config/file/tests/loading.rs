@@ -321,3 +321,25 @@ fn check_config_summarises_or_points_at_the_error() {
     assert!(matches!(command, Some(Command::CheckConfig { path }) if path == Path::new("x.toml")));
     assert!(loaded.file.is_none());
 }
+
+/// `balancer healthcheck` finds the admin listener where the file's `[server]` puts it, unless
+/// the command line says otherwise.
+#[test]
+fn healthcheck_reads_the_admin_listener_from_the_file() {
+    let text = format!(
+        "[server]\nadmin_listen = \"127.0.0.1:9100\"\n{APP}[[route]]\nupstream = \"app\"\n"
+    );
+    let (_dir, path) = write(text);
+    let args = |extra: &[&str]| {
+        let mut args: Vec<OsString> =
+            vec!["balancer".into(), "--config".into(), path.clone().into()];
+        args.extend(extra.iter().map(OsString::from));
+        args
+    };
+    let (command, loaded) = load_with(Cli::command(), &args(&["healthcheck"])).unwrap();
+    assert!(matches!(command, Some(Command::Healthcheck)));
+    assert_eq!(loaded.config.admin.admin_listen.port(), 9100);
+    let flag = args(&["healthcheck", "--admin-listen", "127.0.0.1:9200"]);
+    let (_, loaded) = load_with(Cli::command(), &flag).unwrap();
+    assert_eq!(loaded.config.admin.admin_listen.port(), 9200);
+}
