@@ -11,7 +11,7 @@
 //! naming the flag and its variable (and the range, when outside it) and exit code 2, before
 //! anything is started.
 //!
-//! With `--config PATH` ([`file`]) the routes and upstream groups come from a TOML file, whose
+//! With `--config PATH` ([`mod@file`]) the routes and upstream groups come from a TOML file, whose
 //! `[server]` table may set any other flag; what the command line or the environment sets wins.
 
 pub mod file;
