@@ -6,7 +6,9 @@ No cluster can run on the machines this project is tested on, so this checks wha
    `kubernetes-validate --strict` (offline schemas: unknown fields are errors);
 2. invariants across files that a schema cannot see: every environment variable is one the
    binaries read (taken from their own `--help`), ports agree between listen addresses, container
-   ports, Services and the balancer's upstream name, probe paths are routes the binaries serve,
+   ports, Services and the balancer's upstream names (BALANCER_UPSTREAMS, or the `servers` of the
+   config file its ConfigMap holds), the config file is mounted as a directory (a subPath mount never
+   sees a ConfigMap update) and passes `balancer check-config`, probe paths are routes the binaries serve,
    grace periods outlast the lame-duck delay plus the drain, image names are the ones
    `docker compose build` produces, every pod is non-root, read-only, capability-free, seccomp
    RuntimeDefault with requests and limits, and the NetworkPolicies fence Redis and the app.
@@ -18,9 +20,12 @@ Usage: check_kubernetes.py APP_BINARY BALANCER_BINARY [--self-test]
 """
 
 import copy
+import posixpath
 import re
 import subprocess
 import sys
+import tempfile
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -103,12 +108,17 @@ def check_ports(docs, problems):
         problems.append("balancer: BALANCER_LISTEN's port is not the container port `http`")
     if port_of(bal_env["BALANCER_ADMIN_LISTEN"]) != container_ports(balancer)["admin"]:
         problems.append("balancer: BALANCER_ADMIN_LISTEN's port is not the container port `admin`")
-    host, port = bal_env["BALANCER_UPSTREAMS"].rsplit(":", 1)
-    service = find(docs, "Service", host)
-    if service["spec"].get("clusterIP") != "None":
-        problems.append(f"Service {host} must be headless so DNS answers with every pod")
-    if int(port) not in [p["port"] for p in service["spec"]["ports"]]:
-        problems.append(f"BALANCER_UPSTREAMS port {port} is not a port of Service {host}")
+    for server in balancer_servers(docs, problems):
+        host, port = server.rsplit(":", 1)
+        try:
+            service = find(docs, "Service", host)
+        except KeyError:
+            problems.append(f"balancer upstream {server}: no Service {host}")
+            continue
+        if service["spec"].get("clusterIP") != "None":
+            problems.append(f"Service {host} must be headless so DNS answers with every pod")
+        if int(port) not in [p["port"] for p in service["spec"]["ports"]]:
+            problems.append(f"balancer upstream port {port} is not a port of Service {host}")
     redis = find(docs, "Service", app_env["REDIS_HOST"])
     if int(app_env["REDIS_PORT"]) not in [p["port"] for p in redis["spec"]["ports"]]:
         problems.append("REDIS_PORT is not a port of the redis Service")
@@ -118,6 +128,66 @@ def check_ports(docs, problems):
         for p in svc["spec"]["ports"]:
             if p["targetPort"] not in names:
                 problems.append(f"Service {svc['metadata']['name']}: no container port {p['targetPort']}")
+
+
+def config_file(docs, problems):
+    """The text of the file BALANCER_CONFIG names, from the ConfigMap mounted at its directory
+    (None when the balancer has no BALANCER_CONFIG, or when the mount is wrong: a problem)."""
+    balancer = find(docs, "Deployment", "balancer")
+    env = env_of(balancer)
+    path = env.get("BALANCER_CONFIG")
+    if path is None:
+        return None
+    if env.get("BALANCER_UPSTREAMS"):
+        problems.append("balancer: BALANCER_CONFIG and BALANCER_UPSTREAMS together exit 2")
+    directory, name = posixpath.split(path)
+    mounts = [m for m in container(balancer).get("volumeMounts", []) if m["mountPath"] == directory]
+    if len(mounts) != 1:
+        problems.append(f"balancer: no volume mounted at {directory}, BALANCER_CONFIG's directory")
+        return None
+    if "subPath" in mounts[0]:
+        problems.append("balancer: the config is mounted with subPath, which never sees a ConfigMap update")
+    volume = next((v for v in pod_spec(balancer).get("volumes", []) if v["name"] == mounts[0]["name"]), {})
+    config_map = volume.get("configMap", {}).get("name")
+    if config_map is None:
+        problems.append(f"balancer: the volume at {directory} is not a ConfigMap")
+        return None
+    text = find(docs, "ConfigMap", config_map).get("data", {}).get(name)
+    if text is None:
+        problems.append(f"ConfigMap {config_map} has no key {name}")
+    return text
+
+
+def balancer_servers(docs, problems):
+    """Every `host:port` the balancer sends to: BALANCER_UPSTREAMS, or the config file's servers."""
+    env = env_of(find(docs, "Deployment", "balancer"))
+    if "BALANCER_CONFIG" not in env:
+        upstreams = env.get("BALANCER_UPSTREAMS") or ""
+        if not upstreams:
+            problems.append("balancer: neither BALANCER_UPSTREAMS nor BALANCER_CONFIG is set")
+        return [u.strip() for u in upstreams.split(",") if u.strip()]
+    text = config_file(docs, problems)
+    if text is None:
+        return []
+    try:
+        config = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        problems.append(f"balancer config file: {e}")
+        return []
+    return [server for group in config.get("upstream", []) for server in group.get("servers", [])]
+
+
+def check_config_file(docs, balancer_binary, problems):
+    """`balancer check-config` on the file the ConfigMap holds, when the binary has the command."""
+    text = config_file(docs, [])
+    if text is None or balancer_binary is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "balancer.toml"
+        path.write_text(text)
+        result = subprocess.run([balancer_binary, "check-config", str(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        problems.append(f"balancer check-config refused the ConfigMap's file: {result.stdout}{result.stderr}".strip())
 
 
 def workload_for(docs, selector):
@@ -205,10 +275,11 @@ def routes_from_readme():
     return {"app": app_routes, "balancer": {"/", "/status", "/metrics"}}
 
 
-def problems_in(docs, known, routes):
+def problems_in(docs, known, routes, balancer_binary=None):
     problems = []
     for check in (check_ports, check_grace, check_images, check_hardening, check_fences):
         check(docs, problems)
+    check_config_file(docs, balancer_binary, problems)
     check_env(docs, known, problems)
     check_probes(docs, routes, problems)
     return problems
@@ -233,21 +304,26 @@ def breakages():
         "root": lambda d: pod_spec(app(d))["securityContext"].update(runAsNonRoot=False),
         "writable": lambda d: container(bal(d))["securityContext"].update(readOnlyRootFilesystem=False),
         "no limits": lambda d: container(app(d))["resources"].pop("limits"),
-        "upstream port": lambda d: next(
-            e for e in container(bal(d))["env"] if e["name"] == "BALANCER_UPSTREAMS"
-        ).update(value="app:5001"),
+        "upstream port": lambda d: find(d, "ConfigMap", "balancer-config")["data"].update(
+            {"balancer.toml": find(d, "ConfigMap", "balancer-config")["data"]["balancer.toml"].replace(
+                '"app:5000"', '"app:5001"')}
+        ),
+        "config subPath": lambda d: container(bal(d))["volumeMounts"][0].update(subPath="balancer.toml"),
+        "config and upstreams": lambda d: container(bal(d))["env"].append(
+            {"name": "BALANCER_UPSTREAMS", "value": "app:5000"}
+        ),
         "open redis": lambda d: find(d, "NetworkPolicy", "redis-from-app-only")["spec"]["ingress"][0][
             "from"
         ].append({"podSelector": {}}),
     }
 
 
-def self_test(docs, known, routes):
+def self_test(docs, known, routes, balancer_binary):
     missed = []
     for name, breaks in breakages().items():
         broken = copy.deepcopy(docs)
         breaks(broken)
-        if not problems_in(broken, known, routes):
+        if not problems_in(broken, known, routes, balancer_binary):
             missed.append(name)
     if missed:
         sys.exit(f"self-test: the check did not notice: {missed}")
@@ -261,12 +337,15 @@ def main():
     rendered, docs = render()
     validate_schemas(rendered)
     routes = routes_from_readme()
-    problems = problems_in(docs, known, routes)
+    # A binary without check-config (before the config file): only the file's TOML and servers.
+    help_text = subprocess.run([sys.argv[2], "--help"], check=True, capture_output=True, text=True).stdout
+    balancer_binary = sys.argv[2] if "check-config" in help_text else None
+    problems = problems_in(docs, known, routes, balancer_binary)
     if problems:
         sys.exit("deploy/kubernetes:\n  " + "\n  ".join(problems))
     print(f"deploy/kubernetes: {len(docs)} resources pass kubernetes-validate --strict and the invariants")
     if "--self-test" in sys.argv:
-        self_test(docs, known, routes)
+        self_test(docs, known, routes, balancer_binary)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 //! The operator's dashboard: one self-contained HTML page on the admin listener's `/`.
 //!
 //! The page is a static asset compiled into the binary; it renders nothing on the server and
-//! polls `/status` (backends, upstream names) and `/metrics` (latency histogram) from the browser
+//! polls `/status` (backends, upstream names; with `--config` also the routes, the groups and the
+//! file's hash and last reload) and `/metrics` (latency histogram) from the browser
 //! every second, so it costs the proxy nothing while nobody looks at it. It loads nothing from
 //! anywhere else, and its Content-Security-Policy holds it to that.
 
@@ -73,5 +74,27 @@ mod tests {
             "dashboard must poll the admin endpoints"
         );
         assert!(PAGE.contains("\"/status\""));
+    }
+
+    /// The config file's parts of `/status` (issue 25) are shown, and each card stays hidden while
+    /// its field is absent, so the page still works with a balancer that has no config file.
+    #[test]
+    fn page_shows_routes_groups_and_config_when_present() {
+        for needle in [
+            "status.routes",
+            "status.config",
+            "Array.isArray(g.backends)",
+            "last_reload",
+            "restart_needed",
+        ] {
+            assert!(PAGE.contains(needle), "dashboard does not read {needle}");
+        }
+        for card in [
+            "id=\"config\" hidden",
+            "id=\"routes-card\" hidden",
+            "id=\"groups-card\" hidden",
+        ] {
+            assert!(PAGE.contains(card), "{card}: hidden until /status has it");
+        }
     }
 }
