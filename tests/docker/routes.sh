@@ -100,7 +100,7 @@ print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)' "
 }
 
 # Healthy backends per group, e.g. "api=2 app=3 next=1" (groups sorted by name).
-GROUPS_HEALTHY='" ".join(sorted(g["name"] + "=" + str(sum(1 for b in g["backends"] if b["healthy"])) for g in s["upstreams"]))'
+GROUPS_HEALTHY='" ".join(sorted(g["name"] + "=" + str(sum(1 for b in g["backends"] if b["healthy"])) for g in s["groups"]))'
 
 wait_status() { # wait_status EXPR WANT SECONDS: until status_get EXPR prints WANT
     local deadline=$((SECONDS + $3)) got
