@@ -119,6 +119,7 @@ impl ConfigFile {
         metrics: Arc<runtime::metrics::Metrics>,
     ) -> Self {
         let Some(file) = &loaded.file else {
+            tokio::spawn(ignore_hangups());
             return ConfigFile {
                 status: None,
                 reload: None,
@@ -214,6 +215,19 @@ struct Listeners {
     public: TcpListener,
     tls: Option<Tls>,
     admin: TcpListener,
+}
+
+/// Without `--config`, SIGHUP (NGINX's reload signal, which a user may well send) is logged and
+/// otherwise ignored, instead of ending the process as its default action would. With
+/// `--tls-listen` it also reloads the certificate (`front::tls_reload`).
+async fn ignore_hangups() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: no --config file to reload (flags are read at start)");
+    }
 }
 
 /// Builds each worker's proxy. One route table and one rotation cursor per group for all

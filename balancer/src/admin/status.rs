@@ -318,8 +318,10 @@ impl Admin {
     pub(super) fn refresh_gauges(&self) {
         let now = now_ms();
         let mut pending = 0;
+        let mut known = 0;
         let table = self.routes.load_full();
         for group in table.groups() {
+            known += group.backends.snapshot().len();
             for b in group.backends.snapshot().iter() {
                 b.metrics
                     .healthy
@@ -329,6 +331,10 @@ impl Admin {
             let _ = group.backends.draining();
         }
         self.metrics.pending.set(pending);
+        // Each group sets the gauge to its own count as it changes; with several, the sum counts.
+        self.metrics
+            .backends
+            .set(i64::try_from(known).unwrap_or(i64::MAX));
         if let Some(limiter) = &self.rules.limiter {
             let clients = i64::try_from(limiter.clients()).unwrap_or(i64::MAX);
             self.metrics.traffic.rate_limit_clients.set(clients);
