@@ -10,6 +10,7 @@
 //! - [`front`] and [`admin`]: the public listeners (plain, TLS, redirect) and the admin listener.
 //! - [`proxy`]: one request in, one response out, over any [`upstream::Upstream`].
 //! - [`routes`]: which upstream group a request goes to, by host and path (weighted splits).
+//! - [`policy`]: what a route asks beyond its group (compression, access, headers, fixed answers).
 //! - [`backends`]: one upstream group's backend set: discovery, health, probing, outlier
 //!   ejection, selection.
 //! - [`upstream`]: the connections to one backend (pooled HTTP/1.1, h2c) and the one connect.
@@ -24,6 +25,7 @@ pub mod backends;
 pub mod config;
 pub mod front;
 pub mod live;
+pub mod policy;
 pub mod proxy;
 pub mod routes;
 pub mod runtime;

@@ -18,6 +18,7 @@ fn to(name: &str, path: &str, group: &str) -> RouteSpec {
             weight: 1,
         }],
         strip_prefix: false,
+        policy: Default::default(),
     }
 }
 

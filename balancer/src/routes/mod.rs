@@ -12,6 +12,7 @@ pub mod table;
 
 use std::sync::Arc;
 
+use crate::policy::RoutePolicy;
 use matcher::Rule;
 
 /// One `[[route]]` as the configuration gives it.
@@ -24,6 +25,8 @@ pub struct RouteSpec {
     pub targets: Vec<TargetSpec>,
     /// Take the route's path off before forwarding (`/api/x` → `/x`).
     pub strip_prefix: bool,
+    /// Compression, access control, header rules, fixed answers (none by default).
+    pub policy: RoutePolicy,
 }
 
 /// One upstream group of a route, with its share.

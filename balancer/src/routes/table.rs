@@ -189,6 +189,7 @@ mod tests {
                 })
                 .collect(),
             strip_prefix: false,
+            policy: Default::default(),
         }
     }
 

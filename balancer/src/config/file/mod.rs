@@ -190,6 +190,7 @@ fn flag_only(config: Config) -> Result<Loaded, LoadError> {
                 weight: 1,
             }],
             strip_prefix: false,
+            policy: Default::default(),
         }],
         config,
         file: None,

@@ -105,6 +105,7 @@ fn route_spec(
         rule: Rule { host, path },
         targets,
         strip_prefix: route.strip_prefix,
+        policy: Default::default(),
     })
 }
 

@@ -149,6 +149,7 @@ fn route(
             })
             .collect(),
         strip_prefix,
+        policy: Default::default(),
     }
 }
 

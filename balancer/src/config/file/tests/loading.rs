@@ -66,6 +66,7 @@ fn route(
         },
         targets,
         strip_prefix: strip,
+        policy: Default::default(),
     }
 }
 
