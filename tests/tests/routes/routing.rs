@@ -227,7 +227,7 @@ async fn status_and_metrics_show_the_config_routes_groups_and_requests_per_route
         let config = &s["config"];
         assert_eq!(config["path"], file.path_str(), "{config}");
         assert_eq!(config["sha256"], sha256_hex(&file.content()), "{config}");
-        assert!(config["loaded_at"].is_string(), "{config}");
+        assert!(!config["loaded_at"].is_null(), "{config}");
         assert!(config["last_reload"].is_null(), "no reload yet: {config}");
 
         let api = route_entry(&s, "api");
