@@ -4,10 +4,12 @@
 //! One request flows top to bottom; each folder uses only the ones below it (checked by
 //! `tests/layout/check_layout.py` against `ARCHITECTURE.md`):
 //!
-//! - [`start`]: wiring only, from a [`config::Config`] to running listeners.
-//! - [`config`]: flags and `BALANCER_*` variables, grouped by concern.
+//! - [`start`]: wiring only, from a loaded configuration to running listeners.
+//! - [`live`]: the configuration in force (running groups, the route table) and its reloads.
+//! - [`config`]: flags, `BALANCER_*` variables and the `--config` file, grouped by concern.
 //! - [`front`] and [`admin`]: the public listeners (plain, TLS, redirect) and the admin listener.
 //! - [`proxy`]: one request in, one response out, over any [`upstream::Upstream`].
+//! - [`routes`]: which upstream group a request goes to, by host and path (weighted splits).
 //! - [`backends`]: one upstream group's backend set: discovery, health, probing, outlier
 //!   ejection, selection.
 //! - [`upstream`]: the connections to one backend (pooled HTTP/1.1, h2c) and the one connect.
@@ -21,6 +23,7 @@ pub mod admin;
 pub mod backends;
 pub mod config;
 pub mod front;
+pub mod live;
 pub mod proxy;
 pub mod routes;
 pub mod runtime;

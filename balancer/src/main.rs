@@ -10,11 +10,14 @@ use balancer::config::{self, Command, LogFormat};
 use balancer::{access_log, admin};
 
 fn main() {
-    let cli = config::parse_or_exit();
-    if let Some(Command::Healthcheck) = cli.command {
-        std::process::exit(admin::healthcheck(cli.config.admin.admin_listen));
+    // Kept whole: every reload reads the command line again with the file.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `check-config` prints its verdict and exits inside.
+    let (command, loaded) = config::load_or_exit(&args);
+    if let Some(Command::Healthcheck) = command {
+        std::process::exit(admin::healthcheck(loaded.config.admin.admin_listen));
     }
-    let config = cli.config;
+    let config = &loaded.config;
     let log_guard = init_logging(config.log.log_format);
     let (access_log, access_guard) = match access_log::AccessLog::start(config.log.access_log) {
         Ok(started) => started,
@@ -31,7 +34,7 @@ fn main() {
         }
     };
     let access_counters = access_log.counters();
-    let code = runtime.block_on(balancer::start::run(config, access_log));
+    let code = runtime.block_on(balancer::start::run(loaded, args, access_log));
     // Upgraded tunnels and probes may still be running; do not wait for them.
     runtime.shutdown_background();
     // Writes the access lines still batched or queued: a clean stop loses none.

@@ -2,13 +2,17 @@
 //! public, TLS and admin listeners until SIGTERM/SIGINT, then drains. What each part does lives in
 //! its own folder; this only connects them.
 
+use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::TcpListener;
 
-use crate::backends::group::UpstreamGroup;
-use crate::config::{Config, FrontConfig, TlsConfig};
+use crate::admin::reload::{ConfigInfo, ConfigStatus, ReloadSender};
+use crate::config::{Config, FrontConfig, Loaded, TlsConfig};
+use crate::live::reload::{unix_now, Reloader};
+use crate::live::Groups;
+use crate::routes::table::LiveRoutes;
 use crate::traffic::TrafficRules;
 use crate::{access_log, admin, front, proxy, runtime};
 
@@ -19,8 +23,10 @@ async fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<TcpListener, i32
     })
 }
 
-/// Wires the balancer together and serves until SIGTERM/SIGINT; returns the exit status.
-pub async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
+/// Wires the balancer together and serves until SIGTERM/SIGINT; returns the exit status. `args`
+/// is the command line, read again with the config file at every reload.
+pub async fn run(loaded: Loaded, args: Vec<OsString>, access_log: access_log::AccessLog) -> i32 {
+    let config = loaded.config.clone();
     let mut metrics = runtime::metrics::Metrics::new();
     metrics
         .registry
@@ -31,7 +37,6 @@ pub async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
     };
     let metrics = Arc::new(metrics);
     let workers = config.front.workers();
-    let group = UpstreamGroup::new(config.group.group(), metrics.clone(), workers);
     let public = match bind(config.front.listen, "--listen").await {
         Ok(l) => l,
         Err(code) => return code,
@@ -40,10 +45,23 @@ pub async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let running = group.start().await;
+    let groups: Vec<_> = loaded
+        .groups
+        .iter()
+        .map(|g| (g.name.clone(), g.settings.clone()))
+        .collect();
+    let groups = match Groups::start(&groups, &loaded.routes, metrics.clone(), workers).await {
+        Ok(groups) => groups,
+        Err(e) => {
+            eprintln!("{}", shared::config_error::line("balancer", e));
+            return 2;
+        }
+    };
+    let routes = groups.routes();
+    let config_file = ConfigFile::start(loaded, args, groups, metrics.clone());
 
     let proxies = WorkerProxies {
-        group: group.clone(),
+        routes: routes.clone(),
         max_body: config.traffic.max_body,
         metrics: metrics.clone(),
         access_log,
@@ -55,7 +73,9 @@ pub async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
         Err(code) => return code,
     };
     let admin = Arc::new(admin::Admin {
-        group,
+        routes,
+        config: config_file.status.clone(),
+        reload: config_file.reload.clone(),
         metrics,
         started: Instant::now(),
         tls: tls.as_ref().map(|t| t.store.clone()),
@@ -68,7 +88,7 @@ pub async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
         tls_listen = ?config.tls.tls_listen,
         admin = %config.admin.admin_listen,
         workers,
-        upstreams = ?config.group.upstreams.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        config = ?config.routes_file,
         "balancer started"
     );
     let listeners = Listeners {
@@ -78,8 +98,60 @@ pub async fn run(config: Config, access_log: access_log::AccessLog) -> i32 {
     };
     serve_until_stopped(&config, listeners, workers_set, http, admin).await;
     let code = join_workers(threads).await;
-    running.stop();
+    drop(config_file);
     code
+}
+
+/// The config file's owner: with `--config`, the reload task (which owns the groups) and what
+/// the admin listener needs to reach it; without, the groups themselves, held to the end.
+struct ConfigFile {
+    status: Option<Arc<ConfigStatus>>,
+    reload: Option<ReloadSender>,
+    /// The flag-only groups (no reload task owns them).
+    _groups: Option<Groups>,
+}
+
+impl ConfigFile {
+    fn start(
+        loaded: Loaded,
+        args: Vec<OsString>,
+        groups: Groups,
+        metrics: Arc<runtime::metrics::Metrics>,
+    ) -> Self {
+        let Some(file) = &loaded.file else {
+            return ConfigFile {
+                status: None,
+                reload: None,
+                _groups: Some(groups),
+            };
+        };
+        let loaded_at = unix_now();
+        metrics
+            .routes
+            .last_reload_success
+            .set(i64::try_from(loaded_at).unwrap_or(i64::MAX));
+        let status = Arc::new(ConfigStatus::new(ConfigInfo {
+            path: file.path.display().to_string(),
+            sha256: file.sha256.clone(),
+            loaded_at,
+            last_reload: None,
+        }));
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let reloader = Reloader {
+            groups,
+            args,
+            sha256: file.sha256.clone(),
+            started: loaded,
+            status: status.clone(),
+            metrics,
+        };
+        tokio::spawn(reloader.run(rx));
+        ConfigFile {
+            status: Some(status),
+            reload: Some(tx),
+            _groups: None,
+        }
+    }
 }
 
 /// The TLS listener, when `--tls-listen` is set: its socket, its door and the live certificate.
@@ -144,10 +216,10 @@ struct Listeners {
     admin: TcpListener,
 }
 
-/// Builds each worker's proxy. One rotation cursor for all workers, so the shares stay exact
-/// whichever worker serves.
+/// Builds each worker's proxy. One route table and one rotation cursor per group for all
+/// workers, so the shares stay exact whichever worker serves.
 struct WorkerProxies {
-    group: Arc<UpstreamGroup>,
+    routes: Arc<LiveRoutes>,
     max_body: u64,
     metrics: Arc<runtime::metrics::Metrics>,
     access_log: access_log::AccessLog,
@@ -157,8 +229,8 @@ struct WorkerProxies {
 impl WorkerProxies {
     fn for_worker(&self, worker: usize) -> Arc<proxy::Proxy> {
         Arc::new(proxy::Proxy::new(
-            self.group.clone(),
-            self.group.connections(worker),
+            self.routes.clone(),
+            worker,
             self.max_body,
             self.metrics.clone(),
             self.access_log.worker(),

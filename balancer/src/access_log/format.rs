@@ -18,7 +18,7 @@ use std::time::Duration;
 pub enum Format {
     /// No access log (the default, like Traefik and Caddy).
     Off,
-    /// NGINX `combined`, then ` rid=... backend=... upstream_time=... request_time=...`.
+    /// NGINX `combined`, then ` rid=... backend=... upstream_time=... request_time=... route=...`.
     Combined,
     /// One JSON object per line, keys named after NGINX's variables.
     Json,
@@ -47,10 +47,12 @@ pub struct AccessEntry<'a> {
     pub upstream_time: Option<Duration>,
     /// Time from the request's arrival to the response head.
     pub request_time: Duration,
+    /// The route the request took (its name in the config file), if one did.
+    pub route: Option<&'a str>,
 }
 
 /// `$remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer"
-/// "$http_user_agent" rid=... backend=... upstream_time=... request_time=...`
+/// "$http_user_agent" rid=... backend=... upstream_time=... request_time=... route=...`
 pub(super) fn format_combined(out: &mut Vec<u8>, e: &AccessEntry<'_>, time: &[u8]) {
     push_clf(out, e.remote_addr.as_bytes());
     out.extend_from_slice(b" - - [");
@@ -77,6 +79,8 @@ pub(super) fn format_combined(out: &mut Vec<u8>, e: &AccessEntry<'_>, time: &[u8
     push_or_dash(out, e.upstream_time, push_seconds);
     out.extend_from_slice(b" request_time=");
     push_seconds(out, e.request_time);
+    out.extend_from_slice(b" route=");
+    push_or_dash(out, e.route.map(str::as_bytes), push_token);
     out.push(b'\n');
 }
 
@@ -108,6 +112,8 @@ pub(super) fn format_json(out: &mut Vec<u8>, e: &AccessEntry<'_>, time: &[u8]) {
     push_or_null(out, e.upstream_time, push_seconds);
     out.extend_from_slice(b",\"request_time\":");
     push_seconds(out, e.request_time);
+    out.extend_from_slice(b",\"route\":");
+    push_or_null(out, e.route.map(str::as_bytes), push_json_str);
     out.extend_from_slice(b"}\n");
 }
 
@@ -254,6 +260,7 @@ pub(super) mod fixtures {
             backend: Some("172.18.0.3:5000"),
             upstream_time: Some(Duration::from_micros(4_321)),
             request_time: Duration::from_micros(5_678),
+            route: Some("default"),
         }
     }
 
@@ -264,7 +271,8 @@ pub(super) mod fixtures {
             r#""(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+|-) "#,
             r#""(?P<referer>[^"]*)" "(?P<ua>[^"]*)" "#,
             r#"rid=(?P<rid>\S+) backend=(?P<backend>\S+) "#,
-            r#"upstream_time=(?P<up>\d+\.\d{3}|-) request_time=(?P<rt>\d+\.\d{3})\n$"#,
+            r#"upstream_time=(?P<up>\d+\.\d{3}|-) request_time=(?P<rt>\d+\.\d{3}) "#,
+            r#"route=(?P<route>\S+)\n$"#,
         ))
         .unwrap()
     }
@@ -297,7 +305,7 @@ mod tests {
             line,
             "192.0.2.7 - - [02/Dec/2026:04:20:58 +0000] \"GET /static/style.css?v=1 HTTP/1.1\" \
              200 1234 \"http://localhost:5000/\" \"oha/1.4.5\" rid=- backend=172.18.0.3:5000 \
-             upstream_time=0.004 request_time=0.005\n"
+             upstream_time=0.004 request_time=0.005 route=default\n"
         );
         let caps = nginx_combined().captures(&line).unwrap();
         assert_eq!(&caps["request"], "GET /static/style.css?v=1 HTTP/1.1");
@@ -338,6 +346,7 @@ mod tests {
         assert_eq!(v["backend"], "172.18.0.3:5000");
         assert_eq!(v["upstream_response_time"], 0.004);
         assert_eq!(v["request_time"], 0.005);
+        assert_eq!(v["route"], "default");
         let local = json(&AccessEntry {
             backend: None,
             upstream_time: None,

@@ -11,22 +11,41 @@
 use http::header::HeaderValue;
 use http::{Method, StatusCode};
 
-use crate::backends::backend::BackendSet;
+use std::sync::Arc;
 
-/// The answer to a drain call: status and a one-line body.
+use crate::backends::backend::Backend;
+
+/// The answer to a mutating admin call: status, a one-line body and its type.
 pub struct Answer {
     pub status: StatusCode,
     pub body: String,
+    pub content_type: &'static str,
     /// Whether to ask for credentials (`WWW-Authenticate: Bearer`).
     pub challenge: bool,
 }
 
-fn answer(status: StatusCode, body: impl Into<String>) -> Answer {
-    Answer {
-        status,
-        body: body.into(),
-        challenge: status == StatusCode::UNAUTHORIZED,
+impl Answer {
+    /// A plain-text answer.
+    pub fn text(status: StatusCode, body: impl Into<String>) -> Answer {
+        Answer {
+            status,
+            body: body.into(),
+            content_type: "text/plain; charset=utf-8",
+            challenge: status == StatusCode::UNAUTHORIZED,
+        }
     }
+
+    /// A JSON answer.
+    pub fn json(status: StatusCode, body: String) -> Answer {
+        Answer {
+            content_type: "application/json",
+            ..Answer::text(status, body)
+        }
+    }
+}
+
+fn answer(status: StatusCode, body: impl Into<String>) -> Answer {
+    Answer::text(status, body)
 }
 
 /// What a path under `/backends/` asks: the address and drain (`true`) or undrain.
@@ -84,13 +103,14 @@ pub fn authorize(authorization: Option<&HeaderValue>, token: Option<&str>) -> Re
     }
 }
 
-/// Serves a request to a path under `/backends/`.
+/// Serves a request to a path under `/backends/`; `backends` are every group's (an address in
+/// several groups is drained in all of them).
 pub fn respond(
     method: &Method,
     path: &str,
     authorization: Option<&HeaderValue>,
     token: Option<&str>,
-    pool: &BackendSet,
+    backends: &[Arc<Backend>],
 ) -> Answer {
     let Some((addr, drain)) = parse_path(path) else {
         return answer(StatusCode::NOT_FOUND, "404 Not Found\n");
@@ -104,23 +124,26 @@ pub fn respond(
     if let Err(refused) = authorize(authorization, token) {
         return refused;
     }
-    let Some(backend) = pool.snapshot().iter().find(|b| b.label == addr).cloned() else {
+    let matching: Vec<&Arc<Backend>> = backends.iter().filter(|b| b.label == addr).collect();
+    let Some(&backend) = matching.first() else {
         return answer(
             StatusCode::NOT_FOUND,
             format!("404 Not Found: no backend {addr:?}\n"),
         );
     };
-    let changed = backend.set_drained(drain);
+    let changed = matching
+        .iter()
+        .fold(false, |changed, b| b.set_drained(drain) | changed);
     let state = if drain { "draining" } else { "active" };
     if changed {
         tracing::info!(backend = %backend.addr, state, "admin API: backend {}", if drain { "drained" } else { "undrained" });
     }
-    answer(
+    Answer::json(
         StatusCode::OK,
         format!(
             "{{\"address\":\"{}\",\"state\":\"{state}\",\"changed\":{changed},\"in_flight\":{}}}\n",
             backend.label,
-            backend.in_flight()
+            matching.iter().map(|b| b.in_flight()).sum::<i64>()
         ),
     )
 }

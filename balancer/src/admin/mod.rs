@@ -1,5 +1,5 @@
-//! The admin listener: `/metrics` (Prometheus text), `/status` (JSON), the dashboard, and the
-//! token-guarded drain calls of [`crate::admin::drain`].
+//! The admin listener: `/metrics` (Prometheus text), `/status` (JSON, [`status`]), the dashboard,
+//! and the token-guarded calls: the drain of [`drain`] and `POST /config/reload` ([`reload`]).
 //!
 //! Served only on `--admin-listen`, never on the public port, so operators can keep it on
 //! loopback or an internal network. Health gauges are refreshed at scrape time because passive
@@ -7,9 +7,10 @@
 
 pub mod dashboard;
 pub mod drain;
+pub mod reload;
+pub mod status;
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::runtime::shutdown::Drain;
@@ -20,22 +21,21 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde::Serialize;
 use tokio::net::TcpListener;
 
-use crate::backends::backend::Backend;
-use crate::backends::discovery::UpstreamStatus;
-use crate::backends::group::UpstreamGroup;
-use crate::backends::health::LastError;
-use crate::backends::selection::{self, MAX_BACKENDS};
-use crate::front::tls::{CertInfo, CertStore, ReloadRecord};
-use crate::runtime::clock::now_ms;
+use crate::front::tls::CertStore;
+use crate::routes::table::LiveRoutes;
 use crate::runtime::metrics::Metrics;
 use crate::traffic::TrafficRules;
+pub use status::Limits;
 
 pub struct Admin {
-    /// The upstream group `/status` shows and the drain calls act on.
-    pub group: Arc<UpstreamGroup>,
+    /// The routes and groups in force: what `/status` shows and the drain calls act on.
+    pub routes: Arc<LiveRoutes>,
+    /// The config file and its last reload (`None` without `--config`).
+    pub config: Option<Arc<reload::ConfigStatus>>,
+    /// Where `POST /config/reload` sends its request (`None` without `--config`).
+    pub reload: Option<reload::ReloadSender>,
     pub metrics: Arc<Metrics>,
     pub started: std::time::Instant,
     pub limits: Limits,
@@ -46,253 +46,38 @@ pub struct Admin {
     pub tls: Option<Arc<CertStore>>,
 }
 
-/// The `tls` object of `/status`.
-#[derive(Serialize)]
-struct TlsStatus {
-    certificate: CertInfo,
-    expires_in_seconds: i64,
-    days_left: i64,
-    /// Under 14 days left.
-    expiry_warning: bool,
-    last_reload: Option<ReloadRecord>,
-}
-
-fn tls_status(store: &CertStore) -> TlsStatus {
-    let expires_in_seconds = store.expires_in(std::time::SystemTime::now());
-    let days_left = expires_in_seconds.div_euclid(86_400);
-    TlsStatus {
-        certificate: store.info(),
-        expires_in_seconds,
-        days_left,
-        expiry_warning: days_left < 14,
-        last_reload: store.last_reload(),
-    }
-}
-
-/// The balance mode and limits in force, for `/status` and the dashboard.
-#[derive(Serialize)]
-pub struct Limits {
-    pub balance: &'static str,
-    pub slow_start_ms: u64,
-    pub max_5xx: u32,
-    pub fail_timeout_ms: u64,
-    pub max_fails: u32,
-    pub rate_limit: Option<String>,
-    pub rate_burst: Option<u32>,
-    pub rate_limit_clients: u64,
-    pub trusted_proxies: String,
-    pub max_connections: u64,
-    pub drain_api: bool,
-    /// `--upstream-protocol`: `http1` or `h2c`.
-    pub upstream_protocol: &'static str,
-}
-
-#[derive(Serialize)]
-struct BackendStatus {
-    address: String,
-    upstream: String,
-    /// "active" while in the rotation, "pending" in the rotation until its first passing health
-    /// check, "draining" after its address vanished from DNS or once drained through the admin API.
-    state: &'static str,
-    /// Drained through the admin API.
-    drained: bool,
-    /// Taken out by `--max-5xx` right now.
-    ejected: bool,
-    ejections_total: u64,
-    healthy: bool,
-    reason: Option<String>,
-    in_flight: i64,
-    requests_total: u64,
-    failures_total: u64,
-    responses: ResponseClasses,
-    last_error: Option<LastError>,
-    /// How requests reach it: `http1` or `h2c` (upgrades always go over HTTP/1.1).
-    protocol: &'static str,
-    /// HTTP/2 streams open on it now (0 with `http1`).
-    open_streams: usize,
-    /// Connections open to it now (both protocols: upgrades use HTTP/1.1 under `h2c` too).
-    upstream_connections: usize,
-}
-
-#[derive(Serialize)]
-struct ResponseClasses {
-    #[serde(rename = "1xx")]
-    c1: u64,
-    #[serde(rename = "2xx")]
-    c2: u64,
-    #[serde(rename = "3xx")]
-    c3: u64,
-    #[serde(rename = "4xx")]
-    c4: u64,
-    #[serde(rename = "5xx")]
-    c5: u64,
-}
-
-#[derive(Serialize)]
-struct Status<'a> {
-    backends: Vec<BackendStatus>,
-    upstreams: Vec<UpstreamStatus>,
-    healthy_backends: usize,
-    /// Backends waiting for their first passing health check (no traffic unless none is healthy).
-    pending_backends: usize,
-    /// Backends in the rotation that get no traffic because there are more than
-    /// `max_backends` (0 normally).
-    backends_beyond_limit: usize,
-    max_backends: usize,
-    requests_total: u64,
-    retries_total: u64,
-    uptime_seconds: u64,
-    /// Present when `--tls-listen` is set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls: Option<TlsStatus>,
-    limits: &'a Limits,
-    connections: i64,
-    rate_limited_total: u64,
-    rate_limit_clients: usize,
-    ejections_total: u64,
-    local_responses: ResponseClasses,
-    /// HTTP/2 streams the backends refused unprocessed, and reset after the request went out.
-    upstream_streams_refused_total: u64,
-    upstream_streams_reset_total: u64,
-}
-
-fn backend_status(
-    b: &Backend,
-    in_rotation: bool,
-    now: u64,
-    protocol: &'static str,
-) -> BackendStatus {
-    let c = &b.metrics.by_class;
-    let drained = b.is_drained();
-    let ejected = b.outlier.is_ejected_at(now);
-    let state = if !in_rotation || drained {
-        "draining"
-    } else if b.health.is_pending() {
-        "pending"
-    } else {
-        "active"
-    };
-    BackendStatus {
-        address: b.label.clone(),
-        upstream: b.upstream.clone(),
-        state,
-        drained,
-        ejected,
-        ejections_total: b.outlier.ejections(),
-        healthy: state == "active" && b.in_rotation_at(now),
-        reason: if !in_rotation {
-            Some("address no longer resolves; finishing in-flight requests".into())
-        } else if drained {
-            Some("drained through the admin API; finishing in-flight requests".into())
-        } else if ejected && b.health.is_healthy_at(now) {
-            Some("ejected: consecutive 5xx responses (--max-5xx)".into())
-        } else {
-            b.health.reason()
-        },
-        in_flight: b.in_flight(),
-        requests_total: b.requests_total.load(Ordering::Relaxed),
-        failures_total: b.failures_total.load(Ordering::Relaxed),
-        responses: classes(c),
-        last_error: b.health.last_error(),
-        protocol,
-        open_streams: b.endpoint.h2.open_streams(),
-        upstream_connections: b.endpoint.connections(),
-    }
-}
-
-fn classes(c: &[prometheus_client::metrics::counter::Counter; 5]) -> ResponseClasses {
-    ResponseClasses {
-        c1: c[0].get(),
-        c2: c[1].get(),
-        c3: c[2].get(),
-        c4: c[3].get(),
-        c5: c[4].get(),
-    }
-}
-
 impl Admin {
-    fn status(&self) -> Status<'_> {
-        let now = now_ms();
-        let mut backends: Vec<BackendStatus> = self
-            .group
-            .backends
-            .snapshot()
-            .iter()
-            .map(|b| backend_status(b, true, now, self.limits.upstream_protocol))
-            .collect();
-        backends.extend(
-            self.group
-                .backends
-                .draining()
-                .iter()
-                .map(|b| backend_status(b, false, now, self.limits.upstream_protocol)),
-        );
-        let local: u64 = self.metrics.local.iter().map(|c| c.get()).sum();
-        let active = self.group.backends.snapshot().len();
-        Status {
-            healthy_backends: backends.iter().filter(|b| b.healthy).count(),
-            pending_backends: backends.iter().filter(|b| b.state == "pending").count(),
-            backends_beyond_limit: selection::beyond_limit(active),
-            max_backends: MAX_BACKENDS,
-            requests_total: local + backends.iter().map(|b| b.requests_total).sum::<u64>(),
-            retries_total: self.metrics.retries.get(),
-            backends,
-            upstreams: self.group.discovery.status(),
-            uptime_seconds: self.started.elapsed().as_secs(),
-            limits: &self.limits,
-            connections: self.metrics.traffic.connections.get(),
-            rate_limited_total: self.metrics.traffic.rate_limited.get(),
-            rate_limit_clients: self.rules.limiter.as_ref().map_or(0, |l| l.clients()),
-            ejections_total: self.metrics.traffic.ejections.get(),
-            local_responses: classes(&self.metrics.local),
-            upstream_streams_refused_total: self.metrics.upstream.streams_refused.get(),
-            upstream_streams_reset_total: self.metrics.upstream.streams_reset.get(),
-            tls: self.tls.as_deref().map(tls_status),
-        }
-    }
-
-    fn refresh_gauges(&self) {
-        let now = now_ms();
-        let mut pending = 0;
-        for b in self.group.backends.snapshot().iter() {
-            b.metrics
-                .healthy
-                .set(i64::from(b.health.is_healthy_at(now)));
-            pending += i64::from(b.health.is_pending());
-        }
-        self.metrics.pending.set(pending);
-        let _ = self.group.backends.draining();
-        if let Some(limiter) = &self.rules.limiter {
-            let clients = i64::try_from(limiter.clients()).unwrap_or(i64::MAX);
-            self.metrics.traffic.rate_limit_clients.set(clients);
-        }
-    }
-
     /// The drain API's answer to a request under `/backends/`.
     fn drain(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-        let a = drain::respond(
+        let table = self.routes.load_full();
+        let backends: Vec<_> = table
+            .groups()
+            .iter()
+            .flat_map(|g| g.backends.snapshot().iter().cloned().collect::<Vec<_>>())
+            .collect();
+        answer(drain::respond(
             req.method(),
             req.uri().path(),
             req.headers().get(header::AUTHORIZATION),
             self.token.as_deref(),
-            &self.group.backends,
-        );
-        let content_type = if a.status == StatusCode::OK {
-            "application/json"
-        } else {
-            "text/plain; charset=utf-8"
-        };
-        let mut resp = with_type(a.status, a.body, content_type);
-        if a.challenge {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        resp
+            &backends,
+        ))
     }
 
-    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         if req.uri().path().starts_with("/backends/") {
             return self.drain(req);
+        }
+        if req.uri().path() == "/config/reload" {
+            return answer(
+                reload::respond(
+                    req.method(),
+                    req.headers().get(header::AUTHORIZATION),
+                    self.token.as_deref(),
+                    self.reload.as_ref(),
+                )
+                .await,
+            );
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return text(
@@ -346,6 +131,16 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     with_type(status, body, "text/plain; charset=utf-8")
 }
 
+/// A mutating call's answer, with the Bearer challenge on a 401.
+fn answer(a: drain::Answer) -> Response<Full<Bytes>> {
+    let mut resp = with_type(a.status, a.body, a.content_type);
+    if a.challenge {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
 pub async fn serve(
     listener: TcpListener,
     admin: Arc<Admin>,
@@ -368,8 +163,8 @@ pub async fn serve(
         };
         let admin = admin.clone();
         let service = service_fn(move |req: Request<Incoming>| {
-            let resp = admin.respond(&req);
-            async move { Ok::<_, Infallible>(resp) }
+            let admin = admin.clone();
+            async move { Ok::<_, Infallible>(admin.respond(&req).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())

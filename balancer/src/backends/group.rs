@@ -3,9 +3,13 @@
 //! ejection, slow start, selection — and the settings of the connections to its backends.
 //!
 //! Built from its own [`GroupSettings`], started and stopped as a unit ([`UpstreamGroup::start`]
-//! returns the [`Running`] handle whose drop stops its loops), so the balancer can hold any number
-//! of them: today one, behind `--upstreams`; with routes, one per `[[upstream]]`. Nothing in it is
-//! global: two groups share no backend, no cursor and no ejection budget.
+//! returns the [`Running`] handle whose drop stops its loops), so the balancer holds any number
+//! of them: one behind `--upstreams`, or one per `[[upstream]]` of the config file, replaced on a
+//! reload only when its settings changed. Nothing in it is global: two groups share no backend,
+//! no cursor and no ejection budget.
+//!
+//! The group also holds each worker's way to its backends (`pools`, one per worker): generic, so
+//! the proxy's unit tests give it an in-process upstream; the real one is [`UpstreamPool`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,13 +48,17 @@ pub struct GroupSettings {
 }
 
 /// One upstream group; see the module doc.
-pub struct UpstreamGroup {
+pub struct UpstreamGroup<U = UpstreamPool> {
+    /// The `[[upstream]]`'s `name` (`default` for `--upstreams`).
+    pub name: Arc<str>,
     pub backends: Arc<BackendSet>,
     pub discovery: Arc<Discovery>,
     selection: Selection,
     ejector: Ejector,
     settings: GroupSettings,
     metrics: Arc<Metrics>,
+    /// Worker `i`'s connections to the backends.
+    pools: Box<[U]>,
 }
 
 /// A started group's background loops (discovery, probes); dropping it stops them.
@@ -75,8 +83,29 @@ impl Drop for Running {
 
 impl UpstreamGroup {
     /// A group with no backend yet; [`UpstreamGroup::start`] finds them. `workers` is how many
-    /// workers keep idle connections to each backend.
-    pub fn new(settings: GroupSettings, metrics: Arc<Metrics>, workers: usize) -> Arc<Self> {
+    /// workers keep connections to each backend.
+    pub fn new(
+        name: Arc<str>,
+        settings: GroupSettings,
+        metrics: Arc<Metrics>,
+        workers: usize,
+    ) -> Arc<Self> {
+        let pools = (0..workers.max(1))
+            .map(|worker| UpstreamPool::new(settings.connections, worker, metrics.upstream.clone()))
+            .collect();
+        UpstreamGroup::with_pools(name, settings, metrics, pools)
+    }
+}
+
+impl<U> UpstreamGroup<U> {
+    /// A group whose worker `i` sends through `pools[i]` (at least one).
+    pub fn with_pools(
+        name: Arc<str>,
+        settings: GroupSettings,
+        metrics: Arc<Metrics>,
+        pools: Vec<U>,
+    ) -> Arc<Self> {
+        let workers = pools.len();
         let backends = Arc::new(BackendSet::new(metrics.clone(), workers));
         let discovery = Arc::new(Discovery::new(
             settings.names.clone(),
@@ -84,12 +113,14 @@ impl UpstreamGroup {
             settings.resolve_interval,
         ));
         Arc::new(UpstreamGroup {
+            name,
             backends,
             discovery,
             selection: Selection::new(settings.balance, settings.slow_start),
             ejector: Ejector::default(),
             settings,
             metrics,
+            pools: pools.into_boxed_slice(),
         })
     }
 
@@ -108,13 +139,9 @@ impl UpstreamGroup {
         }
     }
 
-    /// One worker's connections to this group's backends.
-    pub fn connections(&self, worker: usize) -> UpstreamPool {
-        UpstreamPool::new(
-            self.settings.connections,
-            worker,
-            self.metrics.upstream.clone(),
-        )
+    /// Worker `worker`'s connections to this group's backends.
+    pub fn pool(&self, worker: usize) -> &U {
+        &self.pools[worker % self.pools.len()]
     }
 
     /// The backends one request may try, in order, each once.
@@ -156,13 +183,14 @@ impl UpstreamGroup {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::backends::discovery::UpstreamName;
     use crate::backends::probe::HealthCheck;
     use crate::upstream::UpstreamProtocol;
 
-    fn settings(port: u16) -> GroupSettings {
+    /// One backend on `port` of 127.0.0.1, one-second timers.
+    pub(crate) fn settings(port: u16) -> GroupSettings {
         let second = Duration::from_secs(1);
         GroupSettings {
             names: vec![UpstreamName {
@@ -201,7 +229,7 @@ mod tests {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap();
-        let group = UpstreamGroup::new(settings(port), Arc::new(Metrics::new()), 2);
+        let group = UpstreamGroup::new("g".into(), settings(port), Arc::new(Metrics::new()), 2);
         let running = group.start().await;
         let backends = group.backends.snapshot();
         assert_eq!(backends.len(), 1, "resolved before start returns");
@@ -226,7 +254,7 @@ mod tests {
             "stop ends every loop"
         );
         // Two groups share nothing: another one starts empty-handed with its own cursor.
-        let other = UpstreamGroup::new(settings(port), Arc::new(Metrics::new()), 1);
+        let other = UpstreamGroup::new("h".into(), settings(port), Arc::new(Metrics::new()), 1);
         assert!(other.backends.snapshot().is_empty());
     }
 }

@@ -10,7 +10,11 @@
 //! value can overflow a deadline or a limiter later. A bad value ends the process with one line
 //! naming the flag and its variable (and the range, when outside it) and exit code 2, before
 //! anything is started.
+//!
+//! With `--config PATH` ([`mod@file`]) the routes and upstream groups come from a TOML file, whose
+//! `[server]` table may set any other flag; what the command line or the environment sets wins.
 
+pub mod file;
 pub mod front;
 pub mod ops;
 #[cfg(test)]
@@ -18,9 +22,12 @@ mod tests;
 pub mod traffic;
 pub mod upstreams;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 use crate::admin::Limits;
+pub use file::{check_file, load, load_or_exit, FileInfo, GroupSpec, LoadError, Loaded};
 pub use front::{FrontConfig, TlsConfig};
 pub use ops::{AdminConfig, LogConfig, LogFormat};
 pub use traffic::TrafficConfig;
@@ -40,11 +47,26 @@ pub struct Cli {
 pub enum Command {
     /// Exit 0 only if this balancer's admin listener answers (for container health checks).
     Healthcheck,
+    /// Validate the config file PATH without starting (like `nginx -t`).
+    ///
+    /// Prints a one-line summary (routes, upstream groups, sha256) and exits 0, or
+    /// `PATH:LINE:COLUMN: what is wrong` and exits 2. The environment counts as it would for the
+    /// server (`BALANCER_UPSTREAMS` set is an error), other flags do not.
+    CheckConfig {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
 }
 
 /// Every setting, by concern.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
+    /// TOML file of routes (`[[route]]`) and upstream groups (`[[upstream]]`); its `[server]`
+    /// table may set any other flag, and a flag or variable given here wins over it. Not with
+    /// --upstreams. Check it with `balancer check-config PATH`; it is reloaded on SIGHUP,
+    /// `POST /config/reload` and when it changes.
+    #[arg(long = "config", env = "BALANCER_CONFIG", value_name = "PATH")]
+    pub routes_file: Option<PathBuf>,
     #[command(flatten)]
     pub front: FrontConfig,
     #[command(flatten, next_help_heading = "Upstreams")]

@@ -246,7 +246,8 @@ const COUNTS: [(&str, u64); 7] = [
 ];
 /// Settings that are not a duration, a size or a count: addresses, names, paths, choices, a
 /// switch, a token; and `--rate-limit`, whose count has its own range (tested below).
-const NOT_RANGED: [&str; 16] = [
+const NOT_RANGED: [&str; 17] = [
+    "config",
     "listen",
     "upstreams",
     "health-check",

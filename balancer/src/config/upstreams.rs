@@ -144,7 +144,7 @@ pub(super) fn parse_upstreams(raw: &str) -> Result<Upstreams, String> {
     Ok(Upstreams(out))
 }
 
-fn parse_upstream(entry: &str) -> Result<UpstreamName, String> {
+pub(super) fn parse_upstream(entry: &str) -> Result<UpstreamName, String> {
     let (host, port) = entry
         .rsplit_once(':')
         .ok_or_else(|| format!("`{entry}` is not host:port"))?;

@@ -16,6 +16,10 @@ use hyper::body::Body;
 use super::response_body::ResponseBody;
 use super::{describe, headers, plain, upgrade, ClientInfo, Proxy, ProxyResponse};
 use crate::backends::backend::{Backend, InFlight};
+use crate::backends::group::UpstreamGroup;
+use crate::backends::health::HealthPolicy;
+use crate::routes::matcher::PathPrefix;
+use crate::routes::table::Route;
 use crate::runtime::clock::now_ms;
 use crate::runtime::metrics::class_index;
 use crate::upstream::request_body::{BodyHandle, RequestBody, RequestBodyOutcome};
@@ -53,14 +57,16 @@ enum Attempt<R: Body, L: crate::upstream::Release, B> {
 }
 
 /// Rewrites a checked request for the backends: hop-by-hop headers out, forwarding headers in,
-/// an upgrade kept only when asked for, an origin-form HTTP/1.1 request with a limited body.
-/// `found` is the request's [`headers::scan`], with the Host check settled.
+/// an upgrade kept only when asked for, an origin-form HTTP/1.1 request with a limited body, the
+/// route's prefix taken off when it says `strip_prefix` (`strip`). `found` is the request's
+/// [`headers::scan`], with the Host check settled.
 pub(super) fn prepare<B: Body>(
     mut req: Request<B>,
     client: &ClientInfo,
     id: &HeaderValue,
     found: headers::Scan,
     max_body: u64,
+    strip: Option<&PathPrefix>,
 ) -> Prepared<B> {
     let upgrade_to = if found.connection && req.version() == Version::HTTP_11 {
         headers::upgrade_protocol(req.headers())
@@ -103,6 +109,9 @@ pub(super) fn prepare<B: Body>(
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         parts.uri = Uri::from(path);
     }
+    if let Some(prefix) = strip {
+        parts.uri = stripped(&parts.uri, prefix);
+    }
     parts.version = Version::HTTP_11;
     let (body, body_handle) = RequestBody::new(body, max_body);
     Prepared {
@@ -114,11 +123,24 @@ pub(super) fn prepare<B: Body>(
     }
 }
 
+/// `uri` (origin-form) with `prefix` taken off its path, the query kept: `/api/x?q` → `/x?q`.
+fn stripped(uri: &Uri, prefix: &PathPrefix) -> Uri {
+    let rest = prefix.strip(uri.path());
+    let target = match uri.query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_owned(),
+    };
+    // The rest of a valid path and its valid query form a valid target.
+    PathAndQuery::try_from(target).map_or_else(|_| uri.clone(), Uri::from)
+}
+
 impl<U> Proxy<U> {
-    /// Tries the backends in selection order until one answers; moves on only when the request
-    /// provably never reached the last one.
+    /// Picks the route's group (a split's next pick; the next group when that one knows no
+    /// backend) and tries its backends in selection order until one answers; moves on only when
+    /// the request provably never reached the last one.
     pub(super) async fn try_backends<B>(
         &self,
+        route: &Route<U>,
         prepared: Prepared<B>,
     ) -> (ProxyResponse<U, B>, Option<Served>)
     where
@@ -132,15 +154,19 @@ impl<U> Proxy<U> {
             client_upgrade,
             te_trailers,
         } = prepared;
-        // TE is hop-by-hop on HTTP/1.1 (an upgrade always goes over HTTP/1.1).
-        let http1 = self.group.settings().connections.protocol == UpstreamProtocol::Http1;
-        if te_trailers && (http1 || client_upgrade.is_some()) {
-            request.headers_mut().remove(header::TE);
-        }
-        let attempts = self.group.attempts(now_ms());
-        if attempts.is_empty() {
+        let now = now_ms();
+        let chosen = route
+            .groups_in_order()
+            .map(|group| (group, group.attempts(now)))
+            .find(|(_, attempts)| !attempts.is_empty());
+        let Some((group, attempts)) = chosen else {
             let text = "503 Service Unavailable: no backend is known yet\n";
             return (self.local(StatusCode::SERVICE_UNAVAILABLE, text), None);
+        };
+        // TE is hop-by-hop on HTTP/1.1 (an upgrade always goes over HTTP/1.1).
+        let http1 = group.settings().connections.protocol == UpstreamProtocol::Http1;
+        if te_trailers && (http1 || client_upgrade.is_some()) {
+            request.headers_mut().remove(header::TE);
         }
         for (tried, backend) in attempts.enumerate() {
             if host_missing {
@@ -151,9 +177,9 @@ impl<U> Proxy<U> {
             if tried > 0 {
                 self.metrics.retries.inc();
             }
-            match self.attempt(&backend, request, &body_handle).await {
+            match self.attempt(group, &backend, request, &body_handle).await {
                 Attempt::Answered(resp, lease, in_flight, head_after) => {
-                    let resp = self.relay(resp, in_flight, lease, client_upgrade);
+                    let resp = self.relay(resp, in_flight, lease, client_upgrade, group.policy());
                     return (resp, Some(Served::by(backend, Some(head_after))));
                 }
                 Attempt::NotSent(unsent) => request = unsent,
@@ -169,6 +195,7 @@ impl<U> Proxy<U> {
     /// Sends the request to one backend and waits for its response head.
     async fn attempt<B>(
         &self,
+        group: &UpstreamGroup<U>,
         backend: &Arc<Backend>,
         request: Request<RequestBody<B>>,
         body_handle: &BodyHandle,
@@ -179,14 +206,15 @@ impl<U> Proxy<U> {
         let in_flight = InFlight::start(backend.clone());
         backend.requests_total.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
-        let policy = self.group.policy();
+        let policy = group.policy();
+        let upstream = group.pool(self.worker);
         // `--upstream-timeout` is the upstream's: see `upstream::http1`.
-        match self.upstream.send(&backend.endpoint, request, sent).await {
+        match upstream.send(&backend.endpoint, request, sent).await {
             Ok((resp, lease)) => {
                 let head_after = sent.elapsed();
                 backend.metrics.latency.observe(head_after.as_secs_f64());
                 backend.metrics.by_class[class_index(resp.status().as_u16())].inc();
-                self.group.record_status(backend, resp.status().as_u16());
+                group.record_status(backend, resp.status().as_u16());
                 Attempt::Answered(resp, lease, in_flight, head_after)
             }
             Err(SendError::NotSent { request, error }) => {
@@ -196,7 +224,7 @@ impl<U> Proxy<U> {
                 Attempt::NotSent(*request)
             }
             Err(SendError::Failed(e)) => {
-                Attempt::Failed(self.failed(backend, e, body_handle, in_flight))
+                Attempt::Failed(self.failed(backend, e, body_handle, in_flight, &policy))
             }
             Err(SendError::TimedOut) => {
                 backend.record_failure(&policy, "no response head within --upstream-timeout");
@@ -215,6 +243,7 @@ impl<U> Proxy<U> {
         e: BoxError,
         body_handle: &BodyHandle,
         in_flight: InFlight,
+        policy: &HealthPolicy,
     ) -> Response<ResponseBody<R, L>> {
         match body_handle.outcome() {
             RequestBodyOutcome::TooLarge => {
@@ -229,7 +258,7 @@ impl<U> Proxy<U> {
             RequestBodyOutcome::Untouched | RequestBodyOutcome::Started => {}
         }
         let what = describe(&*e);
-        backend.record_failure(&self.group.policy(), &what);
+        backend.record_failure(policy, &what);
         tracing::warn!(backend = %backend.addr, error = %what, retry = false, "upstream request failed");
         drop(in_flight);
         let status = StatusCode::BAD_GATEWAY;
@@ -245,6 +274,7 @@ impl<U> Proxy<U> {
         in_flight: InFlight,
         lease: L,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        policy: HealthPolicy,
     ) -> Response<ResponseBody<R, L>> {
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         let upstream_upgrade = switching.then(|| hyper::upgrade::on(&mut resp));
@@ -267,7 +297,7 @@ impl<U> Proxy<U> {
                     // A 101 nobody asked for cannot be relayed meaningfully.
                     in_flight
                         .0
-                        .record_failure(&self.group.policy(), "unexpected 101 response");
+                        .record_failure(&policy, "unexpected 101 response");
                     return plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
                 }
             }
@@ -277,7 +307,7 @@ impl<U> Proxy<U> {
             ResponseBody::Upstream {
                 inner: body,
                 in_flight,
-                policy: self.group.policy(),
+                policy,
                 lease: Some(lease),
                 finished: false,
             },

@@ -1,7 +1,9 @@
 //! The proxy itself: one client request in, one response out.
 //!
-//! Checks the request ([`check()`]), rewrites it for the backends ([`headers`], [`request_id`]),
-//! picks backends through its [`UpstreamGroup`] (round-robin or least-request, slow start),
+//! Checks the request ([`check()`]), finds its route in the live [`RouteTable`] (by host and
+//! path; no route is a 404 of the balancer's own), rewrites it for the backends ([`headers`],
+//! [`request_id`], the route's `strip_prefix`), picks backends through the route's upstream group
+//! (round-robin or least-request, slow start; a weighted split first picks the group),
 //! forwards over an [`Upstream`] (the real one: per-backend keep-alive pools), streams bodies both
 //! ways ([`response_body`], [`upgrade`]), retries on the next backend only when the request
 //! provably never left (`SendError::NotSent`), and turns failures into short plain 4xx/5xx answers
@@ -32,7 +34,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Body;
 
 use crate::access_log::{AccessEntry, WorkerLog};
-use crate::backends::group::UpstreamGroup;
+use crate::routes::table::{LiveRoutes, RouteTable};
 use crate::runtime::metrics::{class_index, Metrics};
 use crate::traffic::TrafficRules;
 use crate::upstream::{Upstream, UpstreamPool};
@@ -45,11 +47,31 @@ use response_body::ResponseBody;
 pub type ProxyResponse<U, B> =
     Response<ResponseBody<<U as Upstream<B>>::Body, <U as Upstream<B>>::Lease>>;
 
-/// One worker's proxy. The group (its rotation, cursor and ejections), the traffic rules and the
-/// metrics are shared by all workers; the upstream connections are the worker's own.
+/// A request's answer, with what its access line names: the backend that answered and the
+/// route it took, if any.
+struct Forwarded<U: Upstream<B>, B> {
+    response: ProxyResponse<U, B>,
+    served: Option<Served>,
+    route: Option<Arc<str>>,
+}
+
+impl<U: Upstream<B>, B> Forwarded<U, B> {
+    /// An answer of the balancer's own, before any route.
+    fn local(response: ProxyResponse<U, B>) -> Self {
+        Forwarded {
+            response,
+            served: None,
+            route: None,
+        }
+    }
+}
+
+/// One worker's proxy. The route table and its groups (rotations, cursors, ejections), the
+/// traffic rules and the metrics are shared by all workers; each group's connections are per
+/// worker, and this proxy uses worker `worker`'s.
 pub struct Proxy<U = UpstreamPool> {
-    upstream: U,
-    group: Arc<UpstreamGroup>,
+    routes: Arc<LiveRoutes<U>>,
+    worker: usize,
     /// `--max-body`.
     max_body: u64,
     metrics: Arc<Metrics>,
@@ -115,18 +137,18 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl<U> Proxy<U> {
-    /// Worker `upstream`'s proxy to `group`; `max_body` is `--max-body`.
+    /// Worker `worker`'s proxy to the groups of `routes`; `max_body` is `--max-body`.
     pub fn new(
-        group: Arc<UpstreamGroup>,
-        upstream: U,
+        routes: Arc<LiveRoutes<U>>,
+        worker: usize,
         max_body: u64,
         metrics: Arc<Metrics>,
         access_log: WorkerLog,
         rules: Arc<TrafficRules>,
     ) -> Self {
         Proxy {
-            upstream,
-            group,
+            routes,
+            worker,
             max_body,
             metrics,
             access_log,
@@ -157,7 +179,7 @@ impl<U> Proxy<U> {
         // With the access log off (the default), skip the clock reads and the copies of method,
         // path and headers that only the log line needs.
         if !self.access_log.enabled() {
-            return Ok(self.forward(req, &client).await.0);
+            return Ok(self.forward(req, &client).await.response);
         }
         let start = Instant::now();
         let method = req.method().clone();
@@ -169,7 +191,11 @@ impl<U> Proxy<U> {
         let version = req.version();
         let referer = req.headers().get(header::REFERER).cloned();
         let user_agent = req.headers().get(header::USER_AGENT).cloned();
-        let (resp, served) = self.forward(req, &client).await;
+        let Forwarded {
+            response: resp,
+            served,
+            route,
+        } = self.forward(req, &client).await;
         let elapsed = start.elapsed();
         let request_id = resp.headers().get(&X_REQUEST_ID).cloned();
         self.access_log.log(&AccessEntry {
@@ -185,38 +211,67 @@ impl<U> Proxy<U> {
             backend: served.as_ref().map(|s| s.backend.label.as_str()),
             upstream_time: served.as_ref().and_then(|s| s.upstream_time),
             request_time: elapsed,
+            route: route.as_deref(),
         });
         Ok(resp)
     }
 
-    /// One request through the proxy: give it its ID, check it, prepare it for a backend, try the
-    /// backends in turn, relay the answer with the ID. Returns the backend that answered, if any,
-    /// for the access log.
-    async fn forward<B>(
-        &self,
-        mut req: Request<B>,
-        client: &ClientInfo,
-    ) -> (ProxyResponse<U, B>, Option<Served>)
+    /// One request through the proxy: give it its ID, check it, route it, prepare it for a
+    /// backend, try the backends in turn, relay the answer with the ID.
+    async fn forward<B>(&self, mut req: Request<B>, client: &ClientInfo) -> Forwarded<U, B>
     where
         U: Upstream<B>,
         B: Body<Data = Bytes> + Send + 'static,
     {
         let mut found = headers::scan(req.headers());
         let id = request_id::of(found.single_request_id());
-        let (mut resp, served) =
+        let mut forwarded =
             if let Err(retry_after) = self.rules.rate_check(client.peer, req.headers()) {
-                (self.rate_limited(retry_after), None)
+                Forwarded::local(self.rate_limited(retry_after))
             } else {
                 match check(&mut req, &mut found, self.max_body) {
-                    Err(refused) => (self.refuse(refused), None),
-                    Ok(()) => {
-                        let prepared = forward::prepare(req, client, &id, found, self.max_body);
-                        self.try_backends(prepared).await
-                    }
+                    Err(refused) => Forwarded::local(self.refuse(refused)),
+                    Ok(()) => self.route(req, client, &id, found).await,
                 }
             };
-        resp.headers_mut().insert(X_REQUEST_ID, id);
-        (resp, served)
+        forwarded.response.headers_mut().insert(X_REQUEST_ID, id);
+        forwarded
+    }
+
+    /// A checked request to its route's groups, or the 404 of a request no route takes. The table
+    /// is loaded once and held to the end, so a reload never moves a request halfway.
+    async fn route<B>(
+        &self,
+        req: Request<B>,
+        client: &ClientInfo,
+        id: &HeaderValue,
+        found: headers::Scan,
+    ) -> Forwarded<U, B>
+    where
+        U: Upstream<B>,
+        B: Body<Data = Bytes> + Send + 'static,
+    {
+        let table: Arc<RouteTable<U>> = self.routes.load_full();
+        // Without a host rule the Host header is never looked at (the flag-only balancer).
+        let host = match (&found.host, table.needs_host()) {
+            (Some(host), true) => Some(host.as_bytes()),
+            _ => None,
+        };
+        let Some(route) = table.find(host, req.uri().path()) else {
+            self.metrics.routes.not_found.inc();
+            let text = "404 Not Found: no route for this host and path\n";
+            return Forwarded::local(self.local(StatusCode::NOT_FOUND, text));
+        };
+        route.requests.inc();
+        let strip = route.spec.strip_prefix.then_some(&route.spec.rule.path);
+        let prepared = forward::prepare(req, client, id, found, self.max_body, strip);
+        let (response, served) = self.try_backends(route, prepared).await;
+        Forwarded {
+            response,
+            served,
+            // Only the access line needs it: no reference count taken otherwise.
+            route: self.access_log.enabled().then(|| route.spec.name.clone()),
+        }
     }
 
     /// The 429 of a client over `--rate-limit`; the request is never forwarded.

@@ -212,7 +212,8 @@ impl Paths {
         }
         self.0.push((path, index));
         // Longest first; equal lengths cannot both match one path unless equal (refused above).
-        self.0.sort_by(|a, b| b.0 .0.len().cmp(&a.0 .0.len()));
+        self.0
+            .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.0.len()));
         Ok(())
     }
 

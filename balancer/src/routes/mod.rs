@@ -3,10 +3,12 @@
 //!
 //! [`RouteSpec`] is a route as the configuration gives it (plain data, validated by `config`);
 //! [`matcher`] finds a request's route (pure; proptest oracle), [`split`] spreads a route's
-//! requests over its weighted groups.
+//! requests over its weighted groups, [`table`] binds the routes to running groups and holds the
+//! table every worker reads and a reload swaps.
 
 pub mod matcher;
 pub mod split;
+pub mod table;
 
 use std::sync::Arc;
 

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub traffic: TrafficMetrics,
     /// HTTP/2 streams to the backends refused and reset.
     pub upstream: UpstreamMetrics,
+    /// Requests per route, routing misses, config reloads.
+    pub routes: RouteMetrics,
 }
 
 /// The series of the traffic rules: limits in force and what they did.
@@ -129,6 +131,60 @@ impl UpstreamMetrics {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub result: &'static str,
+}
+
+/// The routes and the config file: requests per route (the `route` label comes from the file's
+/// names, so the file bounds the cardinality), requests no route took, and the reloads.
+#[derive(Default)]
+pub struct RouteMetrics {
+    pub requests: Family<RouteLabels, Counter>,
+    pub not_found: Counter,
+    pub reloads: Family<ReloadLabels, Counter>,
+    pub last_reload_success: Gauge,
+}
+
+impl RouteMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "route_requests",
+            "Requests that took each route (its name in the config file)",
+            self.requests.clone(),
+        );
+        registry.register(
+            "route_not_found",
+            "Requests no route took, answered 404 by the balancer",
+            self.not_found.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Reloads of the config file, by result (ok, error)",
+            self.reloads.clone(),
+        );
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the config file in force was loaded (Unix time)",
+            self.last_reload_success.clone(),
+        );
+    }
+
+    /// The counter of route `name`, looked up once when the table is built.
+    pub fn for_route(&self, name: &str) -> Counter {
+        self.requests
+            .get_or_create(&RouteLabels {
+                route: name.to_owned(),
+            })
+            .clone()
+    }
+}
+
 /// Handles for one backend's series.
 pub struct BackendMetrics {
     pub by_class: [Counter; 5],
@@ -190,7 +246,13 @@ impl Metrics {
         traffic.register(&mut registry);
         let upstream = UpstreamMetrics::default();
         upstream.register(&mut registry);
+        let routes = RouteMetrics::default();
+        routes.register(&mut registry);
+        for result in ["ok", "error"] {
+            drop(routes.reloads.get_or_create(&ReloadLabels { result }));
+        }
         Metrics {
+            routes,
             traffic,
             upstream,
             registry,

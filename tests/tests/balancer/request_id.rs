@@ -125,7 +125,7 @@ async fn request_ids_in_the_combined_access_log() {
     check_ids(&cases);
     // NGINX combined, then the balancer's fields.
     let combined = regex::Regex::new(
-        r#"^(\S+) - (\S+) \[([^\]]+)\] "(\S+) (\S+) (\S+)" (\d{3}) (\d+|-) "([^"]*)" "([^"]*)" rid=(\S+) backend=(\S+) upstream_time=(\S+) request_time=(\S+)$"#,
+        r#"^(\S+) - (\S+) \[([^\]]+)\] "(\S+) (\S+) (\S+)" (\d{3}) (\d+|-) "([^"]*)" "([^"]*)" rid=(\S+) backend=(\S+) upstream_time=(\S+) request_time=(\S+) route=(\S+)$"#,
     )
     .expect("regex");
     for (_, id) in &cases {

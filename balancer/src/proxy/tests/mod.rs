@@ -20,6 +20,9 @@ use crate::backends::group::{GroupSettings, UpstreamGroup};
 use crate::backends::health::HealthPolicy;
 use crate::backends::probe::{HealthCheck, Probe};
 use crate::backends::selection::Balance;
+use crate::routes::matcher::{HostPattern, PathPrefix, Rule};
+use crate::routes::table::RouteTable;
+use crate::routes::{RouteSpec, TargetSpec};
 use crate::runtime::metrics::Metrics;
 use crate::traffic::rate_limit::{parse_rate, Limiter};
 use crate::traffic::trusted_proxies::parse_trusted_proxies;
@@ -120,26 +123,73 @@ struct Harness {
 }
 
 async fn harness(scripts: &[Script], max_body: u64, rules: TrafficRules) -> Harness {
-    let backends: Vec<SocketAddr> = (0..scripts.len())
-        .map(|i| SocketAddr::from(([127, 0, 0, 1], 10_001 + i as u16)))
-        .collect();
-    let upstream = Scripted::default();
-    shared::sync::lock(&upstream.scripts)
-        .extend(backends.iter().copied().zip(scripts.iter().copied()));
-    let metrics = Arc::new(Metrics::new());
-    let group = UpstreamGroup::new(settings(&backends), metrics.clone(), 1);
-    // Numeric names resolve without a network; every backend then passes a probe.
-    group.discovery.resolve_all().await;
-    for backend in group.backends.snapshot().iter() {
-        backend.health.record_probe(Ok(()));
+    let route = route("default", None, "/", &[("default", 1)], false);
+    routed(&[("default", scripts)], &[route], max_body, rules).await
+}
+
+/// A route to `targets` (group name, weight).
+fn route(
+    name: &str,
+    host: Option<&str>,
+    path: &str,
+    targets: &[(&str, u32)],
+    strip_prefix: bool,
+) -> RouteSpec {
+    RouteSpec {
+        name: name.into(),
+        rule: Rule {
+            host: host.map_or(HostPattern::Any, |h| HostPattern::parse(h).unwrap()),
+            path: PathPrefix::parse(path).unwrap(),
+        },
+        targets: targets
+            .iter()
+            .map(|&(g, weight)| TargetSpec {
+                upstream: g.into(),
+                weight,
+            })
+            .collect(),
+        strip_prefix,
     }
+}
+
+/// A proxy with `routes` over `groups`, each a name and one scripted backend per script (the
+/// backends numbered on from 127.0.0.1:10001 across the groups), all healthy.
+async fn routed(
+    groups: &[(&str, &[Script])],
+    routes: &[RouteSpec],
+    max_body: u64,
+    rules: TrafficRules,
+) -> Harness {
+    let upstream = Scripted::default();
+    let metrics = Arc::new(Metrics::new());
+    let mut backends = Vec::new();
+    let mut built = Vec::new();
+    for (name, scripts) in groups {
+        let first = 10_001 + backends.len() as u16;
+        let addrs: Vec<SocketAddr> = (0..scripts.len())
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], first + i as u16)))
+            .collect();
+        shared::sync::lock(&upstream.scripts)
+            .extend(addrs.iter().copied().zip(scripts.iter().copied()));
+        let pools = vec![upstream.clone()];
+        let group =
+            UpstreamGroup::with_pools((*name).into(), settings(&addrs), metrics.clone(), pools);
+        // Numeric names resolve without a network; every backend then passes a probe.
+        group.discovery.resolve_all().await;
+        for backend in group.backends.snapshot().iter() {
+            backend.health.record_probe(Ok(()));
+        }
+        backends.extend(addrs);
+        built.push(group);
+    }
+    let table = RouteTable::new(routes, &built, &metrics.routes).unwrap();
     let log = match AccessLog::start(Format::Off) {
         Ok((log, _guard)) => log.worker(),
         Err(e) => panic!("access log: {e}"),
     };
     let proxy = Proxy::new(
-        group,
-        upstream.clone(),
+        Arc::new(arc_swap::ArcSwap::from_pointee(table)),
+        0,
         max_body,
         metrics.clone(),
         log,
@@ -469,3 +519,5 @@ async fn a_client_over_the_rate_limit_gets_429_with_retry_after() {
     );
     assert_eq!(h.metrics.traffic.rate_limited.get(), 1);
 }
+
+mod routing;

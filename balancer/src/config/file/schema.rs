@@ -1,0 +1,146 @@
+//! The file's shape as serde reads it: `[server]`, `[[upstream]]` and `[[route]]`, every value
+//! with its place in the file (`toml::Spanned`), unknown keys refused (`deny_unknown_fields`).
+//!
+//! `[server]` and `[[upstream]]` are open tables of settings ([`Settings`]): their keys are the
+//! flags' long names, checked against clap's own arguments (see `server`), not listed here a
+//! second time. `[[route]]` has its own fixed keys ([`RouteTable`]).
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileTables {
+    #[serde(default)]
+    pub server: Option<Spanned<Settings>>,
+    #[serde(default)]
+    pub upstream: Vec<Spanned<Settings>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<RouteTable>>,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RouteTable {
+    pub name: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub upstream: Option<Spanned<String>>,
+    pub upstreams: Option<Spanned<Vec<Spanned<TargetTable>>>>,
+    #[serde(default, alias = "strip-prefix")]
+    pub strip_prefix: bool,
+}
+
+/// One `{ name = "app", weight = 90 }` of a route's `upstreams`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TargetTable {
+    pub name: Spanned<String>,
+    /// 1 when left out.
+    pub weight: Option<Spanned<i64>>,
+}
+
+/// A table of settings, in the file's order.
+#[derive(Debug, Default)]
+pub(super) struct Settings(pub Vec<(Spanned<String>, Spanned<Value>)>);
+
+/// A setting's value as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Value {
+    Text(String),
+    Integer(i128),
+    Bool(bool),
+    /// An array of strings, each with its place.
+    List(Vec<Spanned<String>>),
+    /// What no setting takes: a float, a table, a date.
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for Settings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = Settings;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of settings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Settings, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    let value = map.next_value::<Spanned<Value>>()?;
+                    entries.push((key, value));
+                }
+                entries.sort_by_key(|(key, _)| key.span().start);
+                Ok(Settings(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, an integer, a boolean or an array of strings")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Text(v.to_owned()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Integer(i128::from(v)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Integer(i128::from(v)))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Value, E> {
+        Ok(Value::Other("a float"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<String>>()? {
+            items.push(item);
+        }
+        Ok(Value::List(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Value::Other("a table or a date"))
+    }
+}
+
+impl Value {
+    /// What the value is, for an error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Text(_) => "a string",
+            Value::Integer(_) => "an integer",
+            Value::Bool(_) => "a boolean",
+            Value::List(_) => "an array",
+            Value::Other(kind) => kind,
+        }
+    }
+}
