@@ -289,21 +289,17 @@ pub fn route_entry<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_j
         .unwrap_or_else(|| panic!("route {name} not in /status routes: {}", status["routes"]))
 }
 
-/// The backends of the `upstreams` entry of `/status` named `group`.
+/// The backends of upstream group `group` in `/status` (its `groups` entry; `upstreams` lists
+/// the resolved names).
 pub fn group_backends<'a>(
     status: &'a serde_json::Value,
     group: &str,
 ) -> &'a Vec<serde_json::Value> {
-    status["upstreams"]
+    status["groups"]
         .as_array()
         .and_then(|g| g.iter().find(|e| e["name"] == group))
         .and_then(|g| g["backends"].as_array())
-        .unwrap_or_else(|| {
-            panic!(
-                "group {group} not in /status upstreams: {}",
-                status["upstreams"]
-            )
-        })
+        .unwrap_or_else(|| panic!("group {group} not in /status groups: {}", status["groups"]))
 }
 
 /// A series of the admin `/metrics`: `name` (every label set summed) or `name{labels}` as printed;

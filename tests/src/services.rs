@@ -307,9 +307,7 @@ async fn wait_first_checks(admin: SocketAddr) {
             })
         };
         // With `--config`, each upstream group lists its own backends too.
-        let groups = status["upstreams"]
-            .as_array()
-            .map_or(&[][..], Vec::as_slice);
+        let groups = status["groups"].as_array().map_or(&[][..], Vec::as_slice);
         let top = match status.get("backends") {
             Some(backends) => checked(backends),
             None => !groups.is_empty(),

@@ -66,13 +66,58 @@ async fn reload(b: &Balancer, config: &ConfigFile, text: &str) {
     .await;
 }
 
+/// One round of changes to the `web` group under `load`, from `[web-1, web-2]` back to it: web-3
+/// added, its balance and health settings changed, web-1 removed (and then given no request),
+/// then the first file again.
+async fn change_the_group(
+    b: &Balancer,
+    config: &ConfigFile,
+    load: &Load,
+    web: &[App],
+    api: &[&App],
+) {
+    let (w1, w2, w3) = (&web[0], &web[1], &web[2]);
+    // A replica added: it is checked before the swap and gets traffic.
+    reload(b, config, &file(&[w1, w2, w3], &[], api, "web")).await;
+    let since = std::time::Instant::now();
+    let joined = load.wait_served_by(w3.name(), since, RELOAD_BOUND).await;
+    assert!(joined.is_some(), "web-3 got no traffic after it was added");
+    // Its balance and health settings changed.
+    let least = ["balance = \"least-request\""];
+    reload(b, config, &file(&[w1, w2, w3], &least, api, "web")).await;
+    let tuned = [
+        "balance = \"least-request\"",
+        "max_fails = 3",
+        "fail_timeout = \"5s\"",
+    ];
+    reload(b, config, &file(&[w1, w2, w3], &tuned, api, "web")).await;
+    // A replica removed: its in-flight requests finish, new ones go to the others.
+    reload(b, config, &file(&[w2, w3], &tuned, api, "web")).await;
+    // Its in-flight requests (milliseconds each) are done well within this; then none start.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let last = load.last_served(w1.name());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        load.last_served(w1.name()),
+        last,
+        "web-1 served after its removal"
+    );
+    // And back to where it began.
+    reload(b, config, &file(&[w1, w2], &[], api, "web")).await;
+    let since = std::time::Instant::now();
+    assert!(load
+        .wait_served_by(w1.name(), since, RELOAD_BOUND)
+        .await
+        .is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_changed_under_load_fails_nothing_and_counts_exactly() {
     e2e::bounded("group changed under load", async {
         let redis = RedisServer::start().await;
         let web = e2e::routes::replicas(&redis, "web", 3).await;
         let api = e2e::routes::replicas(&redis, "api", 1).await;
-        let (w1, w2, w3) = (&web[0], &web[1], &web[2]);
+        let (w1, w2) = (&web[0], &web[1]);
         let api: Vec<&App> = api.iter().collect();
         let config = ConfigFile::plain(&file(&[w1, w2], &[], &api, "web"));
         let b = balancer_for(&config).start().await;
@@ -80,38 +125,10 @@ async fn a_group_changed_under_load_fails_nothing_and_counts_exactly() {
         let load = Load::start(&b.url("/count"), WORKERS, PACE, Duration::from_secs(90));
         load.wait_until_each_serves(&web[..2]).await;
 
-        // A replica added: it is checked before the swap and gets traffic.
-        reload(&b, &config, &file(&[w1, w2, w3], &[], &api, "web")).await;
-        let since = std::time::Instant::now();
-        let joined = load.wait_served_by(w3.name(), since, RELOAD_BOUND).await;
-        assert!(joined.is_some(), "web-3 got no traffic after it was added");
-        // Its balance and health settings changed.
-        let least = ["balance = \"least-request\""];
-        reload(&b, &config, &file(&[w1, w2, w3], &least, &api, "web")).await;
-        let tuned = [
-            "balance = \"least-request\"",
-            "max_fails = 3",
-            "fail_timeout = \"5s\"",
-        ];
-        reload(&b, &config, &file(&[w1, w2, w3], &tuned, &api, "web")).await;
-        // A replica removed: its in-flight requests finish, new ones go to the others.
-        reload(&b, &config, &file(&[w2, w3], &tuned, &api, "web")).await;
-        // Its in-flight requests (milliseconds each) are done well within this; then none start.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let last = load.last_served(w1.name());
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(
-            load.last_served(w1.name()),
-            last,
-            "web-1 served after its removal"
-        );
-        // And back to where it began.
-        reload(&b, &config, &file(&[w1, w2], &[], &api, "web")).await;
-        let since = std::time::Instant::now();
-        assert!(load
-            .wait_served_by(w1.name(), since, RELOAD_BOUND)
-            .await
-            .is_some());
+        // Several rounds: each reload is quick, a race one round misses a later one may hit.
+        for _ in 0..3 {
+            change_the_group(&b, &config, &load, &web, &api).await;
+        }
         check(load, &redis, before, &b, "group changed under load").await;
     })
     .await;
