@@ -9,7 +9,7 @@
 //! By concern:
 //! * processes: [`process`] (one child), [`services`] (`app`, `balancer`), [`redis_server`], [`nginx`],
 //!   [`namespaced_balancer`], [`dnsmasq`] (a DNS server whose answers change), [`stack`] (Redis + replicas
-//!   + balancer), [`bins`], [`net`];
+//!   + balancer), [`routes`] (a balancer on a routes file, and its reloads), [`bins`], [`net`];
 //! * talking to them: [`http`], [`raw`] (bytes over TCP), [`page`] (the count page),
 //!   [`balancer_status`] (the admin `/status`), [`browser`] (headless Chromium), [`tls`] (a test CA,
 //!   an HTTPS client, `curl` and `openssl s_client`), [`grpc`] (a real gRPC server and client,
@@ -47,6 +47,7 @@ pub mod process;
 pub mod raw;
 pub mod redis_server;
 pub mod resources;
+pub mod routes;
 pub mod services;
 pub mod skip;
 pub mod stack;

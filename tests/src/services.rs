@@ -39,6 +39,8 @@ pub const SCRUBBED_ENV: &[&str] = &[
     "BALANCER_ADMIN_LISTEN",
     "BALANCER_WORKERS",
     "BALANCER_MAX_BODY",
+    "BALANCER_CONFIG",
+    "BALANCER_ADMIN_TOKEN",
 ];
 
 fn command(bin: &str) -> Command {
@@ -215,11 +217,20 @@ pub struct BalancerBuilder {
     upstreams: Option<String>,
     port: Option<u16>,
     admin_port: Option<u16>,
+    listen_from_file: bool,
     env: Vec<(String, String)>,
     args: Vec<String>,
 }
 
 impl BalancerBuilder {
+    /// The public listener is `127.0.0.1:port` as the `--config` file's `[server] listen` says:
+    /// `BALANCER_LISTEN` is not set (it would win over the file).
+    pub fn listen_from_file(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self.listen_from_file = true;
+        self
+    }
+
     /// `BALANCER_UPSTREAMS`: comma-separated `host:port` entries.
     pub fn upstreams(mut self, upstreams: &str) -> Self {
         self.upstreams = Some(upstreams.to_string());
@@ -252,8 +263,10 @@ impl BalancerBuilder {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port.unwrap_or_else(free_port)));
         let admin = SocketAddr::from(([127, 0, 0, 1], self.admin_port.unwrap_or_else(free_port)));
         let mut cmd = command("balancer");
-        cmd.env("BALANCER_LISTEN", addr.to_string())
-            .env("BALANCER_ADMIN_LISTEN", admin.to_string());
+        if !self.listen_from_file {
+            cmd.env("BALANCER_LISTEN", addr.to_string());
+        }
+        cmd.env("BALANCER_ADMIN_LISTEN", admin.to_string());
         if let Some(upstreams) = &self.upstreams {
             cmd.env("BALANCER_UPSTREAMS", upstreams);
         }
@@ -286,11 +299,22 @@ async fn wait_first_checks(admin: SocketAddr) {
             return false;
         };
         let status: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
-        status["backends"].as_array().is_some_and(|backends| {
-            backends
-                .iter()
-                .all(|b| b["state"] != "pending" || !b["last_error"].is_null())
-        })
+        let checked = |backends: &serde_json::Value| {
+            backends.as_array().is_some_and(|backends| {
+                backends
+                    .iter()
+                    .all(|b| b["state"] != "pending" || !b["last_error"].is_null())
+            })
+        };
+        // With `--config`, each upstream group lists its own backends too.
+        let groups = status["groups"].as_array().map_or(&[][..], Vec::as_slice);
+        let top = match status.get("backends") {
+            Some(backends) => checked(backends),
+            None => !groups.is_empty(),
+        };
+        top && groups
+            .iter()
+            .all(|g| g.get("backends").is_none_or(&checked))
     })
     .await;
 }
