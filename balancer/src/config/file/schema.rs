@@ -11,6 +11,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::policy::{BasicAuthTable, HeaderRulesTable, RedirectTable, RespondTable};
+
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +36,14 @@ pub(super) struct RouteTable {
     pub upstreams: Option<Spanned<Vec<Spanned<TargetTable>>>>,
     #[serde(default, alias = "strip-prefix")]
     pub strip_prefix: bool,
+    // --- per-route policies, read by `policy` ---
+    pub allow: Option<Spanned<Vec<Spanned<String>>>>,
+    pub deny: Option<Spanned<Vec<Spanned<String>>>>,
+    pub basic_auth: Option<Spanned<BasicAuthTable>>,
+    pub respond: Option<Spanned<RespondTable>>,
+    pub redirect: Option<Spanned<RedirectTable>>,
+    pub request_headers: Option<Spanned<HeaderRulesTable>>,
+    pub response_headers: Option<Spanned<HeaderRulesTable>>,
 }
 
 /// One `{ name = "app", weight = 90 }` of a route's `upstreams`.
