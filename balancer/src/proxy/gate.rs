@@ -37,7 +37,12 @@ impl<U> Proxy<U> {
         host: Option<&HeaderValue>,
     ) -> Option<Response<ResponseBody<B, L>>> {
         if let Some(access) = &policy.access {
-            if !access.permits(client.peer) {
+            // The client as `--trusted-proxies` decides: a trusted proxy's X-Forwarded-For.
+            let who = match self.rules.trusted.is_empty() {
+                true => client.peer,
+                false => self.rules.trusted.client(client.peer, req.headers()),
+            };
+            if !access.permits(who) {
                 let text = "403 Forbidden: this address may not use this route\n";
                 return Some(self.local(StatusCode::FORBIDDEN, text));
             }
