@@ -15,6 +15,9 @@ use http::Method;
 
 const T: Duration = Duration::from_secs(20);
 
+/// Request headers as (name, value).
+type Headers<'a> = [(&'a str, &'a str)];
+
 /// A config file with `text` in a fresh directory (kept while the directory lives).
 fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -156,7 +159,7 @@ async fn allow_and_deny_judge_the_client_trusted_proxies_decide() {
     let behind = balancer(&path, &["--trusted-proxies", "127.0.0.1"], "/").await;
     let xff = |ip: &'static str| [("x-forwarded-for", ip)];
 
-    let cases: [(&str, &[(&str, &str)], u16); 8] = [
+    let cases: [(&str, &Headers, u16); 8] = [
         ("/admin", &xff("198.51.100.7"), 200),
         ("/admin", &xff("2001:db8::1"), 200),
         ("/admin", &xff("198.51.100.66"), 403),

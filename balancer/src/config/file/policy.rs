@@ -3,14 +3,12 @@
 //! parser and refused at its line and column. `basic_auth`'s users file is read here, at every
 //! load, so it changes with a reload of the configuration; its errors name the users file's line.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
 
-use serde::Deserialize;
 use toml::Spanned;
 
-use super::schema::RouteTable;
+use super::schema::{BasicAuthTable, HeaderRulesTable, RouteTable};
 use super::source::Source;
 use super::LoadError;
 use crate::policy::access::{parse_cidr, Access};
@@ -19,42 +17,6 @@ use crate::policy::basic_auth::{challenge, BasicAuth, MAX_USERS_FILE};
 use crate::policy::header_rules::{rule_name, rule_value, HeaderRules};
 use crate::policy::RoutePolicy;
 use crate::traffic::trusted_proxies::Cidr;
-
-/// `basic_auth = { realm = "...", users_file = "PATH" }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct BasicAuthTable {
-    pub realm: Spanned<String>,
-    pub users_file: Spanned<String>,
-}
-
-/// `respond = { status = 503, body = "...", content_type = "..." }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RespondTable {
-    pub status: Spanned<i64>,
-    #[serde(default)]
-    pub body: String,
-    pub content_type: Option<Spanned<String>>,
-}
-
-/// `redirect = { to = "https://example.com{path}", code = 308 }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RedirectTable {
-    pub to: Spanned<String>,
-    pub code: Option<Spanned<i64>>,
-}
-
-/// `request_headers` / `response_headers`: `{ set = { name = value }, remove = [name] }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct HeaderRulesTable {
-    #[serde(default)]
-    pub set: BTreeMap<Spanned<String>, Spanned<String>>,
-    #[serde(default)]
-    pub remove: Vec<Spanned<String>>,
-}
 
 /// The code of a `redirect` without one: permanent, method kept.
 const DEFAULT_REDIRECT_CODE: i64 = 308;
