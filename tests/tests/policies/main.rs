@@ -268,6 +268,23 @@ async fn basic_auth_with_a_users_file_from_htpasswd() {
         !log.contains(&alice[6..]) && !log.contains("wonder land"),
         "credentials logged"
     );
+
+    // The users file is read with the configuration: a new file and a SIGHUP (the config file
+    // itself unchanged) put carol in and alice out.
+    std::fs::remove_file(&users).unwrap();
+    htpasswd(&users, "carol", "c", &["-B"]);
+    let hup = Command::new("kill")
+        .args(["-HUP", &b.process().pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let carol = basic("carol:c");
+    let reloaded = e2e::wait_until_async(T, || async {
+        get(&url, &[("authorization", &carol)]).await.status == 200
+    })
+    .await;
+    assert!(reloaded, "carol never let in after the reload");
+    assert_eq!(get(&url, &[("authorization", &alice)]).await.status, 401);
 }
 
 /// (config after the `app` group, words of the error, its line:column).
