@@ -69,6 +69,11 @@ pub(super) fn route_policy(src: &Source, route: &RouteTable) -> Result<RoutePoli
         }
         (None, None) => None,
     };
+    if let (Some(_), Some(rules)) = (&answer, &route.request_headers) {
+        let why =
+            "`request_headers` does nothing on a route that answers itself (`respond`, `redirect`)";
+        return Err(src.error(&rules.span(), why));
+    }
     Ok(RoutePolicy {
         access,
         basic_auth,

@@ -21,6 +21,7 @@ const CASES: &[(&str, (usize, usize), &str)] = &[
     ("[[route]]\nredirect = { to = \"/x{query}\" }\n", (5, 19), "not `{query}`"),
     ("[[route]]\nrespond = { status = 503 }\nredirect = { to = \"/x\" }\n", (6, 12), "`respond` or `redirect`, not both"),
     ("[[route]]\nupstream = \"app\"\nrespond = { status = 503 }\n", (6, 11), "takes no `upstream`"),
+    ("[[route]]\nrespond = { status = 503 }\nrequest_headers = { remove = [\"Cookie\"] }\n", (6, 19), "does nothing on a route that answers itself"),
     ("[[route]]\nupstream = \"app\"\nbasic_auth = { realm = \"a\\\"b\", users_file = \"u\" }\n", (6, 24), "realm"),
     ("[[route]]\nupstream = \"app\"\nbasic_auth = { realm = \"r\", users_file = \"/nonexistent/users\" }\n", (6, 42), "cannot read"),
     ("[[route]]\nupstream = \"app\"\nbasic_auth = { realm = \"r\" }\n", (6, 14), "missing field `users_file`"),
