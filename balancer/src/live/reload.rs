@@ -144,7 +144,14 @@ impl Reloader {
             .map(|f| f.sha256.clone())
             .unwrap_or_default();
         let restart_needed = self.started.needs_restart(&next);
-        if sha256 == self.sha256 {
+        // The same file can still load differently: a route's `basic_auth` users file changed.
+        let in_force = self.groups.routes().load_full();
+        let same_routes = in_force
+            .routes()
+            .iter()
+            .map(|r| &r.spec)
+            .eq(next.routes.iter());
+        if sha256 == self.sha256 && same_routes {
             return ReloadReport {
                 result: "unchanged",
                 trigger: trigger.name(),

@@ -7,6 +7,24 @@
 //! A route without policies (every flag-only route) holds the default, which the proxy checks
 //! with one branch per policy, so the request path of a route without them stays as it was.
 
+// Access control, header rules and fixed answers (`proxy::gate` applies them).
+pub mod access;
+pub mod answer;
+pub mod basic_auth;
+pub mod header_rules;
+
 /// Every policy of one route; the default is none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoutePolicy {}
+pub struct RoutePolicy {
+    // --- access control, header rules and fixed answers (`proxy::gate`) ---
+    /// `allow` / `deny`: a 403 for a client outside them.
+    pub access: Option<access::Access>,
+    /// `basic_auth`: a 401 without a user of the file and their password.
+    pub basic_auth: Option<basic_auth::BasicAuth>,
+    /// `respond` or `redirect`: the balancer answers, no upstream is asked.
+    pub answer: Option<answer::Answer>,
+    /// `request_headers`: on the request the backend gets.
+    pub request_headers: Option<header_rules::HeaderRules>,
+    /// `response_headers`: on every response of the route.
+    pub response_headers: Option<header_rules::HeaderRules>,
+}

@@ -123,6 +123,13 @@ pub(super) fn prepare<B: Body>(
     }
 }
 
+impl<B> Prepared<B> {
+    /// The headers the backends get, for a route's `request_headers` (see `gate`).
+    pub(super) fn headers_mut(&mut self) -> &mut http::HeaderMap {
+        self.request.headers_mut()
+    }
+}
+
 /// `uri` (origin-form) with `prefix` taken off its path, the query kept: `/api/x?q` → `/x?q`.
 fn stripped(uri: &Uri, prefix: &PathPrefix) -> Uri {
     let rest = prefix.strip(uri.path());

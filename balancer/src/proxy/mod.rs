@@ -16,6 +16,7 @@
 
 pub mod check;
 mod forward;
+mod gate;
 pub mod headers;
 pub mod request_id;
 pub mod response_body;
@@ -263,14 +264,34 @@ impl<U> Proxy<U> {
             return Forwarded::local(self.local(StatusCode::NOT_FOUND, text));
         };
         route.requests.inc();
+        // Only the access line needs it: no reference count taken otherwise.
+        let name = self.access_log.enabled().then(|| route.spec.name.clone());
+        let policy = &route.spec.policy;
+        if gate::guarded(policy) {
+            if let Some(mut response) = self.gate(policy, &req, client, found.host.as_ref()).await {
+                if let Some(rules) = &policy.response_headers {
+                    rules.apply(response.headers_mut());
+                }
+                return Forwarded {
+                    response,
+                    served: None,
+                    route: name,
+                };
+            }
+        }
         let strip = route.spec.strip_prefix.then_some(&route.spec.rule.path);
-        let prepared = forward::prepare(req, client, id, found, self.max_body, strip);
-        let (response, served) = self.try_backends(route, prepared).await;
+        let mut prepared = forward::prepare(req, client, id, found, self.max_body, strip);
+        if let Some(rules) = &policy.request_headers {
+            rules.apply(prepared.headers_mut());
+        }
+        let (mut response, served) = self.try_backends(route, prepared).await;
+        if let Some(rules) = &policy.response_headers {
+            rules.apply(response.headers_mut());
+        }
         Forwarded {
             response,
             served,
-            // Only the access line needs it: no reference count taken otherwise.
-            route: self.access_log.enabled().then(|| route.spec.name.clone()),
+            route: name,
         }
     }
 

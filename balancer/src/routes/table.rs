@@ -142,7 +142,8 @@ impl<U> Route<U> {
         } else {
             None
         };
-        if bound.is_empty() {
+        // A route that answers itself (`respond`, `redirect`) has no group.
+        if bound.is_empty() && spec.policy.answer.is_none() {
             return Err(TableError::Split {
                 route: spec.name.clone(),
                 why: "no upstream".into(),

@@ -9,6 +9,7 @@
 //! reload cannot change. A group no route names is allowed (a canary prepared ahead).
 
 mod error;
+mod policy;
 mod restart;
 mod route;
 mod schema;

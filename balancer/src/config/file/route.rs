@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
+use super::policy;
 use super::schema::{RouteTable, TargetTable};
 use super::source::Source;
 use super::{valid_name, GroupSpec, LoadError};
@@ -85,10 +86,17 @@ fn route_spec(
         Some(name) => valid_name(src, name, "route")?,
         None => label(&host, &path).into(),
     };
+    let policy = policy::route_policy(src, route)?;
     let targets = match (&route.upstream, &route.upstreams) {
         (Some(_), Some(list)) => {
             let why = "a route has `upstream` or `upstreams`, not both";
             return Err(src.error(&list.span(), why));
+        }
+        (None, None) if policy.answer.is_some() => Vec::new(),
+        (Some(_), _) | (_, Some(_)) if policy.answer.is_some() => {
+            let why = "a route with `respond` or `redirect` answers itself: it takes no `upstream`";
+            let at = policy::answer_place(route).unwrap_or_else(|| table.span());
+            return Err(src.error(&at, why));
         }
         (None, None) => {
             let why = "a route needs `upstream = \"<group>\"` or `upstreams = [{ name = \"<group>\", weight = <n> }, ...]`";
@@ -105,7 +113,7 @@ fn route_spec(
         rule: Rule { host, path },
         targets,
         strip_prefix: route.strip_prefix,
-        policy: Default::default(),
+        policy,
     })
 }
 

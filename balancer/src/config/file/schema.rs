@@ -5,6 +5,7 @@
 //! flags' long names, checked against clap's own arguments (see `server`), not listed here a
 //! second time. `[[route]]` has its own fixed keys ([`RouteTable`]).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -34,6 +35,14 @@ pub(super) struct RouteTable {
     pub upstreams: Option<Spanned<Vec<Spanned<TargetTable>>>>,
     #[serde(default, alias = "strip-prefix")]
     pub strip_prefix: bool,
+    // --- per-route policies, read by `policy` ---
+    pub allow: Option<Spanned<Vec<Spanned<String>>>>,
+    pub deny: Option<Spanned<Vec<Spanned<String>>>>,
+    pub basic_auth: Option<Spanned<BasicAuthTable>>,
+    pub respond: Option<Spanned<RespondTable>>,
+    pub redirect: Option<Spanned<RedirectTable>>,
+    pub request_headers: Option<Spanned<HeaderRulesTable>>,
+    pub response_headers: Option<Spanned<HeaderRulesTable>>,
 }
 
 /// One `{ name = "app", weight = 90 }` of a route's `upstreams`.
@@ -143,4 +152,42 @@ impl Value {
             Value::Other(kind) => kind,
         }
     }
+}
+
+// --- the per-route policies' tables (read by `policy`) ---
+
+/// `basic_auth = { realm = "...", users_file = "PATH" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BasicAuthTable {
+    pub realm: Spanned<String>,
+    pub users_file: Spanned<String>,
+}
+
+/// `respond = { status = 503, body = "...", content_type = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RespondTable {
+    pub status: Spanned<i64>,
+    #[serde(default)]
+    pub body: String,
+    pub content_type: Option<Spanned<String>>,
+}
+
+/// `redirect = { to = "https://example.com{path}", code = 308 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RedirectTable {
+    pub to: Spanned<String>,
+    pub code: Option<Spanned<i64>>,
+}
+
+/// `request_headers` / `response_headers`: `{ set = { name = value }, remove = [name] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HeaderRulesTable {
+    #[serde(default)]
+    pub set: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    pub remove: Vec<Spanned<String>>,
 }

@@ -521,4 +521,5 @@ async fn a_client_over_the_rate_limit_gets_429_with_retry_after() {
     assert_eq!(h.metrics.traffic.rate_limited.get(), 1);
 }
 
+mod policies;
 mod routing;

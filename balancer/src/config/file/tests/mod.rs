@@ -4,6 +4,7 @@
 
 mod errors;
 mod loading;
+mod policies;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
