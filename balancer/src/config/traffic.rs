@@ -29,7 +29,8 @@ pub struct TrafficConfig {
 
     /// Proxies (CIDR list) whose `X-Forwarded-For` is believed: the client is the last address
     /// in it that is not one of them. Empty: the socket's peer is the client.
-    #[arg(long, env = "BALANCER_TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    #[arg(long, env = "BALANCER_TRUSTED_PROXIES", default_value = "", hide_default_value = true,
+          value_parser = parse_trusted_proxies)]
     pub trusted_proxies: TrustedProxies,
 }
 
