@@ -17,7 +17,7 @@ pub const DAY: Duration = Duration::from_secs(86_400);
 pub const SYNTAX_HELP: &str =
     "Durations take a unit: 500ms, 2s, 1m, 1m30s, 2h (a bare number such as 5, \
 or a fraction such as 1.5s, is refused: write 1500ms). Every duration, size and count has a range \
-(see the README); a value outside it is refused at start with exit status 2.";
+(docs/CONFIG.md); a value outside it is refused at start with exit status 2.";
 
 /// Parses `500ms`, `2s`, `1m`, `1m30s`, ...; zero (`0s`) is allowed, fractions are not.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {

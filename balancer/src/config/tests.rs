@@ -1,5 +1,5 @@
 //! The configuration's contract: defaults, ranges, flags that go together, the flag tables of
-//! docs/CONFIG.md (each flag's row, range and default).
+//! docs/CONFIG.md (each flag's row, range and default: [`docs`]), `--help`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -16,6 +16,8 @@ use crate::access_log;
 use crate::backends::probe::HealthCheck;
 use crate::backends::selection::Balance;
 use crate::upstream::UpstreamProtocol;
+
+mod docs;
 
 /// The balancer's contract on top of the shared syntax: a bare number is refused, and so is zero
 /// for a timeout (only settings whose range starts at `0s`, such as `--slow-start`, take it).
@@ -135,110 +137,6 @@ fn traffic_flags_parse_and_bad_values_are_refused() {
             !err.contains("sixteen chars"),
             "a token is never echoed: {err}"
         );
-    }
-}
-
-/// docs/CONFIG.md, the reference of every flag.
-const CONFIG_MD: &str = include_str!("../../../docs/CONFIG.md");
-
-/// The flag's row in docs/CONFIG.md (`` | `--flag` | `VAR` | ... ``), as its cells, and the cells
-/// of the header of its table (so a column is found by its name).
-fn documented_row(long: &str, env: &str) -> (Vec<String>, Vec<String>) {
-    let cells = |line: &str| -> Vec<String> {
-        let inner = line.trim().trim_matches('|');
-        inner.split(" | ").map(|c| c.trim().to_owned()).collect()
-    };
-    let prefix = format!("| `--{long}` | `{env}` |");
-    let mut header = Vec::new();
-    for line in CONFIG_MD.lines() {
-        if line.starts_with("| flag |") {
-            header = cells(line);
-        } else if line.starts_with(&prefix) {
-            return (cells(line), header);
-        }
-    }
-    panic!("docs/CONFIG.md has no row {prefix}")
-}
-
-/// Every flag is in docs/CONFIG.md's flag tables, with its variable; every duration, size and
-/// count row gives the range the parser enforces (`` `10ms` to `1h` ``), and `--rate-limit`'s
-/// row its count's.
-#[test]
-fn every_flag_is_in_the_config_reference() {
-    for arg in Cli::command().get_arguments() {
-        let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
-            continue;
-        };
-        let (cells, _) = documented_row(long, &env.to_string_lossy());
-        let row = cells.join(" | ");
-        if let Some(kind) = kind_of(long) {
-            let (min, max) = range_of(long, kind);
-            let range = format!("`{min}` to `{max}`");
-            assert!(
-                row.contains(&range),
-                "docs/CONFIG.md row of --{long} lacks {range}: {row}"
-            );
-        }
-        if long == "rate-limit" {
-            let err = parse(&["--rate-limit", "4294967295/s"])
-                .unwrap_err()
-                .to_string();
-            let (min, max) = bounds_in(&err).unwrap();
-            let range = format!("count `{min}` to `{max}`");
-            assert!(
-                row.contains(&range),
-                "docs/CONFIG.md row of --rate-limit lacks {range}: {row}"
-            );
-        }
-    }
-}
-
-/// Each flag's documented default is the default it parses to: a value in backticks is clap's
-/// default, word for word, and parses to the same value as giving nothing; words (`unset`,
-/// `none`, `off`, `available cores`, `the rate's count`) mean no default value (a switch's is
-/// `false`; an empty default, such as `--trusted-proxies`'s, must be hidden from `--help`).
-#[test]
-fn every_documented_default_is_the_parsed_default() {
-    let defaults = Cli::command().try_get_matches_from(["balancer"]).unwrap();
-    for arg in Cli::command().get_arguments() {
-        let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
-            continue;
-        };
-        let (cells, header) = documented_row(long, &env.to_string_lossy());
-        let column = header.iter().position(|h| h == "default").unwrap();
-        let documented = cells[column].as_str();
-        let parsed: Vec<String> = arg
-            .get_default_values()
-            .iter()
-            .map(|v| v.to_string_lossy().into_owned())
-            .collect();
-        let literal = documented
-            .strip_prefix('`')
-            .and_then(|d| d.strip_suffix('`'))
-            .filter(|d| !d.contains('`'));
-        match literal {
-            Some(value) => {
-                assert_eq!(parsed, [value], "--{long}: documented default {documented}");
-                if let Some(kind) = kind_of(long) {
-                    let argv = std::iter::once("balancer".to_owned()).chain(flag_args(long, value));
-                    let given = Cli::command().try_get_matches_from(argv).unwrap();
-                    assert_eq!(
-                        value_of(&given, long, kind),
-                        value_of(&defaults, long, kind),
-                        "--{long} {value}"
-                    );
-                }
-            }
-            None => {
-                let none = parsed.is_empty()
-                    || (parsed == ["false"] && documented == "off")
-                    || (parsed == [""] && arg.is_hide_default_value_set());
-                assert!(
-                    none,
-                    "--{long}: documented {documented}, parsed default {parsed:?}"
-                );
-            }
-        }
     }
 }
 
