@@ -1,7 +1,7 @@
 //! Duration syntax for every flag and variable: humane units (`500ms`, `2s`, `1m`, `1m30s`), as
 //! humantime reads them. A bare number is refused: `5` could mean seconds or milliseconds, and a
 //! silent guess is worse than a one-line error. A fraction (`1.5s`) is refused too, for the same
-//! reason the README gives: write `1500ms`. Every duration setting also has a range
+//! reason docs/CONFIG.md gives: write `1500ms`. Every duration setting also has a range
 //! ([`within`]), so no value can overflow a deadline (`Instant::now() + d`) later.
 
 use std::time::Duration;
@@ -17,7 +17,7 @@ pub const DAY: Duration = Duration::from_secs(86_400);
 pub const SYNTAX_HELP: &str =
     "Durations take a unit: 500ms, 2s, 1m, 1m30s, 2h (a bare number such as 5, \
 or a fraction such as 1.5s, is refused: write 1500ms). Every duration, size and count has a range \
-(see the README); a value outside it is refused at start with exit status 2.";
+(docs/CONFIG.md); a value outside it is refused at start with exit status 2.";
 
 /// Parses `500ms`, `2s`, `1m`, `1m30s`, ...; zero (`0s`) is allowed, fractions are not.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
@@ -95,7 +95,7 @@ mod tests {
         assert!(parse_duration("5").unwrap_err().contains("5s"));
     }
 
-    /// The README says so, and `--help` ([`SYNTAX_HELP`]): `1.5s` is refused, `1500ms` is not.
+    /// docs/CONFIG.md says so, and `--help` ([`SYNTAX_HELP`]): `1.5s` is refused, `1500ms` is not.
     #[test]
     fn fractions_are_refused() {
         for bad in ["1.5s", "0.5h", ".5s", "1.s", "1m 0.5s", "2.5"] {

@@ -2,7 +2,7 @@
 //!
 //! Each module owns one rule and is pure (no I/O) except `healthcheck`, the blocking probe both
 //! images run as their Docker `HEALTHCHECK`. When two copies of a rule disagreed, the stricter one
-//! was kept here (see the README's configuration notes).
+//! was kept here (see docs/CONFIG.md, "Flags and variables").
 
 #![forbid(unsafe_code)]
 

@@ -79,7 +79,7 @@ impl<T: Copy + PartialOrd> Within<T> {
         self.max
     }
 
-    /// `between <min> and <max>`, as the error and the README write it.
+    /// `between <min> and <max>`, as the error and docs/CONFIG.md write it.
     pub fn range(&self) -> String {
         format!(
             "between {} and {}",

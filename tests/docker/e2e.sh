@@ -37,7 +37,7 @@ fi
 source "$here/engine.sh"
 engine_or_skip e2e
 if ! docker compose version >/dev/null 2>&1; then
-    echo "FAIL: docker e2e: 'docker compose' (Compose v2 plugin) is not installed; see README" >&2
+    echo "FAIL: docker e2e: 'docker compose' (Compose v2 plugin) is not installed; see CONTRIBUTING.md" >&2
     exit 1
 fi
 command -v curl >/dev/null || { echo "FAIL: docker e2e: curl is not installed" >&2; exit 1; }

@@ -24,8 +24,10 @@ use shared::setting::{plain, secret};
 #[command(
     name = "app",
     version,
-    about = "Visit counter web service (hyper + minijinja + Redis)",
-    after_help = shared::duration::SYNTAX_HELP
+    about = "The demo visit counter behind the balancer: a web service (hyper + minijinja) that \
+counts visits in Redis (one INCR per /count). Every flag has the variable shown beside it.",
+    after_help = shared::duration::SYNTAX_HELP,
+    mut_args = |arg: clap::Arg| arg.hide_env_values(true)
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -1,4 +1,4 @@
-//! The app's configuration contract: defaults, ranges, the README's rows, `--help`.
+//! The app's configuration contract: defaults, ranges, docs/CONFIG.md's rows, `--help`.
 
 use super::*;
 
@@ -25,7 +25,7 @@ fn clap_definition_is_consistent() {
     Cli::command().debug_assert();
 }
 
-/// The README's table (`app` section) gives these defaults.
+/// docs/CONFIG.md's table of the app's variables gives these defaults.
 #[test]
 fn defaults_match_the_readme() {
     let config = parse(&[]).unwrap().settings.resolve().unwrap();
@@ -182,14 +182,14 @@ fn every_duration_has_a_range_and_refuses_the_extremes() {
     assert_eq!(cli.settings.drain_timeout, Duration::ZERO);
 }
 
-/// The README's `app` table has a row `| `VAR` | `--flag` |` for every setting, and for each
+/// docs/CONFIG.md's table of the app's variables has a row `| `VAR` | `--flag` |` for every setting, and for each
 /// duration its range as the parser states it (`` `1ms` to `1h` ``); the healthcheck's timeout
 /// range is in the sentence on `app healthcheck`.
 #[test]
-fn every_setting_is_in_the_readme_with_its_range() {
-    let readme = include_str!("../../../README.md");
-    let app = readme
-        .split("## The app")
+fn every_setting_is_in_the_config_reference_with_its_range() {
+    let reference = include_str!("../../../docs/CONFIG.md");
+    let app = reference
+        .split("## The app's variables")
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
         .unwrap();
@@ -206,24 +206,24 @@ fn every_setting_is_in_the_readme_with_its_range() {
                         && l.contains(&format!("`{env}`"))
                         && l.contains(&format!("`--{long}`")))
             })
-            .unwrap_or_else(|| panic!("README has no row | `{env}` | `--{long}` |"));
+            .unwrap_or_else(|| panic!("docs/CONFIG.md has no row | `{env}` | `--{long}` |"));
         if DURATIONS.contains(&long) {
             let err = parse(&[&format!("--{long}"), "18446744073709551615s"]).unwrap_err();
             let (min, max) = range_of(&err).unwrap();
             let range = format!("`{min}` to `{max}`");
             assert!(
                 row.contains(&range),
-                "README row for --{long} lacks {range}: {row}"
+                "docs/CONFIG.md row for --{long} lacks {range}: {row}"
             );
         }
     }
     let err = parse(&flag_args("timeout", "2h")).unwrap_err();
     let (min, max) = range_of(&err).unwrap();
     let sentence = format!("`app healthcheck [--timeout 3s]` (`{min}` to `{max}`)");
-    assert!(app.contains(&sentence), "README lacks {sentence}");
+    assert!(app.contains(&sentence), "docs/CONFIG.md lacks {sentence}");
 }
 
-/// `--help` says what the README says about fractions.
+/// `--help` says what docs/CONFIG.md says about fractions.
 #[test]
 fn help_states_the_duration_syntax() {
     let help = Cli::command().render_long_help().to_string();

@@ -15,25 +15,33 @@ fn timeout() -> Within<Duration> {
 /// The public listener and its workers.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FrontConfig {
-    /// Public listener address.
-    #[arg(long, env = "BALANCER_LISTEN", default_value = "0.0.0.0:5000")]
+    /// Public listener address (HTTP/1.1, and HTTP/2 with prior knowledge).
+    #[arg(
+        long,
+        env = "BALANCER_LISTEN",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:5000"
+    )]
     pub listen: SocketAddr,
 
     /// Worker threads, each with its own event loop (default: available cores). Accepted
     /// connections are handed to them in turn, like NGINX's worker processes.
-    #[arg(long, env = "BALANCER_WORKERS", value_parser = count::within(1u16, 1024))]
+    #[arg(long, env = "BALANCER_WORKERS", value_name = "COUNT", value_parser = count::within(1u16, 1024))]
     pub workers: Option<u16>,
 
-    /// Time a client has to send complete request headers.
-    #[arg(long, env = "BALANCER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = timeout())]
+    /// Time a client has to send complete request headers (and to finish its TLS handshake).
+    #[arg(long, env = "BALANCER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = timeout(),
+          value_name = "DURATION", help_heading = "Timeouts and limits")]
     pub header_read_timeout: Duration,
 
     /// Open client connections; beyond it new ones are answered 503 and closed.
-    #[arg(long, env = "BALANCER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = count::within(1u64, 10_000_000))]
+    #[arg(long, env = "BALANCER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = count::within(1u64, 10_000_000),
+          value_name = "COUNT", help_heading = "Timeouts and limits")]
     pub max_connections: u64,
 
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "BALANCER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = timeout())]
+    #[arg(long, env = "BALANCER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = timeout(),
+          value_name = "DURATION", help_heading = "Timeouts and limits")]
     pub shutdown_timeout: Duration,
 }
 
@@ -51,15 +59,25 @@ impl FrontConfig {
 #[derive(Debug, Clone, clap::Args)]
 pub struct TlsConfig {
     /// HTTPS listener address (unset: no TLS). Needs --tls-cert and --tls-key.
-    #[arg(long, env = "BALANCER_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
+    #[arg(long, env = "BALANCER_TLS_LISTEN", value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
     pub tls_listen: Option<SocketAddr>,
 
     /// PEM certificate chain for --tls-listen, leaf first; reloaded on SIGHUP and when it changes.
-    #[arg(long, env = "BALANCER_TLS_CERT", requires = "tls_listen")]
+    #[arg(
+        long,
+        env = "BALANCER_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_listen"
+    )]
     pub tls_cert: Option<std::path::PathBuf>,
 
     /// PEM private key (PKCS#8, RSA or EC) matching --tls-cert.
-    #[arg(long, env = "BALANCER_TLS_KEY", requires = "tls_listen")]
+    #[arg(
+        long,
+        env = "BALANCER_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_listen"
+    )]
     pub tls_key: Option<std::path::PathBuf>,
 
     /// The plain listener answers every request with 308 to the same host and path on the TLS port.

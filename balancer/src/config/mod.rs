@@ -35,12 +35,32 @@ pub use upstreams::UpstreamConfig;
 
 /// A reverse proxy and load balancer in front of a service's replicas, replacing NGINX.
 #[derive(Debug, Parser)]
-#[command(name = "balancer", version, about, after_help = shared::duration::SYNTAX_HELP)]
+#[command(name = "balancer", version, about = ABOUT, long_about = None, after_help = after_help(),
+          mut_args = |arg: clap::Arg| arg.hide_env_values(true))]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
     pub config: Config,
+}
+
+/// The first line of `--help`: what the binary is.
+const ABOUT: &str = "An HTTP reverse proxy and load balancer (HTTP/1.1, HTTP/2, WebSocket, gRPC; \
+TLS): spreads requests over a service's replicas, found by DNS and health-checked, or over several \
+services routed by host and path from a TOML file (--config). Reference: docs/CONFIG.md.";
+
+/// The end of `--help`: the value syntax, the variables, two examples.
+fn after_help() -> String {
+    format!(
+        "{syntax}\n\nEvery flag has a variable: BALANCER_ and the long name in upper case, `_` for `-` \
+(--health-interval is BALANCER_HEALTH_INTERVAL). A flag wins over its variable, both over the \
+config file's [server] table. Sizes: bytes, 512KiB, 16MiB, 1TiB (or KB, MB, GB, TB).\n\n\
+Examples:\n  \
+balancer --upstreams web:8080 --health-path /healthz --listen 0.0.0.0:80\n  \
+BALANCER_CONFIG=/etc/balancer/balancer.toml balancer --tls-listen 0.0.0.0:443 \
+--tls-cert cert.pem --tls-key key.pem --redirect-http",
+        syntax = shared::duration::SYNTAX_HELP
+    )
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,19 +85,24 @@ pub struct Config {
     /// table may set any other flag, and a flag or variable given here wins over it. Not with
     /// --upstreams. Check it with `balancer check-config PATH`; it is reloaded on SIGHUP,
     /// `POST /config/reload` and when it changes.
-    #[arg(long = "config", env = "BALANCER_CONFIG", value_name = "PATH")]
+    #[arg(
+        long = "config",
+        env = "BALANCER_CONFIG",
+        value_name = "PATH",
+        help_heading = "Upstreams and health"
+    )]
     pub routes_file: Option<PathBuf>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Listeners")]
     pub front: FrontConfig,
-    #[command(flatten, next_help_heading = "Upstreams")]
+    #[command(flatten, next_help_heading = "Upstreams and health")]
     pub group: UpstreamConfig,
-    #[command(flatten, next_help_heading = "Traffic")]
+    #[command(flatten, next_help_heading = "Traffic rules")]
     pub traffic: TrafficConfig,
-    #[command(flatten, next_help_heading = "HTTPS")]
+    #[command(flatten, next_help_heading = "TLS")]
     pub tls: TlsConfig,
     #[command(flatten, next_help_heading = "Admin")]
     pub admin: AdminConfig,
-    #[command(flatten, next_help_heading = "Logs")]
+    #[command(flatten, next_help_heading = "Logging")]
     pub log: LogConfig,
 }
 

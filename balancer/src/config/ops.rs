@@ -9,18 +9,20 @@ use crate::access_log;
 /// The admin listener (`/metrics`, `/status`, the drain API).
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdminConfig {
-    /// Admin listener (/metrics, /status); never served on the public listener.
+    /// Admin listener: the dashboard (/), /metrics, /status and the admin API; never served on
+    /// the public listener.
     #[arg(
         long,
         env = "BALANCER_ADMIN_LISTEN",
+        value_name = "ADDR",
         default_value = "127.0.0.1:9000",
         global = true
     )]
     pub admin_listen: SocketAddr,
 
-    /// Bearer token for the admin API's POST calls (drain, undrain); unset or empty: they
-    /// answer 403.
-    #[arg(long, env = "BALANCER_ADMIN_TOKEN", hide_env_values = true,
+    /// Bearer token (16+ visible ASCII characters) for the admin API's POST calls (drain,
+    /// undrain, config reload); unset or empty: they answer 403.
+    #[arg(long, env = "BALANCER_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true,
           value_parser = shared::setting::secret(parse_admin_token, hide_token))]
     pub admin_token: Option<String>,
 }
@@ -28,14 +30,15 @@ pub struct AdminConfig {
 /// What the balancer writes to stdout.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogConfig {
-    /// Log line format.
-    #[arg(long, env = "BALANCER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    /// Format of the balancer's own log lines (start, backends joining and leaving, failures);
+    /// RUST_LOG sets the level.
+    #[arg(long, env = "BALANCER_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// One line per request: `combined` (NGINX's, plus request ID, backend and upstream time),
     /// `json` (one object per line) or `off`. Written to stdout in 32 KiB batches, off the
     /// request path; under overload lines are dropped (and counted), never requests slowed.
-    #[arg(long, env = "BALANCER_ACCESS_LOG", value_enum, default_value_t = access_log::Format::Off)]
+    #[arg(long, env = "BALANCER_ACCESS_LOG", value_name = "FORMAT", value_enum, default_value_t = access_log::Format::Off)]
     pub access_log: access_log::Format,
 }
 

@@ -1,4 +1,5 @@
-//! The configuration's contract: defaults, ranges, flags that go together, the README table.
+//! The configuration's contract: defaults, ranges, flags that go together, the flag tables of
+//! docs/CONFIG.md (each flag's row, range and default: [`docs`]), `--help`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -16,8 +17,10 @@ use crate::backends::probe::HealthCheck;
 use crate::backends::selection::Balance;
 use crate::upstream::UpstreamProtocol;
 
-/// The balancer's contract on top of the shared syntax: every duration is a timeout or an
-/// interval, so zero is refused, and so is a bare number.
+mod docs;
+
+/// The balancer's contract on top of the shared syntax: a bare number is refused, and so is zero
+/// for a timeout (only settings whose range starts at `0s`, such as `--slow-start`, take it).
 #[test]
 fn durations_and_sizes_use_the_shared_rules() {
     let parse = |args: &[&str]| Cli::try_parse_from([&["balancer"], args].concat());
@@ -134,43 +137,6 @@ fn traffic_flags_parse_and_bad_values_are_refused() {
             !err.contains("sixteen chars"),
             "a token is never echoed: {err}"
         );
-    }
-}
-
-/// Every flag is in the README's balancer table, with its variable; every duration, size and
-/// count row gives the range the parser enforces (`` `10ms` to `1h` ``), and `--rate-limit`'s
-/// row its count's.
-#[test]
-fn every_flag_is_in_the_readme() {
-    let readme = include_str!("../../../README.md");
-    for arg in Cli::command().get_arguments() {
-        let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
-            continue;
-        };
-        let prefix = format!("| `--{long}` | `{}` |", env.to_string_lossy());
-        let row = readme
-            .lines()
-            .find(|l| l.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("README has no row {prefix}"));
-        if let Some(kind) = kind_of(long) {
-            let (min, max) = range_of(long, kind);
-            let range = format!("`{min}` to `{max}`");
-            assert!(
-                row.contains(&range),
-                "README row of --{long} lacks {range}: {row}"
-            );
-        }
-        if long == "rate-limit" {
-            let err = parse(&["--rate-limit", "4294967295/s"])
-                .unwrap_err()
-                .to_string();
-            let (min, max) = bounds_in(&err).unwrap();
-            let range = format!("count `{min}` to `{max}`");
-            assert!(
-                row.contains(&range),
-                "README row of --rate-limit lacks {range}: {row}"
-            );
-        }
     }
 }
 
@@ -435,7 +401,7 @@ fn every_duration_size_and_count_has_a_range() {
     }
 }
 
-/// `--help` says what the README says: a fraction such as `1.5s` is refused.
+/// `--help` says what docs/CONFIG.md says: a fraction such as `1.5s` is refused.
 #[test]
 fn help_states_the_duration_syntax() {
     let help = Cli::command().render_long_help().to_string();

@@ -12,24 +12,29 @@ use crate::traffic::TrafficRules;
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrafficConfig {
     /// Largest request body accepted (larger gets 413).
-    #[arg(long, env = "BALANCER_MAX_BODY", default_value = "16MiB", value_parser = size::within(0, size::TIB))]
+    #[arg(long, env = "BALANCER_MAX_BODY", default_value = "16MiB", value_parser = size::within(0, size::TIB),
+          value_name = "SIZE", help_heading = "Timeouts and limits")]
     pub max_body: u64,
 
-    /// Requests per client address, e.g. `50/s` or `3000/m` (off when unset); over it: 429.
-    #[arg(long, env = "BALANCER_RATE_LIMIT", value_parser = plain(parse_rate_limit))]
+    /// Requests per client address, e.g. `50/s`, `3000/m` or `100/h` (off when unset); over it:
+    /// 429 with Retry-After, never forwarded.
+    #[arg(long, env = "BALANCER_RATE_LIMIT", value_name = "COUNT/UNIT", value_parser = plain(parse_rate_limit))]
     pub rate_limit: Option<Rate>,
 
-    /// Requests a client may send at once above the rate (default: the rate's count).
-    #[arg(long, env = "BALANCER_RATE_BURST", value_parser = count::within(1u32, 1_000_000))]
+    /// Requests a client may send at once: the bucket's size (default: the rate's count, so 3000
+    /// for `3000/m`).
+    #[arg(long, env = "BALANCER_RATE_BURST", value_name = "COUNT", value_parser = count::within(1u32, 1_000_000))]
     pub rate_burst: Option<u32>,
 
     /// Client addresses the rate limiter remembers; past it the oldest entries are dropped.
-    #[arg(long, env = "BALANCER_RATE_LIMIT_CLIENTS", default_value_t = 100_000, value_parser = count::within(1u64, 100_000_000))]
+    #[arg(long, env = "BALANCER_RATE_LIMIT_CLIENTS", value_name = "COUNT", default_value_t = 100_000, value_parser = count::within(1u64, 100_000_000))]
     pub rate_limit_clients: u64,
 
     /// Proxies (CIDR list) whose `X-Forwarded-For` is believed: the client is the last address
-    /// in it that is not one of them. Empty: the socket's peer is the client.
-    #[arg(long, env = "BALANCER_TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    /// in it that is not one of them (e.g. `10.0.0.0/8,192.168.0.0/16`). Unset: the socket's peer
+    /// is the client.
+    #[arg(long, env = "BALANCER_TRUSTED_PROXIES", value_name = "CIDR,...", default_value = "", hide_default_value = true,
+          value_parser = parse_trusted_proxies)]
     pub trusted_proxies: TrustedProxies,
 }
 

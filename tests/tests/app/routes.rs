@@ -338,7 +338,7 @@ async fn host_header_rules_are_enforced() {
             ),
             ("HTTP/1.0 without Host", b"GET /about HTTP/1.0\r\n\r\n", 200),
             // Issue 10: the app and the balancer share one Host rule, the balancer's stricter one
-            // (README, "Host"): an empty Host and a non-numeric port were 200 here before.
+            // (docs/CONFIG.md, "Host"): an empty Host and a non-numeric port were 200 here before.
             (
                 "empty Host",
                 b"GET /about HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",

@@ -99,7 +99,7 @@ pub struct BenchArgs {
     /// (<target>/bench-compose with --compose).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
-    /// Also copy report.md, report.json and report.svg here (e.g. `docs/bench` for the README).
+    /// Also copy report.md, report.json and report.svg here (e.g. `docs/bench`, where the docs link to it).
     #[arg(long, value_name = "DIR")]
     pub publish_to: Option<PathBuf>,
     #[command(flatten)]
