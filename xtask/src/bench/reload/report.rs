@@ -64,7 +64,12 @@ pub fn finish(
             eprintln!("xtask: wrote {}", path.display());
         }
     }
-    eprintln!("{}\n{}", phase_table(report), memory_table(report));
+    eprintln!(
+        "{}\n{}\n\n{}",
+        phase_table(report),
+        median_line(report),
+        memory_table(report)
+    );
     eprintln!(
         "xtask: reload bench took {:.0} s",
         started.elapsed().as_secs_f64()
@@ -86,7 +91,7 @@ fn markdown(report: &ReloadReport) -> String {
         report.git, report.oha, report.cores, report.replicas
     );
     out.push_str(&phase_table(report));
-    out.push('\n');
+    out.push_str(&format!("\n{}\n\n", median_line(report)));
     out.push_str(&memory_table(report));
     if !report.failures.is_empty() {
         out.push_str("\n## Failed checks\n\n");
@@ -131,6 +136,26 @@ fn phase_table(report: &ReloadReport) -> String {
         ));
     }
     out
+}
+
+/// The median p99 of the steady phases against that of the reloading ones (the upper middle
+/// of an even count), the figure that a noisy round moves least.
+fn median_line(report: &ReloadReport) -> String {
+    let median = |reloading: bool| {
+        let mut p99: Vec<f64> = (report.phases.iter())
+            .filter(|p| p.reloading == reloading)
+            .map(|p| p.p99_ms)
+            .collect();
+        p99.sort_by(f64::total_cmp);
+        p99.get(p99.len() / 2).copied()
+    };
+    match (median(false), median(true)) {
+        (Some(steady), Some(reloading)) => format!(
+            "Median p99 over the rounds: steady {steady:.2} ms, reloading {reloading:.2} ms, ratio **{:.3}**.",
+            reloading / steady
+        ),
+        _ => "No complete round.".to_string(),
+    }
 }
 
 /// One row per memory reading, with the difference to the one-route file of the same round.
