@@ -186,4 +186,24 @@ mod tests {
             assert!(parse(bad).is_err(), "--duration {bad} accepted");
         }
     }
+
+    #[test]
+    fn routes_and_balancer_only_go_with_instructions_and_reload_alone() {
+        let a = parse_args(&[
+            "bench",
+            "--instructions",
+            "--routes",
+            "200",
+            "--balancer-only",
+        ]);
+        let a = a.unwrap();
+        assert_eq!((a.routes, a.balancer_only), (200, true));
+        assert!(parse_args(&["bench", "--routes", "1"]).is_err());
+        assert!(parse_args(&["bench", "--balancer-only"]).is_err());
+        assert!(parse_args(&["bench", "--reload", "--instructions"]).is_err());
+        assert_eq!(
+            parse_args(&["bench", "--reload"]).unwrap().reload_rate,
+            2000
+        );
+    }
 }
