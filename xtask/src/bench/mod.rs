@@ -3,8 +3,10 @@
 //! The folder owns every benchmark runner: [`loopback`] (the default: balancer, NGINX and a
 //! direct replica on this machine), [`compose`] (`--compose`: the Compose stack's published
 //! ports), [`tls`] (`--tls`: HTTPS), [`instructions`] (`--instructions`: callgrind's count per
-//! request) and [`redis`] (`--redis`: Redis alone under `redis-benchmark`). What more than one
-//! runner needs is written once beside them: [`plan`] (the flags
+//! request), [`redis`] (`--redis`: Redis alone under `redis-benchmark`) and [`reload`]
+//! (`--reload`: config reloads under load, and memory per route table). What more than one
+//! runner needs is written once beside them: [`route_files`] (the `--config` files the
+//! instructions and reload benches write), [`plan`] (the flags
 //! checked into a [`Plan`](crate::report::model::Plan)), [`core`] (the run check, the record of
 //! one oha run, progress lines, output directories, the closing summary) and [`tls_files`] (the
 //! certificate pair of the HTTPS doors). `core` is no command and uses no runner.
@@ -19,6 +21,8 @@ mod instructions;
 mod loopback;
 mod plan;
 mod redis;
+mod reload;
+mod route_files;
 mod tls;
 mod tls_files;
 
@@ -61,6 +65,28 @@ pub struct BenchArgs {
     /// 300,000 INCR per stream (quick: 20,000). Report in <target>/bench-redis (or --out-dir).
     #[arg(long, conflicts_with_all = ["compose", "instructions", "tls"])]
     pub redis: bool,
+    /// With --instructions: the balancer reads a generated config file (`--config`) instead of
+    /// `--upstreams`. 0: no file (flag-only); 1: one host-less route `/`; N ≥ 2: N/2 hosts ×
+    /// 2 paths (`h<i>.example.test`, `/count` and `/static`) plus a host-less `/`, the measured
+    /// requests sent with `Host: h57.example.test` (of 100 hosts), so each is matched among them.
+    /// The file is written into the output directory (`xtask/src/bench/route_files.rs`).
+    #[arg(long, default_value_t = 0, requires = "instructions")]
+    pub routes: usize,
+    /// With --instructions: measure the balancer only (no h2c cell, no hyper floor, no NGINX),
+    /// for an A/B of two balancer builds or route files.
+    #[arg(long, requires = "instructions")]
+    pub balancer_only: bool,
+    /// Reload under load instead (`xtask/src/bench/reload`): the balancer with a config file in
+    /// front of the replicas and Redis, oha at a fixed rate (`--reload-rate`) with 64 connections
+    /// on `/count` for `--duration` (default 20s), once without reloads and once with a reload
+    /// every second (the file rewritten between two contents, then `POST /config/reload`); then
+    /// the balancer's peak and final RSS with no file, 1 route and 200 routes after the same
+    /// load. Report in <target>/bench-reload (or --out-dir).
+    #[arg(long, conflicts_with_all = ["compose", "instructions", "tls", "redis"])]
+    pub reload: bool,
+    /// Requests per second of the reload bench (all 64 connections together).
+    #[arg(long, default_value_t = 2000)]
+    pub reload_rate: u32,
     /// Rounds per cell (each round runs every front door once, A B A B). Default 3, quick 1.
     #[arg(long)]
     pub rounds: Option<usize>,
@@ -112,6 +138,9 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     if args.redis {
         return redis::run(args);
     }
+    if args.reload {
+        return reload::run(args);
+    }
     if args.compose {
         return compose::run(args);
     }
@@ -156,5 +185,25 @@ mod tests {
         for bad in ["3", "0s", "fast"] {
             assert!(parse(bad).is_err(), "--duration {bad} accepted");
         }
+    }
+
+    #[test]
+    fn routes_and_balancer_only_go_with_instructions_and_reload_alone() {
+        let a = parse_args(&[
+            "bench",
+            "--instructions",
+            "--routes",
+            "200",
+            "--balancer-only",
+        ]);
+        let a = a.unwrap();
+        assert_eq!((a.routes, a.balancer_only), (200, true));
+        assert!(parse_args(&["bench", "--routes", "1"]).is_err());
+        assert!(parse_args(&["bench", "--balancer-only"]).is_err());
+        assert!(parse_args(&["bench", "--reload", "--instructions"]).is_err());
+        assert_eq!(
+            parse_args(&["bench", "--reload"]).unwrap().reload_rate,
+            2000
+        );
     }
 }

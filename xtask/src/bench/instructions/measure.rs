@@ -13,6 +13,7 @@ use e2e::Process;
 use super::cases::{Case, Kind};
 use super::{InstructionsPlan, Measurement, CONNECTIONS, HANDSHAKE_SECONDS, TOP_FUNCTIONS};
 use crate::bench::core::OutDirs;
+use crate::bench::route_files::RouteFile;
 use crate::bench::tls_files::TlsFiles;
 use crate::report::model::Door;
 use crate::stack::binaries::Binaries;
@@ -35,6 +36,8 @@ pub struct Bench<'a> {
     pub out: &'a OutDirs,
     /// The pair of the HTTPS cases (`--tls`).
     pub tls: Option<TlsFiles>,
+    /// The balancer's config file (`--routes N`, N ≥ 1); `None`: `--upstreams`.
+    pub routes: Option<RouteFile>,
 }
 
 impl Bench<'_> {
@@ -156,12 +159,20 @@ impl Bench<'_> {
                 if let Some((files, at)) = tls {
                     flags.extend(files.balancer_flags(at));
                 }
+                // With a file the groups come from it (an empty BALANCER_UPSTREAMS is unset).
+                let upstreams: &[SocketAddr] = match &self.routes {
+                    Some(file) => {
+                        flags.extend(file.balancer_flags());
+                        &[]
+                    }
+                    None => &upstreams,
+                };
                 let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
                 let log = self.out.logs.join(format!("balancer-{slug}.log"));
                 let balancer = Balancer::start_launched(
                     &self.bins.balancer,
                     ports,
-                    &upstreams,
+                    upstreams,
                     (Some(1), RequestLog::Off),
                     &log,
                     launch,
@@ -198,7 +209,8 @@ impl Bench<'_> {
     /// One oha run that must answer 200 to every request.
     fn load(&self, url: &str, load: Load, stem: &str, case: &Case) -> Result<OhaResult> {
         let ca = self.tls.as_ref().map(|t| t.ca.as_path());
-        let (connections, extra) = case.oha(CONNECTIONS, ca);
+        let (connections, mut extra) = case.oha(CONNECTIONS, ca);
+        extra.extend(self.routes.iter().flat_map(RouteFile::oha_flags));
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let result = oha::run_load(
             &self.oha,

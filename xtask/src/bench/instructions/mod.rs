@@ -16,20 +16,25 @@
 //! ([`cases`]), in `bench-instructions-tls`. [`measure`] starts a door under callgrind and counts
 //! one run; [`report`] turns the runs into the tables.
 //!
-//! It may use the bench's shared modules (`core`, `tls_files`), [`crate::stack`] and
+//! With `--routes N` the balancer reads a generated config file instead of `--upstreams`
+//! ([`RouteFile`]), and every door's requests carry the file's `Host`; `--balancer-only` drops
+//! the other doors (an A/B of balancer builds or route tables).
+//!
+//! It may use the bench's shared modules (`core`, `route_files`, `tls_files`), [`crate::stack`] and
 //! [`crate::tools`]; no other runner.
 
 mod cases;
 mod measure;
 mod report;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::core::OutDirs;
+use super::route_files::RouteFile;
 use super::tls_files::TlsFiles;
 use super::BenchArgs;
 use crate::config_error::config_error;
@@ -57,6 +62,10 @@ pub struct InstructionsPlan {
     pub requests: u64,
     pub connections: usize,
     pub cases: Vec<Case>,
+    /// `--routes`: 0 flag-only, else the routes of the balancer's config file.
+    pub routes: usize,
+    /// `--balancer-only`: the other doors are not measured.
+    pub balancer_only: bool,
 }
 
 impl InstructionsPlan {
@@ -69,14 +78,18 @@ impl InstructionsPlan {
             requests: if quick { 2_000 } else { 10_000 },
             connections: CONNECTIONS,
             cases: cases::cases(args),
+            routes: args.routes,
+            balancer_only: args.balancer_only,
         }
     }
 }
 
 /// The doors measured on a case, in the order each run starts them (HTTPS has no h2c cell and
-/// no hyper floor).
-fn doors(case: &Case) -> &'static [Door] {
-    if case.tls() {
+/// no hyper floor; `--balancer-only` only the balancer).
+fn doors(case: &Case, plan: &InstructionsPlan) -> &'static [Door] {
+    if plan.balancer_only {
+        &[Door::Balancer]
+    } else if case.tls() {
         &[Door::Balancer, Door::Nginx]
     } else {
         &[
@@ -125,7 +138,10 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     let nginx_bin = locate::nginx()?;
     let redis_bin = locate::redis_server()?;
     let bins = args.binaries.resolve()?;
-    let floor = binaries::hyper_floor(args.binaries.no_build)?;
+    let floor = match args.balancer_only {
+        true => PathBuf::new(),
+        false => binaries::hyper_floor(args.binaries.no_build)?,
+    };
     let started = Instant::now();
     let out_name = if args.tls {
         "bench-instructions-tls"
@@ -148,6 +164,11 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         true => Some(TlsFiles::write(work.path())?),
         false => None,
     };
+    let upstreams = [replicas[0].addr];
+    let routes = match args.routes {
+        0 => None,
+        n => Some(RouteFile::write(&out.root, n, &upstreams)?),
+    };
     let bench = Bench {
         oha,
         nginx_bin: nginx_bin.clone(),
@@ -159,6 +180,7 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         work: work.path().to_path_buf(),
         out: &out,
         tls,
+        routes,
     };
     let mut report = InstructionsReport {
         plan: plan.clone(),
@@ -168,11 +190,17 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
         measurements: Vec::new(),
         failures: Vec::new(),
     };
+    measure_all(&bench, &plan, &mut report);
+    report::finish(&report, args, &out, started)
+}
+
+/// Every case, run and door measured in turn; a failed run is recorded and the rest go on.
+fn measure_all(bench: &Bench, plan: &InstructionsPlan, report: &mut InstructionsReport) {
     for case in &plan.cases {
         let path = &case.label;
         for run in 1..=plan.runs {
-            for &door in doors(case) {
-                match bench.measure(door, case, run, &plan) {
+            for &door in doors(case, plan) {
+                match bench.measure(door, case, run, plan) {
                     Ok(m) => {
                         eprintln!(
                             "xtask: {} {path} run {run}: {:.0} instructions/request",
@@ -188,5 +216,4 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
             }
         }
     }
-    report::finish(&report, args, &out, started)
 }

@@ -72,13 +72,19 @@ pub fn summary_table(report: &InstructionsReport) -> String {
         "| path | balancer instr/request | spread | NGINX instr/request | spread | ratio | hyper floor | floor / NGINX | balancer above the floor | balancer h2c instr/request | h2c ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for path in report.plan.cases.iter().map(|c| &c.label) {
-        let (Some(b), Some(n)) = (
-            stats(report, Door::Balancer, path),
-            stats(report, Door::Nginx, path),
-        ) else {
+        let Some(b) = stats(report, Door::Balancer, path) else {
             continue;
         };
         let spread = |(median, min, max): (f64, f64, f64)| (max - min) / median * 100.0;
+        let Some(n) = stats(report, Door::Nginx, path) else {
+            // --balancer-only: the balancer's cells alone.
+            out.push_str(&format!(
+                "| `{path}` | {:.0} | ±{:.2} % | – | – | – | – | – | – | – | – |\n",
+                b.0,
+                spread(b) / 2.0
+            ));
+            continue;
+        };
         let floor = match stats(report, Door::HyperFloor, path) {
             Some((f, _, _)) => format!("{f:.0} | {:.2}× | {:.0}", f / n.0, b.0 - f),
             None => "– | – | –".to_string(),
@@ -110,13 +116,14 @@ pub fn markdown(report: &InstructionsReport) -> String {
          {} run(s) per door and path, {} requests over {} keep-alive connections after a warm-up of {}; \
          the balancer with `--workers 1`, NGINX ({}) with `master_process off` and one worker, and the hyper \
          floor (`balancer/examples/hyper_floor.rs`: hyper passing requests through, no logic of ours), all in \
-         front of the same single replica. Commit {}.\n\n",
-        report.valgrind, plan.runs, plan.requests, plan.connections, plan.warmup_requests, report.nginx, report.git
+         front of the same single replica. Commit {}.\n\n{}",
+        report.valgrind, plan.runs, plan.requests, plan.connections, plan.warmup_requests, report.nginx, report.git,
+        setup_note(plan)
     );
     out.push_str(&summary_table(report));
     for case in &plan.cases {
         let path = &case.label;
-        for &door in doors(case) {
+        for &door in doors(case, plan) {
             if let Some(m) = median_measurement(report, door, path) {
                 out.push_str(&door_section(m));
             }
@@ -129,6 +136,26 @@ pub fn markdown(report: &InstructionsReport) -> String {
         }
     }
     out
+}
+
+/// What `--routes` and `--balancer-only` changed, as a sentence (empty when neither was given).
+fn setup_note(plan: &super::InstructionsPlan) -> String {
+    let mut note = match plan.routes {
+        0 => String::new(),
+        1 => "The balancer read a config file of one host-less route `/` (`--routes 1`). ".into(),
+        n => format!(
+            "The balancer read a config file of {n} routes ({} hosts × `/count` and `/static`) plus a \
+             host-less `/` (`--routes {n}`); the requests carried the `Host` of one of them. ",
+            n.div_ceil(2)
+        ),
+    };
+    if plan.balancer_only {
+        note.push_str("Balancer only (`--balancer-only`). ");
+    }
+    if !note.is_empty() {
+        note.push_str("\n\n");
+    }
+    note
 }
 
 fn median_measurement<'a>(
