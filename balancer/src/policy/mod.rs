@@ -7,6 +7,11 @@
 //! A route without policies (every flag-only route) holds the default, which the proxy checks
 //! with one branch per policy, so the request path of a route without them stays as it was.
 
+pub mod compress;
+
 /// Every policy of one route; the default is none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoutePolicy {}
+pub struct RoutePolicy {
+    /// `compress = [...]` (or `--compress`): encode the responses its clients accept encoded.
+    pub compress: Option<compress::Compress>,
+}

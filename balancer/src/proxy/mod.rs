@@ -15,6 +15,7 @@
 //! monomorphised, with no cost per request.
 
 pub mod check;
+pub mod compress_body;
 mod forward;
 pub mod headers;
 pub mod request_id;
@@ -263,9 +264,18 @@ impl<U> Proxy<U> {
             return Forwarded::local(self.local(StatusCode::NOT_FOUND, text));
         };
         route.requests.inc();
+        // `compress`: the coding this client gets, if any (one branch on a route without it).
+        let coding = route.spec.policy.compress.as_ref().and_then(|c| {
+            let accept = req.headers().get(header::ACCEPT_ENCODING);
+            let head = req.method() == http::Method::HEAD;
+            Some((c, c.choose(head, accept.map(HeaderValue::as_bytes))?))
+        });
         let strip = route.spec.strip_prefix.then_some(&route.spec.rule.path);
         let prepared = forward::prepare(req, client, id, found, self.max_body, strip);
-        let (response, served) = self.try_backends(route, prepared).await;
+        let (mut response, served) = self.try_backends(route, prepared).await;
+        if let Some((compress, codec)) = coding {
+            response = compress_body::wrap(response, codec, compress);
+        }
         Forwarded {
             response,
             served,
