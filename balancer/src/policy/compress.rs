@@ -1,7 +1,7 @@
 //! Response compression (`compress = ["zstd", "br", "gzip"]` on a route, `--compress` without a
 //! file): which coding a client gets ([`negotiate`], RFC 9110 §12.5.3 `Accept-Encoding`) and
 //! whether a response is worth encoding at all ([`Compress::applies`]). Pure: the streaming
-//! encoder is `proxy::compress_body`.
+//! encoder is `proxy::response_body::compress`.
 
 use http::header::{self, HeaderMap};
 use http::StatusCode;

@@ -15,7 +15,6 @@
 //! monomorphised, with no cost per request.
 
 pub mod check;
-pub mod compress_body;
 mod forward;
 pub mod headers;
 pub mod request_id;
@@ -274,7 +273,7 @@ impl<U> Proxy<U> {
         let prepared = forward::prepare(req, client, id, found, self.max_body, strip);
         let (mut response, served) = self.try_backends(route, prepared).await;
         if let Some((compress, codec)) = coding {
-            response = compress_body::wrap(response, codec, compress);
+            response = response_body::compress::wrap(response, codec, compress);
         }
         Forwarded {
             response,

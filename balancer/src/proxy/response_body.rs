@@ -12,10 +12,12 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
-use super::compress_body::Compressed;
 use crate::backends::backend::InFlight;
 use crate::backends::health::HealthPolicy;
 use crate::upstream::{BoxError, Lease, Release};
+use compress::Compressed;
+
+pub mod compress;
 
 /// Body of a response to the client: `B` is the backend's body and `L` what carried it (by
 /// default hyper's body and a pooled connection or stream; see [`crate::upstream::Upstream`]).

@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::schema::{RouteTable, TargetTable};
 use super::source::Source;
 use super::{valid_name, GroupSpec, LoadError};
+use crate::policy::RoutePolicy;
 use crate::routes::matcher::{Duplicate, HostPattern, Matcher, PathPrefix, Rule};
 use crate::routes::split::{MAX_TARGETS, MAX_WEIGHT, MIN_WEIGHT};
 use crate::routes::{RouteSpec, TargetSpec};
@@ -105,7 +106,9 @@ fn route_spec(
         rule: Rule { host, path },
         targets,
         strip_prefix: route.strip_prefix,
-        policy: Default::default(),
+        policy: RoutePolicy {
+            compress: super::compress::route_compress(src, route)?,
+        },
     })
 }
 

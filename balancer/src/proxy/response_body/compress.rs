@@ -19,7 +19,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::Response;
 use hyper::body::{Body, Frame};
 
-use super::response_body::ResponseBody;
+use super::ResponseBody;
 use crate::policy::compress::{Codec, Compress};
 use crate::upstream::{BoxError, Release};
 
