@@ -357,6 +357,7 @@ async fn sixty_four_mib_to_a_slow_reader_in_bounded_memory() {
         "{total} bytes: 64 MiB of hex compresses about 2:1"
     );
     let grown = peak_kib(&mut b).saturating_sub(before);
+    eprintln!("peak memory grew by {grown} KiB for {total} encoded bytes");
     assert!(
         grown < 32 << 10,
         "the balancer grew by {grown} KiB for a 64 MiB body ({head:.40})"
