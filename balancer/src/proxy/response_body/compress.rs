@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 
 use async_compression::codecs::brotli::params::EncoderParams as BrotliParams;
 use async_compression::codecs::flate::params::FlateEncoderParams;
+use async_compression::codecs::zstd::params::CParameter;
 use async_compression::codecs::{BrotliEncoder, EncodeV2, GzipEncoder, ZstdEncoder};
 use async_compression::core::util::{PartialBuffer, WriteBuffer};
 use async_compression::Level;
@@ -38,12 +39,12 @@ pub fn wrap<B: Body, L: Release>(
 ) -> Response<ResponseBody<B, L>> {
     let (mut parts, body) = resp.into_parts();
     // A length the backend's head did not give (HTTP/2 may leave it to the body) counts too.
-    let small = match &body {
-        ResponseBody::Upstream { inner, .. } => inner
-            .size_hint()
-            .exact()
-            .is_some_and(|len| len < compress.min_size),
-        _ => true,
+    let (small, known) = match &body {
+        ResponseBody::Upstream { inner, .. } => {
+            let known = inner.size_hint().exact();
+            (known.is_some_and(|len| len < compress.min_size), known)
+        }
+        _ => (true, None),
     };
     if small || !compress.applies(parts.status, &parts.headers) {
         return Response::from_parts(parts, body);
@@ -64,7 +65,7 @@ pub fn wrap<B: Body, L: Release>(
     weaken_etag(h);
     let encoder = Compressed {
         body,
-        encoder: encoder(codec, compress.level(codec)),
+        encoder: encoder(codec, compress.level(codec), known),
         state: State::Reading,
         flush_each,
         unflushed: false,
@@ -120,19 +121,43 @@ fn weaken_etag(h: &mut HeaderMap) {
     }
 }
 
-/// A fresh encoder for `codec` at `level` (already within the codec's range).
-fn encoder(codec: Codec, level: i32) -> Box<dyn EncodeV2 + Send> {
+/// A fresh encoder for `codec` at `level` (already within the codec's range). With the body's
+/// length known, the window shrinks to fit it, and with it the tables the encoder clears for
+/// every response: a 4 KiB stylesheet at brotli 5 cost 2.5 M instructions with the full
+/// window's tables, half of them clearing memory.
+fn encoder(codec: Codec, level: i32, known: Option<u64>) -> Box<dyn EncodeV2 + Send> {
     match codec {
-        Codec::Zstd => Box::new(ZstdEncoder::new(level)),
-        Codec::Br => Box::new(BrotliEncoder::new(
-            BrotliParams::default()
-                .quality(Level::Precise(level))
-                .window_size(BROTLI_WINDOW),
-        )),
+        Codec::Zstd => match known {
+            // zstd derives its hash and chain tables from the window (at most its log + 1).
+            Some(len) => Box::new(ZstdEncoder::new_with_params(
+                level,
+                &[CParameter::window_log(window_bits(len, ZSTD_WINDOW))],
+            )),
+            None => Box::new(ZstdEncoder::new(level)),
+        },
+        Codec::Br => {
+            let mut params = BrotliParams::default().quality(Level::Precise(level));
+            params = match known {
+                Some(len) => params
+                    .window_size(window_bits(len, BROTLI_WINDOW as u32) as i32)
+                    .size_hint(usize::try_from(len).unwrap_or(usize::MAX)),
+                None => params.window_size(BROTLI_WINDOW),
+            };
+            Box::new(BrotliEncoder::new(params))
+        }
         Codec::Gzip => Box::new(GzipEncoder::new(FlateEncoderParams::from(Level::Precise(
             level,
         )))),
     }
+}
+
+/// zstd's window for a body of a known length: at most 2 MiB, its default at level 3.
+const ZSTD_WINDOW: u32 = 21;
+
+/// The log of the smallest window holding `len` bytes, within 10 (both codecs' least) and `max`.
+fn window_bits(len: u64, max: u32) -> u32 {
+    let bits = u64::BITS - len.saturating_sub(1).leading_zeros();
+    bits.clamp(10, max)
 }
 
 enum State {

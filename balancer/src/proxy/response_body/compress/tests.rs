@@ -269,3 +269,22 @@ async fn a_large_body_streams_in_bounded_frames() {
 }
 
 use futures_util::StreamExt;
+
+#[tokio::test]
+async fn a_known_length_gets_a_window_to_fit_and_decodes() {
+    assert_eq!(window_bits(0, 21), 10);
+    assert_eq!(window_bits(4096, 21), 12);
+    assert_eq!(window_bits(4097, 21), 13);
+    assert_eq!(window_bits(u64::MAX, 21), 21);
+    for len in [1024usize, 5000, 300_000] {
+        let whole: Vec<u8> = page().concat().into_iter().cycle().take(len).collect();
+        for codec in Codec::ALL {
+            let body = http_body_util::Full::new(Bytes::from(whole.clone()));
+            let resp = response(upstream(body, Counted::default()), "text/css");
+            let resp = wrap(resp, codec, &Compress::new(vec![codec]));
+            assert_eq!(resp.headers()[header::CONTENT_ENCODING], codec.token());
+            let encoded = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(decode(codec, &encoded).await, whole, "{codec:?} {len}");
+        }
+    }
+}
