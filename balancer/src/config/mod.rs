@@ -14,6 +14,7 @@
 //! With `--config PATH` ([`mod@file`]) the routes and upstream groups come from a TOML file, whose
 //! `[server]` table may set any other flag; what the command line or the environment sets wins.
 
+pub mod compress;
 pub mod file;
 pub mod front;
 pub mod ops;
@@ -98,6 +99,8 @@ pub struct Config {
     pub group: UpstreamConfig,
     #[command(flatten, next_help_heading = "Traffic rules")]
     pub traffic: TrafficConfig,
+    #[command(flatten, next_help_heading = "Compression")]
+    pub compress: compress::CompressConfig,
     #[command(flatten, next_help_heading = "TLS")]
     pub tls: TlsConfig,
     #[command(flatten, next_help_heading = "Admin")]

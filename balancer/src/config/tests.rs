@@ -212,7 +212,7 @@ const COUNTS: [(&str, u64); 7] = [
 ];
 /// Settings that are not a duration, a size or a count: addresses, names, paths, choices, a
 /// switch, a token; and `--rate-limit`, whose count has its own range (tested below).
-const NOT_RANGED: [&str; 17] = [
+const NOT_RANGED: [&str; 18] = [
     "config",
     "listen",
     "upstreams",
@@ -222,6 +222,7 @@ const NOT_RANGED: [&str; 17] = [
     "balance",
     "rate-limit",
     "trusted-proxies",
+    "compress",
     "tls-listen",
     "tls-cert",
     "tls-key",

@@ -12,6 +12,8 @@ pub mod access;
 pub mod answer;
 pub mod basic_auth;
 pub mod header_rules;
+// Compression (`proxy::response_body::compress` applies it).
+pub mod compress;
 
 /// Every policy of one route; the default is none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,4 +29,7 @@ pub struct RoutePolicy {
     pub request_headers: Option<header_rules::HeaderRules>,
     /// `response_headers`: on every response of the route.
     pub response_headers: Option<header_rules::HeaderRules>,
+    // Compression (`proxy::response_body::compress` applies it).
+    /// `compress = [...]` (or `--compress`): encode the responses its clients accept encoded.
+    pub compress: Option<compress::Compress>,
 }

@@ -20,6 +20,7 @@ mod gate;
 pub mod headers;
 pub mod request_id;
 pub mod response_body;
+mod route;
 #[cfg(test)]
 mod tests;
 pub mod upgrade;
@@ -39,10 +40,11 @@ use crate::routes::table::{LiveRoutes, RouteTable};
 use crate::runtime::metrics::{class_index, Metrics};
 use crate::traffic::TrafficRules;
 use crate::upstream::{Upstream, UpstreamPool};
-use check::{check, Refused, ALLOWED_METHODS};
+use check::{Refused, ALLOWED_METHODS};
 use forward::Served;
 use request_id::X_REQUEST_ID;
 use response_body::ResponseBody;
+use route::Admitted;
 
 /// What a client gets back: the backend's body or one of the balancer's own answers.
 pub type ProxyResponse<U, B> =
@@ -218,81 +220,31 @@ impl<U> Proxy<U> {
     }
 
     /// One request through the proxy: give it its ID, check it, route it, prepare it for a
-    /// backend, try the backends in turn, relay the answer with the ID.
-    async fn forward<B>(&self, mut req: Request<B>, client: &ClientInfo) -> Forwarded<U, B>
+    /// backend, try the backends in turn, relay the answer with the ID. Everything before the
+    /// backends is synchronous ([`Proxy::admit`]), so a plain route's request awaits only
+    /// [`Proxy::try_backends`] here, one future deep; a route with access rules or a fixed answer
+    /// takes its boxed detour ([`Proxy::guarded`]).
+    async fn forward<B>(&self, req: Request<B>, client: &ClientInfo) -> Forwarded<U, B>
     where
         U: Upstream<B>,
         B: Body<Data = Bytes> + Send + 'static,
     {
-        let mut found = headers::scan(req.headers());
+        let found = headers::scan(req.headers());
         let id = request_id::of(found.single_request_id());
-        let mut forwarded =
-            if let Err(retry_after) = self.rules.rate_check(client.peer, req.headers()) {
-                Forwarded::local(self.rate_limited(retry_after))
-            } else {
-                match check(&mut req, &mut found, self.max_body) {
-                    Err(refused) => Forwarded::local(self.refuse(refused)),
-                    Ok(()) => self.route(req, client, &id, found).await,
-                }
-            };
+        // Loaded once and held to the end: a reload never moves a request halfway.
+        let table: Arc<RouteTable<U>> = self.routes.load_full();
+        let mut forwarded = match self.admit(req, client, &id, found, &table) {
+            Admitted::Answered(forwarded) => forwarded,
+            Admitted::Guarded(route, req, found) => {
+                Box::pin(self.guarded(route, req, client, &id, found)).await
+            }
+            Admitted::Ready(route, ready) => {
+                let (response, served) = self.try_backends(route, ready.prepared).await;
+                self.finish(route, ready.coding, response, served)
+            }
+        };
         forwarded.response.headers_mut().insert(X_REQUEST_ID, id);
         forwarded
-    }
-
-    /// A checked request to its route's groups, or the 404 of a request no route takes. The table
-    /// is loaded once and held to the end, so a reload never moves a request halfway.
-    async fn route<B>(
-        &self,
-        req: Request<B>,
-        client: &ClientInfo,
-        id: &HeaderValue,
-        found: headers::Scan,
-    ) -> Forwarded<U, B>
-    where
-        U: Upstream<B>,
-        B: Body<Data = Bytes> + Send + 'static,
-    {
-        let table: Arc<RouteTable<U>> = self.routes.load_full();
-        // Without a host rule the Host header is never looked at (the flag-only balancer).
-        let host = match (&found.host, table.needs_host()) {
-            (Some(host), true) => Some(host.as_bytes()),
-            _ => None,
-        };
-        let Some(route) = table.find(host, req.uri().path()) else {
-            self.metrics.routes.not_found.inc();
-            let text = "404 Not Found: no route for this host and path\n";
-            return Forwarded::local(self.local(StatusCode::NOT_FOUND, text));
-        };
-        route.requests.inc();
-        // Only the access line needs it: no reference count taken otherwise.
-        let name = self.access_log.enabled().then(|| route.spec.name.clone());
-        let policy = &route.spec.policy;
-        if gate::guarded(policy) {
-            if let Some(mut response) = self.gate(policy, &req, client, found.host.as_ref()).await {
-                if let Some(rules) = &policy.response_headers {
-                    rules.apply(response.headers_mut());
-                }
-                return Forwarded {
-                    response,
-                    served: None,
-                    route: name,
-                };
-            }
-        }
-        let strip = route.spec.strip_prefix.then_some(&route.spec.rule.path);
-        let mut prepared = forward::prepare(req, client, id, found, self.max_body, strip);
-        if let Some(rules) = &policy.request_headers {
-            rules.apply(prepared.headers_mut());
-        }
-        let (mut response, served) = self.try_backends(route, prepared).await;
-        if let Some(rules) = &policy.response_headers {
-            rules.apply(response.headers_mut());
-        }
-        Forwarded {
-            response,
-            served,
-            route: name,
-        }
     }
 
     /// The 429 of a client over `--rate-limit`; the request is never forwarded.

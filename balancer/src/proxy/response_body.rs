@@ -3,7 +3,8 @@
 //!
 //! An upstream body keeps the backend's in-flight mark until the last byte, hands the upstream
 //! connection back to its pool when the body ended cleanly ([`Lease::release`]), and counts a body
-//! broken mid-stream as a backend failure.
+//! broken mid-stream as a backend failure. A route's `compress` wraps it in an encoder
+//! ([`Compressed`]), which reads it the same way.
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -13,7 +14,10 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::backends::backend::InFlight;
 use crate::backends::health::HealthPolicy;
-use crate::upstream::{Lease, Release};
+use crate::upstream::{BoxError, Lease, Release};
+use compress::Compressed;
+
+pub mod compress;
 
 /// Body of a response to the client: `B` is the backend's body and `L` what carried it (by
 /// default hyper's body and a pooled connection or stream; see [`crate::upstream::Upstream`]).
@@ -28,6 +32,8 @@ pub enum ResponseBody<B: Body = Incoming, L: Release = Lease> {
         finished: bool,
     },
     Fixed(Option<Bytes>),
+    /// A backend's body encoded on its way (`compress`; boxed: the rare case pays the size).
+    Compressed(Box<Compressed<B, L>>),
 }
 
 impl<B: Body, L: Release> Drop for ResponseBody<B, L> {
@@ -61,18 +67,20 @@ impl<B: Body, L: Release> ResponseBody<B, L> {
 
 impl<B, L> Body for ResponseBody<B, L>
 where
-    B: Body<Data = Bytes, Error: std::error::Error + 'static> + Unpin,
+    B: Body<Data = Bytes, Error: std::error::Error + Send + Sync + 'static> + Unpin,
     L: Release + Unpin,
 {
     type Data = Bytes;
-    type Error = B::Error;
+    /// The backend's error (boxed only when there is one), or the encoder's.
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ResponseBody::Fixed(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResponseBody::Compressed(encoder) => encoder.poll_frame(cx),
             ResponseBody::Upstream {
                 inner,
                 in_flight,
@@ -94,7 +102,7 @@ where
                     }
                     Some(Ok(_)) => {}
                 }
-                Poll::Ready(frame)
+                Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
             }
         }
     }
@@ -103,6 +111,7 @@ where
         match self {
             ResponseBody::Fixed(d) => d.is_none(),
             ResponseBody::Upstream { inner, .. } => inner.is_end_stream(),
+            ResponseBody::Compressed(encoder) => encoder.is_end_stream(),
         }
     }
 
@@ -112,6 +121,7 @@ where
                 SizeHint::with_exact(d.as_ref().map_or(0, |d| d.len() as u64))
             }
             ResponseBody::Upstream { inner, .. } => inner.size_hint(),
+            ResponseBody::Compressed(_) => SizeHint::default(),
         }
     }
 }

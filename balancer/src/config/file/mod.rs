@@ -8,6 +8,7 @@
 //! `upstream` and `route` build the groups and routes; `restart` says which settings a
 //! reload cannot change. A group no route names is allowed (a canary prepared ahead).
 
+mod compress;
 mod error;
 mod policy;
 mod restart;
@@ -31,6 +32,7 @@ pub use source::MAX_BYTES;
 
 use super::{Cli, Command, Config};
 use crate::backends::group::GroupSettings;
+use crate::policy::RoutePolicy;
 use crate::routes::matcher::{HostPattern, PathPrefix, Rule};
 use crate::routes::{RouteSpec, TargetSpec};
 use schema::FileTables;
@@ -191,7 +193,10 @@ fn flag_only(config: Config) -> Result<Loaded, LoadError> {
                 weight: 1,
             }],
             strip_prefix: false,
-            policy: Default::default(),
+            policy: RoutePolicy {
+                compress: config.compress.policy(),
+                ..RoutePolicy::default()
+            },
         }],
         config,
         file: None,
@@ -217,7 +222,8 @@ fn from_file(layers: &Layers, path: &Path) -> Result<Loaded, LoadError> {
         .reparse(&[&server_args])
         .map_err(|e| src.error(&server_span, shared::config_error::first_line(&e)))?;
     let groups = upstream::groups(layers, &src, &server_args, &tables.upstream)?;
-    let routes = route::routes(&src, &tables.route, &groups)?;
+    let mut routes = route::routes(&src, &tables.route, &groups)?;
+    compress::apply_default(&tables.route, &mut routes, cli.config.compress.policy());
     let file = FileInfo {
         path: path.to_owned(),
         sha256: src.sha256.clone(),

@@ -80,6 +80,8 @@ pub(super) fn route_policy(src: &Source, route: &RouteTable) -> Result<RoutePoli
         answer,
         request_headers: header_rules(src, route.request_headers.as_ref())?,
         response_headers: header_rules(src, route.response_headers.as_ref())?,
+        // Filled in by `route` (`compress`, `compress_min_size`, `compress_level`).
+        compress: None,
     })
 }
 

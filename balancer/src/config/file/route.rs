@@ -11,6 +11,7 @@ use super::policy;
 use super::schema::{RouteTable, TargetTable};
 use super::source::Source;
 use super::{valid_name, GroupSpec, LoadError};
+use crate::policy::RoutePolicy;
 use crate::routes::matcher::{Duplicate, HostPattern, Matcher, PathPrefix, Rule};
 use crate::routes::split::{MAX_TARGETS, MAX_WEIGHT, MIN_WEIGHT};
 use crate::routes::{RouteSpec, TargetSpec};
@@ -113,7 +114,10 @@ fn route_spec(
         rule: Rule { host, path },
         targets,
         strip_prefix: route.strip_prefix,
-        policy,
+        policy: RoutePolicy {
+            compress: super::compress::route_compress(src, route)?,
+            ..policy
+        },
     })
 }
 

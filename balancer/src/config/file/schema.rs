@@ -43,6 +43,21 @@ pub(super) struct RouteTable {
     pub redirect: Option<Spanned<RedirectTable>>,
     pub request_headers: Option<Spanned<HeaderRulesTable>>,
     pub response_headers: Option<Spanned<HeaderRulesTable>>,
+    /// `compress = ["zstd", "br", "gzip"]` and its settings (see `compress`).
+    pub compress: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(alias = "compress-min-size")]
+    pub compress_min_size: Option<Spanned<Value>>,
+    #[serde(alias = "compress-level")]
+    pub compress_level: Option<Spanned<LevelTable>>,
+}
+
+/// `compress_level = { zstd = 3, br = 4, gzip = 5 }`: each codec's level, its default when left out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LevelTable {
+    pub zstd: Option<Spanned<i64>>,
+    pub br: Option<Spanned<i64>>,
+    pub gzip: Option<Spanned<i64>>,
 }
 
 /// One `{ name = "app", weight = 90 }` of a route's `upstreams`.

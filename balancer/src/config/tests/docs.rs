@@ -120,7 +120,11 @@ fn help_is_grouped_and_its_examples_parse() {
         "Timeouts and limits",
         "TLS",
     ];
-    let headings = [&headings[..], &["Traffic rules", "Logging", "Admin"]].concat();
+    let headings = [
+        &headings[..],
+        &["Traffic rules", "Compression", "Logging", "Admin"],
+    ]
+    .concat();
     for arg in Cli::command().get_arguments() {
         let long = arg.get_long().unwrap_or_default();
         if ["help", "version"].contains(&long) {

@@ -275,7 +275,8 @@ fn every_flag_outside_the_group_needs_a_restart() {
     let mut others: Vec<&str> = cmd
         .get_arguments()
         .filter_map(|a| a.get_long())
-        .filter(|l| !["help", "version"].contains(l) && !group.contains(l))
+        // `--compress` is the routes' default, applied by every reload.
+        .filter(|l| !["help", "version", "compress"].contains(l) && !group.contains(l))
         .collect();
     let config = Cli::try_parse_from(["balancer"]).unwrap().config;
     let mut listed: Vec<&str> = restart::restart_settings(&config)

@@ -2,6 +2,7 @@
 //! (command line and variables over `[[upstream]]` over `[server]` over the defaults), the specs
 //! an example file gives, the flag-only configuration, what a reload cannot change.
 
+mod compress;
 mod errors;
 mod loading;
 mod policies;
