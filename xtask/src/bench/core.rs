@@ -196,6 +196,27 @@ impl OutDirs {
         }
         Ok(out)
     }
+
+    /// Writes `<stem>.md` and `<stem>.json` into the output directory and every `--publish-to`.
+    pub fn write_reports(
+        &self,
+        args: &BenchArgs,
+        stem: &str,
+        markdown: &str,
+        json: &str,
+    ) -> Result<()> {
+        let mut dirs = vec![self.root.clone()];
+        dirs.extend(args.publish_to.clone());
+        for dir in dirs {
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (ext, text) in [("md", markdown), ("json", json)] {
+                let path = dir.join(format!("{stem}.{ext}"));
+                fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("xtask: wrote {}", path.display());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes the report (to the output dir and `--publish-to`), prints the summary; `Ok(false)`

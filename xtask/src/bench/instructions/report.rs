@@ -6,7 +6,6 @@
 //! The median here is the middle measured run (the upper one of an even count), not an average:
 //! the report shows that run's functions, so the figure must be one a run produced.
 
-use std::fs;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -25,16 +24,7 @@ pub fn finish(
 ) -> Result<bool> {
     let markdown = markdown(report);
     let json = serde_json::to_string_pretty(report).context("serializing the report")?;
-    let mut dirs = vec![out.root.clone()];
-    dirs.extend(args.publish_to.clone());
-    for dir in dirs {
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (name, text) in [("instructions.md", &markdown), ("instructions.json", &json)] {
-            let path = dir.join(name);
-            fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("xtask: wrote {}", path.display());
-        }
-    }
+    out.write_reports(args, "instructions", &markdown, &json)?;
     eprintln!("{}", summary_table(report));
     eprintln!(
         "xtask: instructions bench took {:.0} s",

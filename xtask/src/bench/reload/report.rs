@@ -4,7 +4,6 @@
 //! `reload.{md,json}` written (and to `--publish-to`) and the tables printed.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -54,16 +53,7 @@ pub fn finish(
 ) -> Result<bool> {
     let markdown = markdown(report);
     let json = serde_json::to_string_pretty(report).context("serializing the report")?;
-    let mut dirs = vec![out.root.clone()];
-    dirs.extend(args.publish_to.clone());
-    for dir in dirs {
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (name, text) in [("reload.md", &markdown), ("reload.json", &json)] {
-            let path = dir.join(name);
-            fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("xtask: wrote {}", path.display());
-        }
-    }
+    out.write_reports(args, "reload", &markdown, &json)?;
     eprintln!(
         "{}\n{}\n\n{}",
         phase_table(report),
