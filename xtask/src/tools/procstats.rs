@@ -56,18 +56,27 @@ fn parse_stat(stat: &str) -> Result<(u32, u64, u64)> {
     Ok((ppid, utime, stime))
 }
 
-/// `VmHWM` in KiB from the text of `/proc/PID/status`.
-fn parse_vm_hwm_kib(status: &str) -> Result<u64> {
+/// A `kB` field (`VmHWM`, `VmRSS`, ...) of the text of `/proc/PID/status`, in KiB.
+pub fn status_kib(status: &str, field: &str) -> Result<u64> {
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .context("no VmHWM line")?;
-    let value = line
-        .trim_start_matches("VmHWM:")
+        .find(|l| {
+            l.strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+        .with_context(|| format!("no {field} line"))?;
+    let value = line[field.len() + 1..]
         .split_whitespace()
         .next()
-        .context("empty VmHWM line")?;
-    value.parse().context("VmHWM value")
+        .with_context(|| format!("empty {field} line"))?;
+    value.parse().with_context(|| format!("{field} value"))
+}
+
+/// A `kB` field of `pid`'s `/proc/PID/status`, in KiB.
+pub fn read_status_kib(pid: u32, field: &str) -> Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status_kib(&status, field).with_context(|| format!("parsing /proc/{pid}/status"))
 }
 
 /// CPU seconds (user + system, all threads) that `pid` has used so far.
@@ -87,9 +96,7 @@ pub fn user_and_system_seconds(pid: u32) -> Result<(f64, f64)> {
 
 /// Peak resident set size of `pid` in KiB (since start or since the last [`reset_peak_rss`]).
 pub fn peak_rss_kib(pid: u32) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    parse_vm_hwm_kib(&status).with_context(|| format!("parsing /proc/{pid}/status"))
+    read_status_kib(pid, "VmHWM")
 }
 
 /// Resets `VmHWM` to the current RSS (Linux ≥ 4.0, `echo 5 > /proc/PID/clear_refs`), so the next
@@ -226,8 +233,8 @@ mod tests {
     #[test]
     fn vm_hwm_is_read_in_kib() {
         let status = "Name:\tbalancer\nVmPeak:\t  100 kB\nVmHWM:\t    8123 kB\nVmRSS:\t 7000 kB\n";
-        assert_eq!(parse_vm_hwm_kib(status).unwrap(), 8123);
-        assert!(parse_vm_hwm_kib("Name:\tx\n").is_err());
+        assert_eq!(status_kib(status, "VmHWM").unwrap(), 8123);
+        assert!(status_kib("Name:\tx\n", "VmHWM").is_err());
     }
 
     #[test]

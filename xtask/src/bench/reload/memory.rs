@@ -4,11 +4,10 @@
 //! its peak resident memory (`VmHWM`) and its resident memory after the load (`VmRSS`) read from
 //! `/proc/PID/status`.
 
-use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::load::CONNECTIONS;
@@ -85,18 +84,7 @@ pub fn measure(
 
 /// `VmRSS` of `pid` in KiB.
 fn rss_kib(pid: u32) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    vm_rss_kib(&status).context("no VmRSS in /proc/PID/status")
-}
-
-fn vm_rss_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.trim_start_matches("VmRSS:")
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    procstats::read_status_kib(pid, "VmRSS")
 }
 
 #[cfg(test)]
@@ -106,7 +94,7 @@ mod tests {
     #[test]
     fn reads_vm_rss() {
         let status = "Name:\tbalancer\nVmHWM:\t    8123 kB\nVmRSS:\t 7000 kB\n";
-        assert_eq!(vm_rss_kib(status), Some(7000));
-        assert_eq!(vm_rss_kib("Name:\tx\n"), None);
+        assert_eq!(procstats::status_kib(status, "VmRSS").ok(), Some(7000));
+        assert!(procstats::status_kib("Name:\tx\n", "VmRSS").is_err());
     }
 }
