@@ -14,6 +14,8 @@ pub mod basic_auth;
 pub mod header_rules;
 // Compression (`proxy::response_body::compress` applies it).
 pub mod compress;
+// Forward authentication (`proxy::gate` asks the auth service through `proxy::forward_auth`).
+pub mod forward_auth;
 
 /// Every policy of one route; the default is none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,4 +34,7 @@ pub struct RoutePolicy {
     // Compression (`proxy::response_body::compress` applies it).
     /// `compress = [...]` (or `--compress`): encode the responses its clients accept encoded.
     pub compress: Option<compress::Compress>,
+    // Forward authentication (`proxy::gate`).
+    /// `forward_auth = { url, copy_headers, timeout }`: an auth service decides first.
+    pub forward_auth: Option<forward_auth::ForwardAuth>,
 }

@@ -1,6 +1,6 @@
 //! A route's policies applied to its requests: the gate before any upstream (`allow`/`deny` →
-//! 403, `basic_auth` → 401, then `respond`/`redirect`, in that order, so a fixed answer can be
-//! protected too) and the header rules (`request_headers` on the request the backends get,
+//! 403, `basic_auth` → 401, `forward_auth` → the auth service's refusal or a 503, then
+//! `respond`/`redirect`, in that order, so a fixed answer can be protected too) and the header rules (`request_headers` on the request the backends get,
 //! `response_headers` on every response of the route, the balancer's own included).
 //!
 //! Owned apart from `proxy/mod.rs` so the request path of a route without policies stays one
@@ -16,6 +16,7 @@ use super::response_body::ResponseBody;
 use super::{ClientInfo, Proxy};
 use crate::policy::answer::{Answer, Redirect, Respond};
 use crate::policy::basic_auth::BasicAuth;
+use crate::policy::forward_auth::{denial_headers, ForwardAuth, Original};
 use crate::policy::RoutePolicy;
 use crate::runtime::metrics::class_index;
 use crate::upstream::Release;
@@ -23,18 +24,55 @@ use crate::upstream::Release;
 /// Whether the route has anything to check before its upstream (one branch per request).
 #[inline]
 pub(super) fn guarded(policy: &RoutePolicy) -> bool {
-    policy.access.is_some() || policy.basic_auth.is_some() || policy.answer.is_some()
+    policy.access.is_some()
+        || policy.basic_auth.is_some()
+        || policy.answer.is_some()
+        || policy.forward_auth.is_some()
+}
+
+/// What the gate decided.
+pub(super) enum Gate<B: Body, L: Release> {
+    /// On to the backends, with the headers `forward_auth` granted, if it was asked.
+    Pass(Option<http::HeaderMap>),
+    /// The balancer's (or the auth service's) answer; no upstream is asked.
+    Answer(Response<ResponseBody<B, L>>),
 }
 
 impl<U> Proxy<U> {
-    /// The balancer's own answer to a request the route's policies stop (403, 401, a fixed
-    /// answer or a redirect), or `None` to forward it. `host` is the request's Host as sent.
+    /// The answer to a request the route's policies stop (403, 401, the auth service's refusal,
+    /// a fixed answer or a redirect), or [`Gate::Pass`] to forward it. `host` is the request's
+    /// Host as sent, `id` its request ID.
     pub(super) async fn gate<R, B: Body, L: Release>(
         &self,
         policy: &RoutePolicy,
         req: &Request<R>,
         client: &ClientInfo,
         host: Option<&HeaderValue>,
+        id: &HeaderValue,
+    ) -> Gate<B, L> {
+        if let Some(answer) = self.stop(policy, req, client).await {
+            return Gate::Answer(answer);
+        }
+        let mut granted = None;
+        if let Some(auth) = &policy.forward_auth {
+            match self.forward_auth(auth, req, client, host, id).await {
+                Ok(headers) => granted = Some(headers),
+                Err(answer) => return Gate::Answer(answer),
+            }
+        }
+        match &policy.answer {
+            None => Gate::Pass(granted),
+            Some(Answer::Respond(respond)) => Gate::Answer(self.respond(respond)),
+            Some(Answer::Redirect(redirect)) => Gate::Answer(self.redirect(redirect, req, host)),
+        }
+    }
+
+    /// `allow`/`deny` and `basic_auth`: the 403 or 401 of a request they refuse.
+    async fn stop<R, B: Body, L: Release>(
+        &self,
+        policy: &RoutePolicy,
+        req: &Request<R>,
+        client: &ClientInfo,
     ) -> Option<Response<ResponseBody<B, L>>> {
         if let Some(access) = &policy.access {
             // The client as `--trusted-proxies` decides: a trusted proxy's X-Forwarded-For.
@@ -55,11 +93,48 @@ impl<U> Proxy<U> {
                 return Some(resp);
             }
         }
-        match &policy.answer {
-            None => None,
-            Some(Answer::Respond(respond)) => Some(self.respond(respond)),
-            Some(Answer::Redirect(redirect)) => Some(self.redirect(redirect, req, host)),
+        None
+    }
+
+    /// `forward_auth`: the headers a 2xx of the auth service grants, or its refusal as it is,
+    /// or a 503 when it gave no usable answer in time.
+    async fn forward_auth<R, B: Body, L: Release>(
+        &self,
+        auth: &ForwardAuth,
+        req: &Request<R>,
+        client: &ClientInfo,
+        host: Option<&HeaderValue>,
+        id: &HeaderValue,
+    ) -> Result<http::HeaderMap, Response<ResponseBody<B, L>>> {
+        let authority = match host {
+            None => req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            Some(_) => None,
+        };
+        let original = Original {
+            method: req.method(),
+            target: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+            headers: req.headers(),
+            host: host.or(authority.as_ref()),
+            proto: &client.proto,
+            client_ip: &client.ip,
+            trusted_peer: self.rules.trusted.trusts(client.peer),
+            request_id: id,
+        };
+        let answer = match self.auth.ask(auth, auth.request(&original)).await {
+            Ok(answer) => answer,
+            Err(failed) => {
+                tracing::warn!(url = %auth.url, error = %failed.0, "forward auth: no usable answer");
+                let text = "503 Service Unavailable: the authentication service did not answer\n";
+                return Err(self.local(StatusCode::SERVICE_UNAVAILABLE, text));
+            }
+        };
+        if ForwardAuth::allows(answer.status()) {
+            return Ok(auth.granted(answer.headers()));
         }
+        let (mut parts, body) = answer.into_parts();
+        denial_headers(&mut parts.headers);
+        self.metrics.local[class_index(parts.status.as_u16())].inc();
+        Err(Response::from_parts(parts, ResponseBody::Fixed(Some(body))))
     }
 
     /// `respond = { status, body }`.

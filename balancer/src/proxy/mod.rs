@@ -16,6 +16,7 @@
 
 pub mod check;
 mod forward;
+mod forward_auth;
 mod gate;
 pub mod headers;
 pub mod request_id;
@@ -80,6 +81,8 @@ pub struct Proxy<U = UpstreamPool> {
     metrics: Arc<Metrics>,
     access_log: WorkerLog,
     rules: Arc<TrafficRules>,
+    /// This worker's client to the routes' `forward_auth` services.
+    auth: forward_auth::AuthClient,
 }
 
 /// What the proxy knows about a client connection, computed once per connection.
@@ -156,6 +159,7 @@ impl<U> Proxy<U> {
             metrics,
             access_log,
             rules,
+            auth: forward_auth::AuthClient::new(),
         }
     }
 

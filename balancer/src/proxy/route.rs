@@ -19,7 +19,8 @@ use hyper::body::Body;
 use super::check::check;
 use super::forward::{self, Prepared, Served};
 use super::response_body::compress;
-use super::{gate, headers, ClientInfo, Forwarded, Proxy, ProxyResponse};
+use super::gate::{self, Gate};
+use super::{headers, ClientInfo, Forwarded, Proxy, ProxyResponse};
 use crate::policy::compress::{Codec, Compress};
 use crate::routes::table::{Route, RouteTable};
 use crate::upstream::Upstream;
@@ -28,7 +29,8 @@ use crate::upstream::Upstream;
 pub(super) enum Admitted<'t, U: Upstream<B>, B> {
     /// The balancer answers (429, a refused request, no route).
     Answered(Forwarded<U, B>),
-    /// The route's gate decides first (`allow`/`deny`, `basic_auth`, `respond`, `redirect`).
+    /// The route's gate decides first (`allow`/`deny`, `basic_auth`, `forward_auth`, `respond`,
+    /// `redirect`).
     Guarded(&'t Route<U>, Request<B>, headers::Scan),
     /// Ready for the route's groups.
     Ready(&'t Route<U>, Ready<'t, B>),
@@ -116,10 +118,15 @@ impl<U> Proxy<U> {
         B: Body<Data = Bytes> + Send + 'static,
     {
         let policy = &route.spec.policy;
-        if let Some(response) = self.gate(policy, &req, client, found.host.as_ref()).await {
-            return self.finish(route, None, response, None);
+        let granted = match self.gate(policy, &req, client, found.host.as_ref(), id).await {
+            Gate::Answer(response) => return self.finish(route, None, response, None),
+            Gate::Pass(granted) => granted,
+        };
+        let mut ready = self.ready(route, req, client, id, found);
+        if let (Some(auth), Some(granted)) = (&policy.forward_auth, &granted) {
+            // After the client's headers were prepared: those named in `copy_headers` go first.
+            auth.apply(granted, ready.prepared.headers_mut());
         }
-        let ready = self.ready(route, req, client, id, found);
         let (response, served) = self.try_backends(route, ready.prepared).await;
         self.finish(route, ready.coding, response, served)
     }

@@ -10,6 +10,7 @@
 
 mod compress;
 mod error;
+mod forward_auth;
 mod policy;
 mod restart;
 mod route;

@@ -82,6 +82,7 @@ pub(super) fn route_policy(src: &Source, route: &RouteTable) -> Result<RoutePoli
         response_headers: header_rules(src, route.response_headers.as_ref())?,
         // Filled in by `route` (`compress`, `compress_min_size`, `compress_level`).
         compress: None,
+        forward_auth: super::forward_auth::route_forward_auth(src, route)?,
     })
 }
 

@@ -49,6 +49,8 @@ pub(super) struct RouteTable {
     pub compress_min_size: Option<Spanned<Value>>,
     #[serde(alias = "compress-level")]
     pub compress_level: Option<Spanned<LevelTable>>,
+    /// `forward_auth = { url, copy_headers, timeout }` (see `forward_auth`).
+    pub forward_auth: Option<Spanned<ForwardAuthTable>>,
 }
 
 /// `compress_level = { zstd = 3, br = 4, gzip = 5 }`: each codec's level, its default when left out.
@@ -205,4 +207,14 @@ pub(super) struct HeaderRulesTable {
     pub set: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     pub remove: Vec<Spanned<String>>,
+}
+
+/// `forward_auth = { url = "http://auth:9091/verify", copy_headers = [...], timeout = "3s" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ForwardAuthTable {
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub copy_headers: Vec<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
 }
