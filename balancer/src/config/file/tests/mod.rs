@@ -4,6 +4,7 @@
 
 mod compress;
 mod errors;
+mod forward_auth;
 mod loading;
 mod policies;
 
