@@ -88,7 +88,9 @@ pub fn parse_url(raw: &str) -> Result<Uri, String> {
         ));
     }
     if raw.contains('#') {
-        return Err(format!("`{raw}` has a fragment (#...), which is never sent"));
+        return Err(format!(
+            "`{raw}` has a fragment (#...), which is never sent"
+        ));
     }
     Ok(uri)
 }

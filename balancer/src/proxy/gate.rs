@@ -107,7 +107,10 @@ impl<U> Proxy<U> {
         id: &HeaderValue,
     ) -> Result<http::HeaderMap, Response<ResponseBody<B, L>>> {
         let authority = match host {
-            None => req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            None => req
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
             Some(_) => None,
         };
         let original = Original {

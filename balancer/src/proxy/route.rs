@@ -18,8 +18,8 @@ use hyper::body::Body;
 
 use super::check::check;
 use super::forward::{self, Prepared, Served};
-use super::response_body::compress;
 use super::gate::{self, Gate};
+use super::response_body::compress;
 use super::{headers, ClientInfo, Forwarded, Proxy, ProxyResponse};
 use crate::policy::compress::{Codec, Compress};
 use crate::routes::table::{Route, RouteTable};
@@ -118,7 +118,10 @@ impl<U> Proxy<U> {
         B: Body<Data = Bytes> + Send + 'static,
     {
         let policy = &route.spec.policy;
-        let granted = match self.gate(policy, &req, client, found.host.as_ref(), id).await {
+        let granted = match self
+            .gate(policy, &req, client, found.host.as_ref(), id)
+            .await
+        {
             Gate::Answer(response) => return self.finish(route, None, response, None),
             Gate::Pass(granted) => granted,
         };

@@ -35,7 +35,10 @@ pub(super) fn route_forward_auth(
             src.error(&entry.span(), why)
         })?;
         let why = if copy.contains(&name) {
-            format!("`{}` is in `copy_headers` twice (names ignore case)", entry.get_ref())
+            format!(
+                "`{}` is in `copy_headers` twice (names ignore case)",
+                entry.get_ref()
+            )
         } else if ruled.contains(&name) {
             format!(
                 "`{}` is also in this route's `request_headers`: copy it or set it, not both",

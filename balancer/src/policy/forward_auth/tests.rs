@@ -146,7 +146,10 @@ fn copied_headers_replace_what_the_client_sent() {
 #[test]
 fn a_denial_keeps_its_headers_but_not_its_framing() {
     let mut answer = headers(&[
-        ("location", "https://auth.example/?rd=https%3A%2F%2Fapp.example%2F"),
+        (
+            "location",
+            "https://auth.example/?rd=https%3A%2F%2Fapp.example%2F",
+        ),
         ("set-cookie", "a=1; HttpOnly"),
         ("set-cookie", "b=2"),
         ("content-length", "12"),
