@@ -104,14 +104,44 @@ async fn forward_auth_lets_in_redirects_and_refuses_as_the_service_says() {
         .unwrap_or("")
         .to_owned();
 
-    // Allowed: the copied headers replace the client's forged ones; the body goes to the app only.
+    let_in_with_the_copied_headers(&auth, &backend, &page, &host).await;
+    refused_as_the_service_says(&backend, &page, &host).await;
+
+    // A service slower than `timeout` (500ms): a 503 well before its answer (5s).
+    let start = Instant::now();
+    let slow = get(&b.url("/private/slow"), &[("authorization", TOKEN)]).await;
+    let took = start.elapsed();
+    assert_eq!(slow.status, 503, "{}", slow.text());
+    assert!(
+        slow.text().starts_with("503 Service Unavailable"),
+        "{}",
+        slow.text()
+    );
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    assert!(took >= Duration::from_millis(450), "took {took:?}");
+
+    // The access log has the lines, and no credential.
+    let logged = e2e::wait_until(T, || b.process().log().matches("/private/").count() >= 5).await;
+    let log = b.process().log();
+    assert!(logged, "the access log has the requests: {log}");
+    assert!(!log.contains(SECRET), "a credential was logged: {log}");
+}
+
+/// Allowed: the copied headers replace the client's forged ones; the body goes to the app only,
+/// the auth service gets the request described in `X-Forwarded-*`.
+async fn let_in_with_the_copied_headers(
+    auth: &AuthBackend,
+    backend: &RecordingBackend,
+    page: &str,
+    host: &str,
+) {
     let forged = [
         ("authorization", TOKEN),
         ("remote-user", "mallory"),
         ("remote-email", "forged@example.com"),
         ("x-forwarded-uri", "/elsewhere"),
     ];
-    let ok = send(Method::POST, &page, &forged, "payload").await;
+    let ok = send(Method::POST, page, &forged, "payload").await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     let seen = backend.seen();
     let up = seen
@@ -137,17 +167,20 @@ async fn forward_auth_lets_in_redirects_and_refuses_as_the_service_says() {
     assert!(last.body.is_empty(), "the auth service got a body");
     assert_eq!(last.header_values("x-forwarded-method"), ["POST"]);
     assert_eq!(last.header_values("x-forwarded-uri"), ["/private/doc?a=1"]);
-    assert_eq!(last.header_values("x-forwarded-host"), [host.as_str()]);
+    assert_eq!(last.header_values("x-forwarded-host"), [host]);
     assert_eq!(last.header_values("x-forwarded-proto"), ["http"]);
     assert_eq!(last.header_values("x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(last.header_values("authorization"), [TOKEN]);
     assert!(last.header_values("content-length").is_empty());
-    let cookie = get(&page, &[("cookie", "theme=dark; session=good")]).await;
+    let cookie = get(page, &[("cookie", "theme=dark; session=good")]).await;
     assert_eq!(cookie.status, 200);
+}
 
+/// A 302 login redirect and a 401 come back as the service wrote them; the app is not asked.
+async fn refused_as_the_service_says(backend: &RecordingBackend, page: &str, host: &str) {
     // No credential: the login redirect, as the service wrote it; the app is not asked.
     let before = backend.count();
-    let login = get(&page, &[]).await;
+    let login = get(page, &[]).await;
     assert_eq!(login.status, 302);
     let back = format!("https://login.example/?rd=http://{host}/private/doc?a=1");
     assert_eq!(login.header("location"), Some(back.as_str()));
@@ -158,7 +191,7 @@ async fn forward_auth_lets_in_redirects_and_refuses_as_the_service_says() {
     assert_eq!(login.text(), "login first\n");
     assert!(login.header("x-request-id").is_some());
     // A wrong token: the 401 with its body and challenge.
-    let refused = get(&page, &[("authorization", "Bearer wrong")]).await;
+    let refused = get(page, &[("authorization", "Bearer wrong")]).await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.text(), "bad token\n");
     assert_eq!(
@@ -166,25 +199,6 @@ async fn forward_auth_lets_in_redirects_and_refuses_as_the_service_says() {
         Some("Bearer realm=\"app\"")
     );
     assert_eq!(backend.count(), before, "a refused request reached the app");
-
-    // A service slower than `timeout` (500ms): a 503 well before its answer (5s).
-    let start = Instant::now();
-    let slow = get(&b.url("/private/slow"), &[("authorization", TOKEN)]).await;
-    let took = start.elapsed();
-    assert_eq!(slow.status, 503, "{}", slow.text());
-    assert!(
-        slow.text().starts_with("503 Service Unavailable"),
-        "{}",
-        slow.text()
-    );
-    assert!(took < Duration::from_millis(2500), "took {took:?}");
-    assert!(took >= Duration::from_millis(450), "took {took:?}");
-
-    // The access log has the lines, and no credential.
-    let logged = e2e::wait_until(T, || b.process().log().matches("/private/").count() >= 5).await;
-    let log = b.process().log();
-    assert!(logged, "the access log has the requests: {log}");
-    assert!(!log.contains(SECRET), "a credential was logged: {log}");
 }
 
 #[tokio::test]
