@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
 use super::recording::header_pairs;
-use super::{listen, local_addr, serve, Seen, TestBackend};
+use super::{listen, serve, Seen, TestBackend};
 
 /// What the auth service answers one request.
 #[derive(Debug, Clone, Default)]
