@@ -1,9 +1,9 @@
 //! `forward_auth` against a real auth service started in the test (`e2e::backends::AuthBackend`,
 //! deciding like Authelia would): a 2xx lets the request through with the copied headers (a
 //! client's forged ones gone), a 302 login redirect and a 401 come back to the client as they are,
-//! a slow or absent service is a 503 within the route's `timeout`, a reload points the route at
-//! another service, the access log never holds a credential, and `check-config` refuses a bad URL
-//! at its position.
+//! a slow or absent service (or one answering over 64 KiB) is a 503 within the route's `timeout`,
+//! a reload points the route at another service, the access log never holds a credential, and
+//! `check-config` refuses a bad URL at its position.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,13 @@ fn decide(asked: &Seen) -> AuthReply {
         return AuthReply {
             delay: Duration::from_secs(5),
             ..AuthReply::status(200)
+        };
+    }
+    if uri.starts_with("/private/huge") {
+        // A refusal whose body is over the balancer's 64 KiB bound.
+        return AuthReply {
+            body: "x".repeat(100 << 10),
+            ..AuthReply::status(401)
         };
     }
     let token = asked.header_values("authorization");
@@ -119,6 +126,10 @@ async fn forward_auth_lets_in_redirects_and_refuses_as_the_service_says() {
     );
     assert!(took < Duration::from_millis(2500), "took {took:?}");
     assert!(took >= Duration::from_millis(450), "took {took:?}");
+
+    // A refusal too large to relay whole: a 503 too, not a truncated page.
+    let huge = get(&b.url("/private/huge"), &[]).await;
+    assert_eq!(huge.status, 503, "{} bytes", huge.body.len());
 
     // The access log has the lines, and no credential.
     let logged = e2e::wait_until(T, || b.process().log().matches("/private/").count() >= 5).await;
