@@ -15,14 +15,14 @@ use e2e::tls::{run_bounded, text};
 use e2e::{wait_until_async, Balancer};
 
 /// The name certified: pebble's DNS answers it with 127.0.0.1.
-const NAME: &str = "shop.acme-e2e.test";
+pub const NAME: &str = "shop.acme-e2e.test";
 /// How long an order may take against pebble on loopback.
 const ISSUANCE: Duration = Duration::from_secs(60);
 const OK_ORDERS: &str = "balancer_acme_orders_total{result=\"ok\"}";
 
 /// A balancer in front of `upstream` with its plain listener on `http_port`, its TLS listener on
 /// `tls_port`, ordering `NAME` from `pebble` into `state`.
-async fn acme_balancer(
+pub async fn acme_balancer(
     pebble: &Pebble,
     upstream: SocketAddr,
     (http_port, tls_port): (u16, u16),
@@ -39,7 +39,9 @@ async fn acme_balancer(
         .backends(&[upstream])
         .args(&["--tls-listen", &tls, "--acme-domain", NAME])
         .args(&["--acme-email", "ops@acme-e2e.test"])
-        .args(&["--acme-directory", &pebble.directory, "--acme-ca", &ca])
+        // By its variable, so a test's `--acme-directory` wins.
+        .env("BALANCER_ACME_DIRECTORY", &pebble.directory)
+        .args(&["--acme-ca", &ca])
         .args(&["--acme-state", &state])
         .args(extra)
         .start()
@@ -47,7 +49,7 @@ async fn acme_balancer(
 }
 
 /// Waits until `count` orders succeeded; fails with `/status` otherwise.
-async fn wait_orders(balancer: &Balancer, count: f64) {
+pub async fn wait_orders(balancer: &Balancer, count: f64) {
     let done = wait_until_async(ISSUANCE, || async {
         metric(balancer, OK_ORDERS).await >= count
     })
@@ -60,7 +62,7 @@ async fn wait_orders(balancer: &Balancer, count: f64) {
 }
 
 /// curl over HTTPS as `NAME`, trusting only `root`: the status line and the issuer.
-async fn curl_as_name(tls_port: u16, root: &Path) -> String {
+pub async fn curl_as_name(tls_port: u16, root: &Path) -> String {
     let mut cmd = std::process::Command::new("curl");
     cmd.args(["-sS", "--max-time", "10", "-o", "/dev/null", "--cacert"])
         .arg(root)
