@@ -36,21 +36,23 @@ pub struct Resolver {
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let Some(named) = &self.named else {
+            // No ACME: the `--tls-cert` pair, as before, with no per-handshake work added.
+            return self.files.as_ref()?.resolve(hello);
+        };
         let name = hello.server_name().map(str::to_ascii_lowercase);
         let is_challenge = hello
             .alpn()
             .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
         if is_challenge {
-            return self.named.as_ref()?.challenge(name.as_deref()?);
+            return named.challenge(name.as_deref()?);
         }
-        if let (Some(named), Some(name)) = (&self.named, name.as_deref()) {
-            if let Some(key) = named.certificate(Some(name)) {
-                return Some(key);
-            }
+        if let Some(key) = name.as_deref().and_then(|n| named.certificate(Some(n))) {
+            return Some(key);
         }
         if let Some(files) = &self.files {
             return files.resolve(hello);
         }
-        self.named.as_ref()?.certificate(None)
+        named.certificate(None)
     }
 }
