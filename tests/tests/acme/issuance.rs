@@ -85,7 +85,7 @@ async fn first_issuance(challenge: &str) {
     let state = dir.path().join("acme");
     let extra = ["--acme-challenge", challenge];
     let began = std::time::Instant::now();
-    let balancer = acme_balancer(&pebble, echo.addr, ports, &state, &extra).await;
+    let mut balancer = acme_balancer(&pebble, echo.addr, ports, &state, &extra).await;
     // Plain HTTP serves while the order runs.
     let plain = e2e::http::get(&balancer.url("/hdr"))
         .await
@@ -116,6 +116,9 @@ async fn first_issuance(challenge: &str) {
         "{acme}"
     );
     assert_private(&state);
+    let log = balancer.process().log();
+    assert!(log.contains("ACME certificate obtained"), "{log}");
+    assert!(!log.contains("PRIVATE KEY"), "a key in the log: {log}");
     if challenge == "tls-alpn-01" {
         // pebble's validation handshakes, answered with the challenge certificate.
         let metrics = e2e::http::get(&balancer.admin_url("/metrics"))
