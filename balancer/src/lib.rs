@@ -8,6 +8,7 @@
 //! - [`live`]: the configuration in force (running groups, the route table) and its reloads.
 //! - [`config`]: flags, `BALANCER_*` variables and the `--config` file, grouped by concern.
 //! - [`front`] and [`admin`]: the public listeners (plain, TLS, redirect) and the admin listener.
+//! - [`acme`]: automatic HTTPS, certificates obtained and renewed over ACME for the TLS listener.
 //! - [`proxy`]: one request in, one response out, over any [`upstream::Upstream`].
 //! - [`routes`]: which upstream group a request goes to, by host and path (weighted splits).
 //! - [`policy`]: what a route asks beyond its group (compression, access, headers, fixed answers).
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access_log;
+pub mod acme;
 pub mod admin;
 pub mod backends;
 pub mod config;

@@ -31,7 +31,7 @@ pub async fn run(loaded: Loaded, args: Vec<OsString>, access_log: access_log::Ac
     metrics
         .registry
         .register_collector(Box::new(access_log.line_metrics()));
-    let tls = match Tls::start(&config.tls, &mut metrics.registry).await {
+    let tls = match Tls::start(&config, &mut metrics.registry).await {
         Ok(tls) => tls,
         Err(code) => return code,
     };
@@ -78,7 +78,11 @@ pub async fn run(loaded: Loaded, args: Vec<OsString>, access_log: access_log::Ac
         reload: config_file.reload.clone(),
         metrics,
         started: Instant::now(),
-        tls: tls.as_ref().map(|t| t.store.clone()),
+        tls: tls.as_ref().and_then(|t| t.store.clone()),
+        acme: tls
+            .as_ref()
+            .and_then(|t| t.acme.as_ref())
+            .map(|a| a.certs.clone()),
         limits: config.limits(),
         rules: proxies.rules.clone(),
         token: config.admin.admin_token.clone(),
@@ -155,59 +159,87 @@ impl ConfigFile {
     }
 }
 
-/// The TLS listener, when `--tls-listen` is set: its socket, its door and the live certificate.
+/// The TLS listener, when `--tls-listen` is set: its socket, its door, the `--tls-cert` pair
+/// and the ACME client.
 struct Tls {
     listener: TcpListener,
     door: Arc<front::tls::TlsDoor>,
-    store: Arc<front::tls::CertStore>,
+    store: Option<Arc<front::tls::CertStore>>,
+    acme: Option<crate::acme::Acme>,
 }
 
 impl Tls {
-    /// Loads and checks the pair (a bad one: one line naming the flag, exit 2), binds the
-    /// listener, registers the TLS metrics and starts the reload loop.
+    /// Loads and checks the pair (a bad one: one line naming the flag, exit 2), starts the ACME
+    /// client, binds the listener, registers the TLS metrics and starts the reload loop.
     async fn start(
-        config: &TlsConfig,
+        config: &Config,
         registry: &mut prometheus_client::registry::Registry,
     ) -> Result<Option<Tls>, i32> {
-        let (Some(addr), Some(cert), Some(key)) =
-            (config.tls_listen, &config.tls_cert, &config.tls_key)
-        else {
+        let acme = crate::acme::Acme::start(
+            &config.acme.settings(),
+            config.tls.tls_listen.is_some(),
+            registry,
+        )?;
+        let Some(addr) = config.tls.tls_listen else {
             return Ok(None);
         };
-        let files = front::tls::PairFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-        };
-        let pair = front::tls::load_pair(&files, std::time::SystemTime::now()).map_err(|e| {
-            let path = if e.flag() == "--tls-key" { key } else { cert };
-            eprintln!(
-                "{}",
-                shared::config_error::line(
-                    "balancer",
-                    format_args!("{} {}: {e}", e.flag(), path.display())
-                )
-            );
-            2
-        })?;
-        let store = Arc::new(front::tls::CertStore::new(pair, files));
-        let server_config = front::tls::server_config(store.clone()).map_err(|e| {
+        let store = load_store(&config.tls)?;
+        let named = acme
+            .as_ref()
+            .map(|a| a.certs.clone() as Arc<dyn front::sni::NamedCerts>);
+        let resolver = Arc::new(front::sni::Resolver {
+            files: store
+                .clone()
+                .map(|s| s as Arc<dyn rustls::server::ResolvesServerCert>),
+            named: named.clone(),
+        });
+        let alpn_challenge = acme
+            .as_ref()
+            .is_some_and(|a| a.challenge == crate::acme::challenge::Challenge::TlsAlpn01);
+        let server_config = front::tls::server_config(resolver, alpn_challenge).map_err(|e| {
             eprintln!("balancer: cannot build the TLS configuration: {e}");
             2
         })?;
         let listener = bind(addr, "--tls-listen").await?;
-        let metrics = front::tls::TlsMetrics::register(registry, store.clone());
+        let metrics = front::tls::TlsMetrics::register(registry, store.clone(), named);
         let door = Arc::new(front::tls::TlsDoor::new(
             server_config,
-            config.hsts,
+            config.tls.hsts,
             metrics.clone(),
         ));
-        tokio::spawn(front::tls_reload::run(store.clone(), metrics));
+        if let Some(store) = &store {
+            tokio::spawn(front::tls_reload::run(store.clone(), metrics));
+        }
         Ok(Some(Tls {
             listener,
             door,
             store,
+            acme,
         }))
     }
+}
+
+/// The `--tls-cert`/`--tls-key` pair, when given (a bad one: exit 2 naming the flag).
+fn load_store(config: &TlsConfig) -> Result<Option<Arc<front::tls::CertStore>>, i32> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let files = front::tls::PairFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    };
+    let pair = front::tls::load_pair(&files, std::time::SystemTime::now()).map_err(|e| {
+        let path = if e.flag() == "--tls-key" { key } else { cert };
+        eprintln!(
+            "{}",
+            shared::config_error::line(
+                "balancer",
+                format_args!("{} {}: {e}", e.flag(), path.display())
+            )
+        );
+        2
+    })?;
+    Ok(Some(Arc::new(front::tls::CertStore::new(pair, files))))
 }
 
 /// Every listener the balancer serves.
@@ -317,12 +349,7 @@ async fn serve_until_stopped(
         &traffic.max_connections,
         traffic.connections_refused.clone(),
     );
-    let plain_door = match (&listeners.tls, config.tls.redirect_http) {
-        (Some(tls), true) => front::server::Door::Redirect {
-            tls_port: tls.listener.local_addr().map_or(443, |a| a.port()),
-        },
-        _ => front::server::Door::Plain,
-    };
+    let plain_door = plain_door(config, listeners.tls.as_ref());
     // One --max-connections limit over both public listeners.
     let tls_serve = async {
         if let Some(tls) = listeners.tls {
@@ -359,6 +386,24 @@ async fn serve_until_stopped(
             let _ = tokio::time::timeout(config.front.shutdown_timeout, admin_drain.drain()).await;
         },
     );
+}
+
+/// What the plain listener does: proxy, redirect to the TLS port (`--redirect-http`), either one
+/// after answering ACME HTTP-01 challenges (`--acme-challenge http-01`).
+fn plain_door(config: &Config, tls: Option<&Tls>) -> front::server::Door {
+    use crate::acme::challenge::Challenge;
+    let tls_port = tls.map(|t| t.listener.local_addr().map_or(443, |a| a.port()));
+    let redirect_to = tls_port.filter(|_| config.tls.redirect_http);
+    match tls.and_then(|t| t.acme.as_ref()) {
+        Some(acme) if acme.challenge == Challenge::Http01 => front::server::Door::Http01 {
+            tokens: acme.certs.clone(),
+            redirect_to,
+        },
+        _ => match redirect_to {
+            Some(tls_port) => front::server::Door::Redirect { tls_port },
+            None => front::server::Door::Plain,
+        },
+    }
 }
 
 /// Waits for the worker threads; exit status 1 if one panicked.

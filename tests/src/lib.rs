@@ -43,6 +43,7 @@ pub mod netns;
 pub mod nginx;
 pub mod nginx_config;
 pub mod page;
+pub mod pebble;
 pub mod process;
 pub mod raw;
 pub mod redis_server;

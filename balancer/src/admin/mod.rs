@@ -44,6 +44,8 @@ pub struct Admin {
     pub token: Option<String>,
     /// The served certificate, when `--tls-listen` is set.
     pub tls: Option<Arc<CertStore>>,
+    /// The ACME names' certificates, with `--acme-domain`.
+    pub acme: Option<Arc<crate::acme::certs::AcmeCerts>>,
 }
 
 impl Admin {

@@ -136,6 +136,9 @@ pub(super) struct Status<'a> {
     /// HTTP/2 streams the backends refused unprocessed, and reset after the request went out.
     upstream_streams_refused_total: u64,
     upstream_streams_reset_total: u64,
+    /// Each `--acme-domain` name: its certificate, issuer, expiry, last ACME error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acme: Option<Vec<crate::acme::certs::NameStatus>>,
 }
 
 fn backend_status(
@@ -312,6 +315,7 @@ impl Admin {
             upstream_streams_refused_total: self.metrics.upstream.streams_refused.get(),
             upstream_streams_reset_total: self.metrics.upstream.streams_reset.get(),
             tls: self.tls.as_deref().map(tls_status),
+            acme: self.acme.as_ref().map(|a| a.status()),
         }
     }
 

@@ -58,8 +58,13 @@ impl FrontConfig {
 /// HTTPS: the TLS listener, its certificate, the redirect and HSTS.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TlsConfig {
-    /// HTTPS listener address (unset: no TLS). Needs --tls-cert and --tls-key.
-    #[arg(long, env = "BALANCER_TLS_LISTEN", value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    /// HTTPS listener address (unset: no TLS). Needs --tls-cert and --tls-key, or --acme-domain.
+    #[arg(
+        long,
+        env = "BALANCER_TLS_LISTEN",
+        value_name = "ADDR",
+        requires = "tls_source"
+    )]
     pub tls_listen: Option<SocketAddr>,
 
     /// PEM certificate chain for --tls-listen, leaf first; reloaded on SIGHUP and when it changes.
@@ -67,7 +72,7 @@ pub struct TlsConfig {
         long,
         env = "BALANCER_TLS_CERT",
         value_name = "PATH",
-        requires = "tls_listen"
+        requires_all = ["tls_listen", "tls_key"]
     )]
     pub tls_cert: Option<std::path::PathBuf>,
 
@@ -76,7 +81,7 @@ pub struct TlsConfig {
         long,
         env = "BALANCER_TLS_KEY",
         value_name = "PATH",
-        requires = "tls_listen"
+        requires_all = ["tls_listen", "tls_cert"]
     )]
     pub tls_key: Option<std::path::PathBuf>,
 

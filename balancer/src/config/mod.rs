@@ -14,6 +14,7 @@
 //! With `--config PATH` ([`mod@file`]) the routes and upstream groups come from a TOML file, whose
 //! `[server]` table may set any other flag; what the command line or the environment sets wins.
 
+pub mod acme;
 pub mod compress;
 pub mod file;
 pub mod front;
@@ -81,6 +82,7 @@ pub enum Command {
 
 /// Every setting, by concern.
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("tls_source").args(["tls_cert", "acme_domain"]).multiple(true)))]
 pub struct Config {
     /// TOML file of routes (`[[route]]`) and upstream groups (`[[upstream]]`); its `[server]`
     /// table may set any other flag, and a flag or variable given here wins over it. Not with
@@ -107,6 +109,8 @@ pub struct Config {
     pub admin: AdminConfig,
     #[command(flatten, next_help_heading = "Logging")]
     pub log: LogConfig,
+    #[command(flatten, next_help_heading = "TLS")]
+    pub acme: acme::AcmeConfig,
 }
 
 impl Config {

@@ -189,7 +189,7 @@ enum Kind {
     Count(u64),
 }
 
-const DURATIONS: [&str; 9] = [
+const DURATIONS: [&str; 10] = [
     "header-read-timeout",
     "shutdown-timeout",
     "hsts",
@@ -199,6 +199,7 @@ const DURATIONS: [&str; 9] = [
     "connect-timeout",
     "upstream-timeout",
     "slow-start",
+    "acme-renew-before",
 ];
 const SIZES: [&str; 1] = ["max-body"];
 const COUNTS: [(&str, u64); 7] = [
@@ -212,7 +213,7 @@ const COUNTS: [(&str, u64); 7] = [
 ];
 /// Settings that are not a duration, a size or a count: addresses, names, paths, choices, a
 /// switch, a token; and `--rate-limit`, whose count has its own range (tested below).
-const NOT_RANGED: [&str; 18] = [
+const NOT_RANGED: [&str; 24] = [
     "config",
     "listen",
     "upstreams",
@@ -231,6 +232,12 @@ const NOT_RANGED: [&str; 18] = [
     "admin-token",
     "log-format",
     "access-log",
+    "acme-domain",
+    "acme-email",
+    "acme-directory",
+    "acme-state",
+    "acme-ca",
+    "acme-challenge",
 ];
 
 fn kind_of(long: &str) -> Option<Kind> {

@@ -4,9 +4,11 @@
 //!
 //! May use `proxy` (each request is handed to it) and `runtime`.
 
+pub mod acme_http;
 pub mod connection_limit;
 pub mod head_timeout;
 pub mod redirect;
 pub mod server;
+pub mod sni;
 pub mod tls;
 pub mod tls_reload;

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::front::acme_http::{self, Http01Tokens};
 use crate::front::connection_limit::{self, ConnectionLimit, Permit};
 use crate::front::head_timeout::{self, WaitClock};
 use crate::front::redirect;
@@ -124,6 +125,12 @@ pub enum Door {
     Redirect { tls_port: u16 },
     /// HTTPS, proxied (`--tls-listen`).
     Tls(Arc<TlsDoor>),
+    /// Plain HTTP that first answers ACME HTTP-01 challenges in progress, then proxies or (with
+    /// a TLS port) redirects as [`Door::Plain`] or [`Door::Redirect`] would.
+    Http01 {
+        tokens: Arc<dyn Http01Tokens>,
+        redirect_to: Option<u16>,
+    },
 }
 
 /// A connection the accepting thread hands to another worker, with its door and its place
@@ -301,6 +308,13 @@ fn serve_connection(
                 serve_plain(stream, service, &http, watch).await
             }
             Door::Tls(door) => Box::pin(serve_tls(stream, peer, &door, proxy, &http, watch)).await,
+            Door::Http01 {
+                tokens,
+                redirect_to,
+            } => {
+                let acme = (tokens, redirect_to);
+                Box::pin(serve_http01(stream, peer, acme, proxy, &http, watch)).await
+            }
         };
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "client connection ended with an error");
@@ -361,6 +375,33 @@ where
         watch,
     ))
     .await
+}
+
+/// Plain HTTP that answers ACME HTTP-01 challenges in progress first ([`acme_http`]), then
+/// redirects (with a TLS port) or proxies.
+async fn serve_http01(
+    stream: TcpStream,
+    peer: SocketAddr,
+    (tokens, redirect_to): (Arc<dyn Http01Tokens>, Option<u16>),
+    proxy: Arc<Proxy>,
+    http: &Http,
+    watch: DrainWatch,
+) -> Result<(), hyper::Error> {
+    use http_body_util::Either;
+    let client = Arc::new(ClientInfo::new(peer));
+    let service = service_fn(move |req: http::Request<Incoming>| {
+        let early = acme_http::answer(&req, tokens.as_ref())
+            .or_else(|| redirect_to.map(|port| redirect::respond(&req, port)));
+        let (proxy, client) = (proxy.clone(), client.clone());
+        Box::pin(async move {
+            if let Some(resp) = early {
+                return Ok::<_, std::convert::Infallible>(resp.map(Either::Left));
+            }
+            let resp = proxy.handle(req, client).await?;
+            Ok(resp.map(Either::Right))
+        })
+    });
+    serve_plain(stream, service, http, watch).await
 }
 
 /// The TLS handshake (bounded by `--header-read-timeout`), then HTTP as ALPN chose, every

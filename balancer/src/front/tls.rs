@@ -31,6 +31,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::front::sni::{self, NamedCerts};
+
 /// TLS sessions remembered for session-ID resumption (TLS 1.2 clients without tickets, and TLS 1.3
 /// stateful resumption); about 200 bytes each, shared by all workers. Tickets need no memory.
 pub const SESSION_CACHE_ENTRIES: usize = 8192;
@@ -159,6 +161,24 @@ pub fn load_pair(files: &PairFiles, now: SystemTime) -> Result<Pair, PairError> 
     })
 }
 
+/// A pair from DER, checked with the listener's crypto provider (the key matches the leaf).
+pub fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<CertifiedKey, rustls::Error> {
+    CertifiedKey::from_der(chain, key, &crypto::provider())
+}
+
+/// A pair from DER whose leaf is not checked (the TLS-ALPN-01 certificate carries a critical
+/// extension the checker does not know); the key is still loaded by the provider.
+pub fn certified_key_unchecked(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<CertifiedKey, rustls::Error> {
+    let key = crypto::provider().key_provider.load_private_key(key)?;
+    Ok(CertifiedKey::new(chain, key))
+}
+
 /// The last reload attempt, for the status page.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadRecord {
@@ -238,14 +258,21 @@ mod crypto {
     pub use rustls::crypto::ring::{default_provider as provider, Ticketer};
 }
 
-/// The rustls configuration of the TLS listener, presenting whatever `store` holds.
-pub fn server_config(store: Arc<CertStore>) -> Result<ServerConfig, rustls::Error> {
+/// The rustls configuration of the TLS listener, presenting what `resolver` picks; with
+/// `acme_alpn` it also accepts ALPN `acme-tls/1` (TLS-ALPN-01 validation, `front::sni`).
+pub fn server_config(
+    resolver: Arc<dyn ResolvesServerCert>,
+    acme_alpn: bool,
+) -> Result<ServerConfig, rustls::Error> {
     let provider = Arc::new(crypto::provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
-        .with_cert_resolver(store);
+        .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if acme_alpn {
+        config.alpn_protocols.push(sni::ACME_TLS_ALPN.to_vec());
+    }
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
     config.ticketer = crypto::Ticketer::new()?;
     Ok(config)
@@ -279,7 +306,11 @@ pub struct TlsMetrics {
 }
 
 impl TlsMetrics {
-    pub fn register(registry: &mut Registry, store: Arc<CertStore>) -> Self {
+    pub fn register(
+        registry: &mut Registry,
+        store: Option<Arc<CertStore>>,
+        named: Option<Arc<dyn NamedCerts>>,
+    ) -> Self {
         let metrics = TlsMetrics {
             handshakes: Family::default(),
             reloads: Family::default(),
@@ -294,14 +325,18 @@ impl TlsMetrics {
             "Certificate reloads (SIGHUP or changed files), by outcome",
             metrics.reloads.clone(),
         );
-        registry.register_collector(Box::new(ExpiryGauge(store)));
+        registry.register_collector(Box::new(ExpiryGauge { store, named }));
         metrics
     }
 }
 
-/// `balancer_tls_certificate_expiry_seconds`, computed at each scrape.
+/// `balancer_tls_certificate_expiry_seconds{name}`, computed at each scrape: `name` is the ACME
+/// name, or `tls-cert` for the `--tls-cert` pair.
 #[derive(Debug)]
-struct ExpiryGauge(Arc<CertStore>);
+struct ExpiryGauge {
+    store: Option<Arc<CertStore>>,
+    named: Option<Arc<dyn NamedCerts>>,
+}
 
 impl prometheus_client::collector::Collector for ExpiryGauge {
     fn encode(
@@ -310,15 +345,33 @@ impl prometheus_client::collector::Collector for ExpiryGauge {
     ) -> Result<(), std::fmt::Error> {
         use prometheus_client::encoding::EncodeMetric;
         use prometheus_client::metrics::gauge::ConstGauge;
-        let gauge = ConstGauge::new(self.0.expires_in(SystemTime::now()));
-        let metric = encoder.encode_descriptor(
+        let now = SystemTime::now();
+        let mut series: Vec<(String, i64)> = Vec::new();
+        if let Some(store) = &self.store {
+            series.push(("tls-cert".into(), store.expires_in(now)));
+        }
+        if let Some(named) = &self.named {
+            let now = unix_seconds(now);
+            series.extend(named.expiries().into_iter().map(|(n, at)| (n, at - now)));
+        }
+        let mut metric = encoder.encode_descriptor(
             "tls_certificate_expiry_seconds",
-            "Seconds until the served certificate expires",
+            "Seconds until the served certificate expires, by name (tls-cert: the --tls-cert pair)",
             None,
-            gauge.metric_type(),
+            prometheus_client::metrics::MetricType::Gauge,
         )?;
-        gauge.encode(metric)
+        for (name, left) in series {
+            let labels = [("name", name)];
+            ConstGauge::new(left).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
+}
+
+/// Unix seconds of `at` (0 before the epoch).
+pub fn unix_seconds(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Waits, for at most `timeout`, until the client has sent something after the handshake; false
@@ -403,6 +456,16 @@ impl TlsDoor {
             }
         };
         let (_, conn) = tls.get_ref();
+        if conn.alpn_protocol() == Some(sni::ACME_TLS_ALPN) {
+            // A TLS-ALPN-01 validation: the handshake was the answer; no HTTP follows.
+            let labels = HandshakeLabels {
+                outcome: "ok",
+                alpn: "acme-tls/1",
+                ..none
+            };
+            self.metrics.handshakes.get_or_create(&labels).inc();
+            return None;
+        }
         let alpn = match conn.alpn_protocol() {
             Some(b"h2") => Alpn::H2,
             _ => Alpn::Http1,
@@ -522,7 +585,7 @@ mod tests {
             load_pair(&files, SystemTime::now()).unwrap(),
             files,
         ));
-        let config = server_config(store).unwrap();
+        let config = server_config(store, false).unwrap();
         assert_eq!(config.alpn_protocols[0], b"h2");
         assert!(config.ticketer.enabled());
     }

@@ -137,7 +137,7 @@ mod tests {
         write(pem("first", 2020, 2090));
         let first = tls::load_pair(&files, SystemTime::now()).unwrap();
         let store = Arc::new(CertStore::new(first, files.clone()));
-        let metrics = TlsMetrics::register(&mut Registry::default(), store.clone());
+        let metrics = TlsMetrics::register(&mut Registry::default(), Some(store.clone()), None);
         let before = stamps(&store);
         write(pem("expired", 2000, 2001));
         assert_ne!(stamps(&store), before, "a rewrite must change the stamp");

@@ -23,6 +23,7 @@ impl Loaded {
 /// flag but the group's is here.
 pub(super) fn restart_settings(c: &Config) -> Vec<(&'static str, String)> {
     let (f, t, x, a, l) = (&c.front, &c.tls, &c.traffic, &c.admin, &c.log);
+    let acme = &c.acme;
     vec![
         ("config", format!("{:?}", c.routes_file)),
         ("listen", format!("{:?}", f.listen)),
@@ -47,5 +48,12 @@ pub(super) fn restart_settings(c: &Config) -> Vec<(&'static str, String)> {
         ("admin-token", format!("{:?}", a.admin_token)),
         ("log-format", format!("{:?}", l.log_format)),
         ("access-log", format!("{:?}", l.access_log)),
+        ("acme-domain", format!("{:?}", acme.acme_domain)),
+        ("acme-email", format!("{:?}", acme.acme_email)),
+        ("acme-directory", format!("{:?}", acme.acme_directory)),
+        ("acme-state", format!("{:?}", acme.acme_state)),
+        ("acme-ca", format!("{:?}", acme.acme_ca)),
+        ("acme-challenge", format!("{:?}", acme.acme_challenge)),
+        ("acme-renew-before", format!("{:?}", acme.acme_renew_before)),
     ]
 }
