@@ -201,7 +201,7 @@ impl<U> UpstreamGroup<U> {
             self.metrics.traffic.ejections.inc();
             tracing::warn!(backend = %backend.addr, ?fail_timeout, "backend ejected: stray bytes again within --stray-quarantine");
         } else {
-            tracing::warn!(backend = %backend.addr, "stray bytes again, but half of the backends are already ejected: kept (still quarantined)");
+            tracing::debug!(backend = %backend.addr, "stray bytes again, but half of the backends are already ejected: kept (still quarantined)");
         }
     }
 }
