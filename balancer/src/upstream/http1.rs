@@ -21,6 +21,10 @@
 //!   that case is safe to retry elsewhere. A pooled connection that turns out to be stale (the
 //!   backend closed it while it sat idle) is retried transparently on the next idle or a fresh
 //!   connection to the same backend, because the request was not written to it either.
+//! - A connection hyper ends because the backend sent bytes no request asked for (idle, or past a
+//!   complete response) is counted and quarantines the backend ([`super::stray`]): while it lasts
+//!   no connection to it goes back on a stack. Nor does one whose response came before its request
+//!   body was sent whole (the backend may take the rest for a request of its own).
 //!
 //! With `--upstream-protocol h2c` requests go through [`super::h2`] instead, except upgrades
 //! (WebSocket), which HTTP/2 cannot carry this way and which keep using this pool.
