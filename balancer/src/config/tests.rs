@@ -189,7 +189,7 @@ enum Kind {
     Count(u64),
 }
 
-const DURATIONS: [&str; 9] = [
+const DURATIONS: [&str; 10] = [
     "header-read-timeout",
     "shutdown-timeout",
     "hsts",
@@ -199,6 +199,7 @@ const DURATIONS: [&str; 9] = [
     "connect-timeout",
     "upstream-timeout",
     "slow-start",
+    "stray-quarantine",
 ];
 const SIZES: [&str; 1] = ["max-body"];
 const COUNTS: [(&str, u64); 7] = [
