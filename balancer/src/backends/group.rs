@@ -282,4 +282,35 @@ pub(crate) mod tests {
         let other = UpstreamGroup::new("h".into(), settings(port), Arc::new(Metrics::new()), 1);
         assert!(other.backends.snapshot().is_empty());
     }
+
+    #[tokio::test]
+    async fn a_backend_that_keeps_sending_stray_bytes_is_ejected_under_the_half_cap() {
+        let group = UpstreamGroup::new("g".into(), settings(1), Arc::new(Metrics::new()), 1);
+        let addrs: Vec<_> = (1..=4)
+            .map(|p| {
+                (
+                    std::net::SocketAddr::from(([127, 0, 0, 1], p)),
+                    "g:1".to_owned(),
+                )
+            })
+            .collect();
+        group.backends.set_addresses(&addrs);
+        let all = group.backends.snapshot();
+        let now = now_ms();
+        // Once: quarantined, not ejected.
+        all[0].endpoint.stray.record(now, 60_000);
+        group.record_status(&all[0], 200);
+        assert!(!all[0].outlier.is_ejected_at(now_ms()));
+        // Again within the quarantine: ejected, as --max-5xx ejects, even with --max-5xx off.
+        for b in &all[..3] {
+            b.endpoint.stray.record(now, 60_000);
+            b.endpoint.stray.record(now, 60_000);
+            group.record_status(b, 200);
+        }
+        let out: Vec<bool> = all
+            .iter()
+            .map(|b| b.outlier.is_ejected_at(now_ms()))
+            .collect();
+        assert_eq!(out, [true, true, false, false], "never more than half out");
+    }
 }
