@@ -37,7 +37,7 @@ async fn strays(balancer: &Balancer, backend: &TestBackend) -> (u64, bool) {
 }
 
 /// Sends the misbehaving request, then `VICTIMS` echo requests on the same keep-alive client,
-/// each of which must get its own body back. Returns the misbehaving request's status, if any.
+/// each of which must get its own body back (the misbehaving request's own outcome is printed).
 async fn misbehave_then_victims(balancer: &Balancer, method: Method, path: &str, body: Vec<u8>) {
     let client = Client::new();
     let first = client
