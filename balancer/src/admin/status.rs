@@ -84,6 +84,11 @@ pub(super) struct BackendStatus {
     open_streams: usize,
     /// Connections open to it now (both protocols: upgrades use HTTP/1.1 under `h2c` too).
     upstream_connections: usize,
+    /// HTTP/1.1 connections closed because it sent bytes no request asked for.
+    stray_bytes_total: u64,
+    /// Its connections are not reused right now (`--stray-quarantine`), and for how much longer.
+    stray_quarantined: bool,
+    stray_quarantine_left_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -182,6 +187,9 @@ fn backend_status(
         protocol,
         open_streams: b.endpoint.h2.open_streams(),
         upstream_connections: b.endpoint.connections(),
+        stray_bytes_total: b.endpoint.stray.total(),
+        stray_quarantined: b.endpoint.stray.is_quarantined(|| now),
+        stray_quarantine_left_ms: b.endpoint.stray.quarantined_until().saturating_sub(now),
     }
 }
 

@@ -19,7 +19,7 @@ use http::HeaderValue;
 use crate::backends::health::{Health, HealthPolicy};
 use crate::backends::outlier::Outlier;
 use crate::runtime::clock::now_ms;
-use crate::runtime::metrics::{BackendMetrics, Metrics};
+use crate::runtime::metrics::{BackendLabels, BackendMetrics, Metrics};
 use crate::upstream::Endpoint;
 
 pub struct Backend {
@@ -62,7 +62,17 @@ impl Backend {
             requests_total: AtomicU64::new(0),
             failures_total: AtomicU64::new(0),
             metrics: metrics.for_backend(&label),
-            endpoint: Arc::new(Endpoint::new(addr, workers)),
+            endpoint: Arc::new(Endpoint::with_stray_counter(
+                addr,
+                workers,
+                metrics
+                    .upstream
+                    .stray_bytes
+                    .get_or_create(&BackendLabels {
+                        backend: label.clone(),
+                    })
+                    .clone(),
+            )),
             label,
             joined_ms: now_ms().max(1),
             outlier: Outlier::default(),

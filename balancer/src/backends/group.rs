@@ -162,6 +162,9 @@ impl<U> UpstreamGroup<U> {
     /// `--max-5xx`: counts a backend's answer in its streak and ejects it when the streak is
     /// long enough and the half cap allows.
     pub fn record_status(&self, backend: &Backend, status: u16) {
+        if backend.endpoint.stray.take_ejection() {
+            self.eject_for_stray(backend);
+        }
         let Some(streak) = backend.outlier.record(status, self.settings.max_5xx) else {
             return;
         };
@@ -178,6 +181,27 @@ impl<U> UpstreamGroup<U> {
             tracing::warn!(backend = %backend.addr, streak, ?fail_timeout, "backend ejected after consecutive 5xx responses");
         } else {
             tracing::warn!(backend = %backend.addr, streak, "consecutive 5xx, but half of the backends are already ejected: kept");
+        }
+    }
+}
+
+impl<U> UpstreamGroup<U> {
+    /// A backend that keeps sending stray bytes (`--stray-quarantine`) is ejected for
+    /// --fail-timeout, as `--max-5xx` ejects, under the same half cap.
+    fn eject_for_stray(&self, backend: &Backend) {
+        let now = now_ms();
+        let fail_timeout = self.settings.policy.fail_timeout;
+        let until = now.saturating_add(u64::try_from(fail_timeout.as_millis()).unwrap_or(u64::MAX));
+        let all = self.backends.snapshot();
+        let outliers = all.iter().map(|b| &b.outlier);
+        if self
+            .ejector
+            .try_eject(&backend.outlier, outliers, now, until)
+        {
+            self.metrics.traffic.ejections.inc();
+            tracing::warn!(backend = %backend.addr, ?fail_timeout, "backend ejected: stray bytes again within --stray-quarantine");
+        } else {
+            tracing::debug!(backend = %backend.addr, "stray bytes again, but half of the backends are already ejected: kept (still quarantined)");
         }
     }
 }
@@ -218,6 +242,7 @@ pub(crate) mod tests {
                 max_idle: 1,
                 protocol: UpstreamProtocol::Http1,
                 keep_alive: second,
+                stray_quarantine: Duration::from_secs(60),
             },
         }
     }
@@ -256,5 +281,36 @@ pub(crate) mod tests {
         // Two groups share nothing: another one starts empty-handed with its own cursor.
         let other = UpstreamGroup::new("h".into(), settings(port), Arc::new(Metrics::new()), 1);
         assert!(other.backends.snapshot().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_keeps_sending_stray_bytes_is_ejected_under_the_half_cap() {
+        let group = UpstreamGroup::new("g".into(), settings(1), Arc::new(Metrics::new()), 1);
+        let addrs: Vec<_> = (1..=4)
+            .map(|p| {
+                (
+                    std::net::SocketAddr::from(([127, 0, 0, 1], p)),
+                    "g:1".to_owned(),
+                )
+            })
+            .collect();
+        group.backends.set_addresses(&addrs);
+        let all = group.backends.snapshot();
+        let now = now_ms();
+        // Once: quarantined, not ejected.
+        all[0].endpoint.stray.record(now, 60_000);
+        group.record_status(&all[0], 200);
+        assert!(!all[0].outlier.is_ejected_at(now_ms()));
+        // Again within the quarantine: ejected, as --max-5xx ejects, even with --max-5xx off.
+        for b in &all[..3] {
+            b.endpoint.stray.record(now, 60_000);
+            b.endpoint.stray.record(now, 60_000);
+            group.record_status(b, 200);
+        }
+        let out: Vec<bool> = all
+            .iter()
+            .map(|b| b.outlier.is_ejected_at(now_ms()))
+            .collect();
+        assert_eq!(out, [true, true, false, false], "never more than half out");
     }
 }

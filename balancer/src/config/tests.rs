@@ -189,7 +189,7 @@ enum Kind {
     Count(u64),
 }
 
-const DURATIONS: [&str; 10] = [
+const DURATIONS: [&str; 11] = [
     "header-read-timeout",
     "shutdown-timeout",
     "hsts",
@@ -200,6 +200,7 @@ const DURATIONS: [&str; 10] = [
     "upstream-timeout",
     "slow-start",
     "acme-renew-before",
+    "stray-quarantine",
 ];
 const SIZES: [&str; 1] = ["max-body"];
 const COUNTS: [(&str, u64); 7] = [

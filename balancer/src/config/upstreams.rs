@@ -86,6 +86,13 @@ pub struct UpstreamConfig {
     #[arg(long = "max-5xx", env = "BALANCER_MAX_5XX", value_name = "COUNT", default_value_t = 0,
           value_parser = count::within(0u32, 10_000))]
     pub max_5xx: u32,
+
+    /// After a backend sent bytes no request asked for on an HTTP/1.1 connection (a stray
+    /// response), how long its connections are not reused: one request per connection (`0` = off).
+    /// Doing it again within that period after it ejects the backend as --max-5xx does.
+    #[arg(long, env = "BALANCER_STRAY_QUARANTINE", value_name = "DURATION", default_value = "60s",
+          value_parser = within(Duration::ZERO, DAY))]
+    pub stray_quarantine: Duration,
 }
 
 /// The range of `--resolve-interval` and `--health-interval`: not so short that it spins.
@@ -124,6 +131,7 @@ impl UpstreamConfig {
                 max_idle: self.max_idle_per_backend,
                 protocol: self.upstream_protocol,
                 keep_alive: self.health_interval,
+                stray_quarantine: self.stray_quarantine,
             },
         }
     }

@@ -114,6 +114,8 @@ impl TrafficMetrics {
 pub struct UpstreamMetrics {
     pub streams_refused: Counter,
     pub streams_reset: Counter,
+    /// HTTP/1.1 connections closed because a backend sent bytes no request asked for.
+    pub stray_bytes: Family<BackendLabels, Counter>,
 }
 
 impl UpstreamMetrics {
@@ -127,6 +129,11 @@ impl UpstreamMetrics {
             "upstream_streams_reset",
             "HTTP/2 streams a backend reset after the request went out (answered 502, never retried)",
             self.streams_reset.clone(),
+        );
+        registry.register(
+            "upstream_stray_bytes",
+            "HTTP/1.1 connections closed because the backend sent bytes no request asked for (a stray response); each starts or extends --stray-quarantine",
+            self.stray_bytes.clone(),
         );
     }
 }

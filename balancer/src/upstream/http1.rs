@@ -21,6 +21,10 @@
 //!   that case is safe to retry elsewhere. A pooled connection that turns out to be stale (the
 //!   backend closed it while it sat idle) is retried transparently on the next idle or a fresh
 //!   connection to the same backend, because the request was not written to it either.
+//! - A connection hyper ends because the backend sent bytes no request asked for (idle, or past a
+//!   complete response) is counted and quarantines the backend ([`super::stray`]): while it lasts
+//!   no connection to it goes back on a stack. Nor does one whose response came before its request
+//!   body was sent whole (the backend may take the rest for a request of its own).
 //!
 //! With `--upstream-protocol h2c` requests go through [`super::h2`] instead, except upgrades
 //! (WebSocket), which HTTP/2 cannot carry this way and which keep using this pool.
@@ -36,7 +40,9 @@ use hyper_util::rt::TokioIo;
 use shared::sync::lock;
 
 use super::request_body::RequestBody;
+use super::stray::is_stray_error;
 use super::{connect, Endpoint, Lease, SendError};
+use crate::runtime::clock::now_ms;
 use crate::runtime::wait_clock::WaitClock;
 
 /// Idle connections older than this are closed rather than reused (the legacy client's default).
@@ -91,6 +97,12 @@ impl IdleConnections {
         None
     }
 
+    /// Closes them all.
+    pub(super) fn clear(&self) {
+        let gone = std::mem::take(&mut *lock(&self.stack));
+        drop(gone);
+    }
+
     fn push(&self, sender: Sender, max_idle: usize) {
         if max_idle == 0 {
             return;
@@ -113,6 +125,9 @@ pub struct Http1Lease {
     endpoint: Arc<Endpoint>,
     worker: usize,
     max_idle: usize,
+    /// The response came before the request body was sent whole: the backend may read the
+    /// rest as a request of its own and answer it, so the connection is not reused.
+    early: bool,
 }
 
 impl Http1Lease {
@@ -122,8 +137,9 @@ impl Http1Lease {
             endpoint,
             worker,
             max_idle,
+            early,
         } = self;
-        if sender.is_closed() {
+        if sender.is_closed() || early || endpoint.stray.is_quarantined(now_ms) {
             return;
         }
         if sender.is_ready() {
@@ -133,7 +149,7 @@ impl Http1Lease {
         // hyper marks the connection ready from its own task, usually before the last body
         // frame reaches us; when it has not yet, wait for it off the request path.
         tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
+            if sender.ready().await.is_ok() && !endpoint.stray.is_quarantined(now_ms) {
                 endpoint.idle(worker).push(sender, max_idle);
             }
         });
@@ -147,6 +163,8 @@ pub(super) struct Http1Pool {
     pub(super) upstream_timeout: Duration,
     pub(super) max_idle: usize,
     pub(super) worker: usize,
+    /// `--stray-quarantine` in ms (0: off).
+    pub(super) stray_quarantine_ms: u64,
 }
 
 impl Http1Pool {
@@ -183,9 +201,11 @@ impl Http1Pool {
         mut sender: Sender,
         request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
+        let body = request.body().progress();
         sender.exchange.start();
         let sent = sender.inner.try_send_request(request).await;
         sender.exchange.stop();
+        let early = body.is_some_and(|b| !b.is_done());
         if sent.is_err() && sender.exchange.has_expired() {
             return Err(SendError::TimedOut);
         }
@@ -197,6 +217,7 @@ impl Http1Pool {
                     endpoint: endpoint.clone(),
                     worker: self.worker,
                     max_idle: self.max_idle,
+                    early,
                 }),
             )),
             Err(mut e) => match e.take_message() {
@@ -212,7 +233,7 @@ impl Http1Pool {
         }
     }
 
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Sender, String> {
+    async fn connect(&self, endpoint: &Arc<Endpoint>) -> Result<Sender, String> {
         let addr = endpoint.addr;
         let stream = connect::connect(addr, self.connect_timeout).await?;
         let (inner, conn) = http1::Builder::new()
@@ -223,11 +244,14 @@ impl Http1Pool {
         let conn = exchange.guard(conn.with_upgrades(), self.upstream_timeout);
         let open = endpoint.http1_connections.clone();
         open.fetch_add(1, Ordering::Relaxed);
+        let endpoint = endpoint.clone();
+        let quarantine_ms = self.stray_quarantine_ms;
         tokio::spawn(async move {
             // Upgrades (WebSocket) take the socket over from here; the task then ends.
             let ended = conn.await;
             open.fetch_sub(1, Ordering::Relaxed);
             match ended {
+                Some(Err(e)) if is_stray_error(&e) => stray_bytes(&endpoint, quarantine_ms),
                 Some(Err(e)) => {
                     tracing::debug!(backend = %addr, error = %e, "upstream connection ended with an error")
                 }
@@ -238,6 +262,23 @@ impl Http1Pool {
             }
         });
         Ok(Sender { inner, exchange })
+    }
+}
+
+/// `endpoint`'s backend sent bytes nobody asked for, and hyper closed that connection: count
+/// it, quarantine the backend (its idle connections go now) and warn once.
+fn stray_bytes(endpoint: &Endpoint, quarantine_ms: u64) {
+    let verdict = endpoint.stray.record(now_ms(), quarantine_ms);
+    if quarantine_ms > 0 {
+        endpoint.drop_idle();
+    }
+    if verdict.warn {
+        tracing::warn!(
+            backend = %endpoint.addr,
+            quarantine = ?Duration::from_millis(quarantine_ms),
+            "backend sent bytes no request asked for on a pooled HTTP/1.1 connection (a stray response): \
+             connection closed; its connections are not reused for --stray-quarantine"
+        );
     }
 }
 
@@ -298,6 +339,77 @@ mod tests {
         let (s, _t, _p) = sender().await;
         idle.push(s, 0);
         assert!(idle.pop(now).is_none(), "max_idle 0 keeps nothing");
+    }
+
+    /// A backend on a real socket that answers every request with `ok` and, right behind it on
+    /// the first connection only, a second response no one asked for.
+    async fn stray_once_backend() -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut first = true;
+            while let Ok((mut s, _)) = listener.accept().await {
+                let stray = std::mem::take(&mut first);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while s.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                        let mut out = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec();
+                        if stray {
+                            out.extend(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nSTRAY");
+                        }
+                        if s.write_all(&out).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    async fn get(pool: &Http1Pool, endpoint: &Arc<Endpoint>) -> String {
+        use http_body_util::BodyExt;
+        let request = Request::get("/").body(RequestBody::bodiless()).unwrap();
+        let Ok((response, lease)) = pool.send(endpoint, request, Instant::now()).await else {
+            panic!("request failed");
+        };
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        lease.release();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    /// Pins hyper's behaviour (and its error message, which [`is_stray_error`] reads): bytes past
+    /// the end of a complete response end the connection, which is counted and quarantines the
+    /// backend; the next request goes out on a fresh connection and gets its own answer.
+    #[tokio::test]
+    async fn bytes_past_a_complete_response_are_counted_and_quarantine_the_backend() {
+        let endpoint = Arc::new(Endpoint::new(stray_once_backend().await, 1));
+        let pool = Http1Pool {
+            connect_timeout: Duration::from_secs(2),
+            upstream_timeout: Duration::from_secs(5),
+            max_idle: 4,
+            worker: 0,
+            stray_quarantine_ms: 60_000,
+        };
+        assert_eq!(get(&pool, &endpoint).await, "ok");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while endpoint.stray.total() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the stray response was never detected"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(endpoint.stray.is_quarantined(now_ms));
+        for _ in 0..3 {
+            assert_eq!(get(&pool, &endpoint).await, "ok", "never the stray body");
+        }
+        assert_eq!(endpoint.stray.total(), 1);
+        assert!(
+            endpoint.idle(0).pop(Instant::now()).is_none(),
+            "quarantined: no connection kept for reuse"
+        );
     }
 
     #[test]

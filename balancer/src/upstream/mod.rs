@@ -16,6 +16,7 @@ pub mod connect;
 pub mod h2;
 pub mod http1;
 pub mod request_body;
+pub mod stray;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use crate::runtime::metrics::UpstreamMetrics;
 use h2::{H2Endpoint, H2Pool, H2SendError, H2Settings, StreamGuard};
 use http1::{Http1Lease, Http1Pool, IdleConnections};
 use request_body::RequestBody;
+use stray::Stray;
 
 /// An error of any kind, for the rare paths that only describe it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -123,6 +125,8 @@ pub struct Endpoint {
     http1_connections: Arc<AtomicUsize>,
     /// The h2c connections (`--upstream-protocol h2c`).
     pub h2: H2Endpoint,
+    /// Stray bytes seen from it over HTTP/1.1, and its quarantine (`--stray-quarantine`).
+    pub stray: Stray,
 }
 
 impl Endpoint {
@@ -134,6 +138,20 @@ impl Endpoint {
                 .collect(),
             http1_connections: Arc::new(AtomicUsize::new(0)),
             h2: H2Endpoint::new(workers),
+            stray: Stray::default(),
+        }
+    }
+
+    /// An endpoint whose stray-byte detections count into `stray` (the backend's series of
+    /// `balancer_upstream_stray_bytes_total`).
+    pub fn with_stray_counter(
+        addr: SocketAddr,
+        workers: usize,
+        stray: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        Endpoint {
+            stray: Stray::counted(stray),
+            ..Endpoint::new(addr, workers)
         }
     }
 
@@ -145,6 +163,13 @@ impl Endpoint {
     /// Worker `worker`'s idle connections to this endpoint.
     fn idle(&self, worker: usize) -> &IdleConnections {
         &self.idle[worker % self.idle.len()]
+    }
+
+    /// Closes every worker's idle HTTP/1.1 connections (the backend was just quarantined).
+    fn drop_idle(&self) {
+        for idle in self.idle.iter() {
+            idle.clear();
+        }
     }
 }
 
@@ -197,6 +222,8 @@ pub struct UpstreamSettings {
     pub protocol: UpstreamProtocol,
     /// `--health-interval`: the h2c PING keep-alive fits in it.
     pub keep_alive: Duration,
+    /// `--stray-quarantine` (zero: off).
+    pub stray_quarantine: Duration,
 }
 
 /// One worker's way to its backends: connections it opens are driven by its own event loop and
@@ -222,6 +249,8 @@ impl UpstreamPool {
                 upstream_timeout: settings.upstream_timeout,
                 max_idle: settings.max_idle,
                 worker,
+                stray_quarantine_ms: u64::try_from(settings.stray_quarantine.as_millis())
+                    .unwrap_or(u64::MAX),
             },
             h2,
         }

@@ -19,6 +19,8 @@ const OUTCOME_UNTOUCHED: u8 = 0;
 const OUTCOME_STARTED: u8 = 1;
 const OUTCOME_TOO_LARGE: u8 = 2;
 const OUTCOME_CLIENT_ERROR: u8 = 3;
+/// Read to its end (and so handed whole to the connection).
+const OUTCOME_DONE: u8 = 4;
 
 /// Why the request body stopped.
 #[derive(Debug)]
@@ -102,6 +104,22 @@ impl<B> RequestBody<B> {
     pub fn is_bodiless(&self) -> bool {
         self.0.is_none()
     }
+
+    /// For a body still to be sent, a way to ask later whether it was sent whole (a response
+    /// that arrives before that leaves the connection unfit for reuse). `None` for no body.
+    pub fn progress(&self) -> Option<BodyProgress> {
+        self.0.as_ref().map(|b| BodyProgress(b.outcome.clone()))
+    }
+}
+
+/// Whether a request body was read to its end; see [`RequestBody::progress`].
+pub struct BodyProgress(Arc<AtomicU8>);
+
+impl BodyProgress {
+    /// The whole body was handed to the connection.
+    pub fn is_done(&self) -> bool {
+        self.0.load(Ordering::Acquire) == OUTCOME_DONE
+    }
 }
 
 impl BodyHandle {
@@ -146,6 +164,7 @@ where
         Poll::Ready(match frame {
             None => {
                 body.done = true;
+                body.outcome.store(OUTCOME_DONE, Ordering::Release);
                 None
             }
             Some(Ok(frame)) => {
@@ -157,6 +176,10 @@ where
                         return Poll::Ready(Some(Err(BodyError::TooLarge)));
                     }
                     body.remaining -= len;
+                }
+                // hyper stops polling a body of known length once it has all of it.
+                if body.inner.is_end_stream() {
+                    body.outcome.store(OUTCOME_DONE, Ordering::Release);
                 }
                 Some(Ok(frame))
             }

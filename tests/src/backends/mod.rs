@@ -1,11 +1,13 @@
 //! Purpose-built backends: real servers on loopback ports, each written for one behaviour a test needs
 //! from the far side of the balancer (echo what arrived, record it, never answer, break the response,
-//! speak WebSocket, answer a chosen status after a chosen delay, decide as a forward-auth service, write a stray response after each answer). Each counts the requests it sees, so a test can prove what was (and was not)
-//! forwarded; health probes (`/health`) are not counted. Dropping a backend stops it.
+//! speak WebSocket, answer a chosen status after a chosen delay, decide as a forward-auth service, write a stray
+//! response after each answer, break the framing of an answer). Each counts the requests it sees, so a test can
+//! prove what was (and was not) forwarded; health probes (`/health`) are not counted. Dropping a backend stops it.
 
 mod auth;
 mod bulk;
 mod echo;
+mod framing;
 mod misbehaving;
 mod recording;
 mod stray;
@@ -23,6 +25,7 @@ use tokio::task::JoinHandle;
 pub use auth::{AuthBackend, AuthReply, Decide};
 pub use bulk::bulk_backend;
 pub use echo::{echo_backend, echo_backend_on, echoed};
+pub use framing::framing_backend;
 pub use misbehaving::{breaking_backend, HungBackend};
 pub use recording::{RecordingBackend, Seen};
 pub use stray::{

@@ -2,7 +2,7 @@
 //! DNS that changes under it ([`dns`]), proxying rules ([`proxy`]), backends that fail or move
 //! ([`proxy_failing_backends`]), real `app` replicas ([`replicas`]), request IDs ([`request_id`]),
 //! traffic management ([`traffic`]), HTTP/2 to the replicas ([`h2c_replicas`]), a replica that writes
-//! an unasked-for response ([`stray_response`]) and gRPC through the balancer ([`grpc`]).
+//! an unasked-for response ([`stray_response`]), other stray bytes ([`stray_framing`]) and gRPC through the balancer ([`grpc`]).
 
 mod dns;
 mod grpc;
@@ -11,5 +11,6 @@ mod proxy;
 mod proxy_failing_backends;
 mod replicas;
 mod request_id;
+mod stray_framing;
 mod stray_response;
 mod traffic;

@@ -235,6 +235,7 @@ fn settings(backends: &[SocketAddr]) -> GroupSettings {
             max_idle: 4,
             protocol: UpstreamProtocol::Http1,
             keep_alive: Duration::from_secs(60),
+            stray_quarantine: Duration::from_secs(60),
         },
     }
 }
