@@ -1,12 +1,14 @@
 //! Purpose-built backends: real servers on loopback ports, each written for one behaviour a test needs
 //! from the far side of the balancer (echo what arrived, record it, never answer, break the response,
-//! speak WebSocket, answer a chosen status after a chosen delay, write a stray response after each answer). Each counts the requests it sees, so a test can prove what was (and was not)
-//! forwarded; health probes (`/health`) are not counted. Dropping a backend stops it.
+//! speak WebSocket, answer a chosen status after a chosen delay, write a stray response after each answer,
+//! hold a server-sent event stream open and send each event when the test says). Each counts the
+//! requests it sees, so a test can prove what was (and was not) forwarded; health probes (`/health`) are not counted. Dropping a backend stops it.
 
 mod bulk;
 mod echo;
 mod misbehaving;
 mod recording;
+mod sse;
 mod stray;
 mod tunable;
 mod websocket;
@@ -23,6 +25,7 @@ pub use bulk::bulk_backend;
 pub use echo::{echo_backend, echo_backend_on, echoed};
 pub use misbehaving::{breaking_backend, HungBackend};
 pub use recording::{RecordingBackend, Seen};
+pub use sse::{SseBackend, SseStream};
 pub use stray::{
     h2_frame, raw_h2_backend, stray_h2_backend, stray_http1_backend, H2Reply, STRAY_BODY,
     STRAY_DELAY,
