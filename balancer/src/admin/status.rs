@@ -221,6 +221,26 @@ struct RouteStatus {
     strip_prefix: bool,
     upstreams: Vec<Target>,
     requests: u64,
+    /// `compress`: its codecs in order of preference, minimum size, levels; `null` when off.
+    compress: Option<CompressStatus>,
+}
+
+#[derive(Serialize)]
+struct CompressStatus {
+    codecs: Vec<&'static str>,
+    min_size: u64,
+    levels: std::collections::BTreeMap<&'static str, i32>,
+}
+
+fn compress_status(c: &crate::policy::compress::Compress) -> CompressStatus {
+    use crate::policy::compress::Codec;
+    CompressStatus {
+        codecs: c.codecs.iter().map(|codec| codec.token()).collect(),
+        min_size: c.min_size,
+        levels: Codec::ALL
+            .map(|codec| (codec.token(), c.level(codec)))
+            .into(),
+    }
 }
 
 #[derive(Serialize)]
@@ -248,6 +268,7 @@ fn route_status(route: &Route) -> RouteStatus {
             })
             .collect(),
         requests: route.requests.get(),
+        compress: spec.policy.compress.as_ref().map(compress_status),
     }
 }
 

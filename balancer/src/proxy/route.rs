@@ -150,7 +150,7 @@ impl<U> Proxy<U> {
             rules.apply(response.headers_mut());
         }
         if let Some((settings, codec)) = coding {
-            response = compress::wrap(response, codec, settings);
+            response = compress::wrap(response, codec, settings, &self.metrics.compression);
         }
         Forwarded {
             response,

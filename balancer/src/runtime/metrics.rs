@@ -61,6 +61,8 @@ pub struct Metrics {
     pub upstream: UpstreamMetrics,
     /// Requests per route, routing misses, config reloads.
     pub routes: RouteMetrics,
+    /// Responses a route's `compress` encoded, and their bytes.
+    pub compression: CompressionMetrics,
 }
 
 /// The series of the traffic rules: limits in force and what they did.
@@ -258,7 +260,9 @@ impl Metrics {
         for result in ["ok", "error"] {
             drop(routes.reloads.get_or_create(&ReloadLabels { result }));
         }
+        let compression = CompressionMetrics::new(&mut registry);
         Metrics {
+            compression,
             routes,
             traffic,
             upstream,
@@ -312,5 +316,54 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EncodingLabels {
+    pub encoding: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    pub direction: &'static str,
+}
+
+/// Response compression (`compress`), each response counted once, when its body ends: the
+/// responses encoded by coding, and the bytes into and out of the encoders.
+pub struct CompressionMetrics {
+    /// By coding, in [`CompressionMetrics::ENCODINGS`]'s order.
+    pub responses: [Counter; 3],
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+}
+
+impl CompressionMetrics {
+    /// The `encoding` label values (`policy::compress::Codec::ALL`'s order).
+    pub const ENCODINGS: [&'static str; 3] = ["zstd", "br", "gzip"];
+
+    fn new(registry: &mut Registry) -> Self {
+        let responses = Family::<EncodingLabels, Counter>::default();
+        let bytes = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "compressed_responses",
+            "Responses a route's compress encoded, by coding (counted when the body ends)",
+            responses.clone(),
+        );
+        registry.register(
+            "compression_bytes",
+            "Bytes into (in: the backend's) and out of (out: the encoded) the response encoders",
+            bytes.clone(),
+        );
+        let direction = |direction| bytes.get_or_create(&DirectionLabels { direction }).clone();
+        CompressionMetrics {
+            responses: Self::ENCODINGS.map(|encoding| {
+                responses
+                    .get_or_create(&EncodingLabels { encoding })
+                    .clone()
+            }),
+            bytes_in: direction("in"),
+            bytes_out: direction("out"),
+        }
     }
 }

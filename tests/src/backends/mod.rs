@@ -1,8 +1,9 @@
 //! Purpose-built backends: real servers on loopback ports, each written for one behaviour a test needs
 //! from the far side of the balancer (echo what arrived, record it, never answer, break the response,
 //! speak WebSocket, answer a chosen status after a chosen delay, decide as a forward-auth service, write a stray
-//! response after each answer, break the framing of an answer). Each counts the requests it sees, so a test can
-//! prove what was (and was not) forwarded; health probes (`/health`) are not counted. Dropping a backend stops it.
+//! response after each answer, break the framing of an answer, hold a server-sent event stream open and send each
+//! event when the test says). Each counts the requests it sees, so a test can prove what was (and was not)
+//! forwarded; health probes (`/health`) are not counted. Dropping a backend stops it.
 
 mod auth;
 mod bulk;
@@ -10,6 +11,7 @@ mod echo;
 mod framing;
 mod misbehaving;
 mod recording;
+mod sse;
 mod stray;
 mod tunable;
 mod websocket;
@@ -28,6 +30,7 @@ pub use echo::{echo_backend, echo_backend_on, echoed};
 pub use framing::framing_backend;
 pub use misbehaving::{breaking_backend, HungBackend};
 pub use recording::{RecordingBackend, Seen};
+pub use sse::{SseBackend, SseStream};
 pub use stray::{
     h2_frame, raw_h2_backend, stray_h2_backend, stray_http1_backend, H2Reply, STRAY_BODY,
     STRAY_DELAY,

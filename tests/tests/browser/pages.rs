@@ -26,7 +26,12 @@ async fn served_by(browser: &Browser) -> String {
 }
 
 /// Walks home → count → reloads → about → 404 at `origin`; returns the replicas seen on /count.
-async fn walk_pages(browser: &Browser, stack: &Stack, origin: &str, shots: &str) -> Vec<String> {
+pub(super) async fn walk_pages(
+    browser: &Browser,
+    stack: &Stack,
+    origin: &str,
+    shots: &str,
+) -> Vec<String> {
     let first = home_then_the_live_count(browser, stack, origin, shots).await;
     let seen = each_reload_counts_one_visit(browser, stack, first).await;
     about_shows_the_configured_links(browser, origin, shots).await;

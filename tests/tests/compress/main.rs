@@ -5,7 +5,8 @@
 //! a `[[route]]` with `compress` in a config file, a small backend of this test's own: an
 //! already-encoded body (a gzip bomb) passed through untouched, HEAD, 304, images and small
 //! bodies untouched, a strong `ETag` made weak, and 64 MiB to a slow reader with the balancer's
-//! memory bounded.
+//! memory bounded; `/metrics` and `/status` show what was compressed. A server-sent event stream
+//! decodes event by event as it is sent: `sse`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,6 +22,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
+
+mod sse;
 
 /// What curl got: the status line and headers (lowercased names), and the body's bytes.
 struct Got {
@@ -316,6 +319,35 @@ async fn a_route_compresses_what_it_should_and_nothing_else() {
     assert_eq!(not_modified.header("etag").as_deref(), Some("\"v1\""));
     let head = curl(&b.url("/page"), &["-I", "-H", "Accept-Encoding: gzip"]).await;
     assert_eq!(head.header("content-encoding"), None);
+    counted_in_metrics_and_status(&b, page.body.len() + etag.body.len()).await;
+}
+
+/// `/metrics` counted the two gzip responses above (`/page`, `/etag`: 16 KiB each, `encoded`
+/// bytes out), nothing else; `/status` shows each route's `compress`.
+async fn counted_in_metrics_and_status(b: &Balancer, encoded: usize) {
+    use e2e::routes::metric;
+    let responses = "balancer_compressed_responses_total";
+    assert_eq!(
+        metric(b, &format!("{responses}{{encoding=\"gzip\"}}")).await,
+        2.0
+    );
+    assert_eq!(metric(b, responses).await, 2.0, "br and zstd: none");
+    let bytes = "balancer_compression_bytes_total";
+    let bytes_in = metric(b, &format!("{bytes}{{direction=\"in\"}}")).await;
+    assert_eq!(bytes_in, 2.0 * 16384.0);
+    let out = metric(b, &format!("{bytes}{{direction=\"out\"}}")).await;
+    assert_eq!(out, encoded as f64);
+    let status = e2e::routes::status(b).await;
+    let route = |path: &str| {
+        let routes = status["routes"].as_array().expect("/status routes");
+        routes.iter().find(|r| r["path"] == path).cloned().unwrap()
+    };
+    let on = &route("/")["compress"];
+    assert_eq!(on["codecs"], serde_json::json!(["gzip", "br"]), "{on}");
+    assert_eq!(on["min_size"], 2048, "{on}");
+    assert_eq!(on["levels"]["gzip"], 1, "{on}");
+    assert_eq!(on["levels"]["zstd"], 3, "{on}");
+    assert!(route("/off")["compress"].is_null());
 }
 
 /// The balancer's peak resident memory so far, in KiB.

@@ -4,7 +4,9 @@
 //! direct replica on this machine), [`compose`] (`--compose`: the Compose stack's published
 //! ports), [`tls`] (`--tls`: HTTPS), [`instructions`] (`--instructions`: callgrind's count per
 //! request), [`redis`] (`--redis`: Redis alone under `redis-benchmark`) and [`reload`]
-//! (`--reload`: config reloads under load, and memory per route table). What more than one
+//! (`--reload`: config reloads under load, and memory per route table) and [`compress`]
+//! (`--compress`: the `/` page's bytes per coding, instructions per gzip response against NGINX's
+//! `gzip on`). What more than one
 //! runner needs is written once beside them: [`route_files`] (the `--config` files the
 //! instructions and reload benches write), [`plan`] (the flags
 //! checked into a [`Plan`](crate::report::model::Plan)), [`core`] (the run check, the record of
@@ -16,6 +18,7 @@
 //! [`crate::config_error`]; nothing below it uses `bench`.
 
 mod compose;
+mod compress;
 mod core;
 mod instructions;
 mod loopback;
@@ -84,6 +87,13 @@ pub struct BenchArgs {
     /// load. Report in <target>/bench-reload (or --out-dir).
     #[arg(long, conflicts_with_all = ["compose", "instructions", "tls", "redis"])]
     pub reload: bool,
+    /// Response compression instead (`xtask/src/bench/compress`): the `/` page's bytes on the wire
+    /// with each coding, and instructions per response under callgrind, the balancer
+    /// (`--compress gzip`, level 5) against NGINX (`gzip on`, `gzip_comp_level 5`), with and
+    /// without `Accept-Encoding: gzip`; 2 runs of 2,000 (quick: 1 of 300). Report in
+    /// <target>/bench-compress (or --out-dir).
+    #[arg(long, conflicts_with_all = ["compose", "instructions", "tls", "redis", "reload"])]
+    pub compress: bool,
     /// Requests per second of the reload bench (all 64 connections together).
     #[arg(long, default_value_t = 2000)]
     pub reload_rate: u32,
@@ -140,6 +150,9 @@ pub fn run(args: &BenchArgs) -> Result<bool> {
     }
     if args.reload {
         return reload::run(args);
+    }
+    if args.compress {
+        return compress::run(args);
     }
     if args.compose {
         return compose::run(args);
@@ -205,5 +218,22 @@ mod tests {
             parse_args(&["bench", "--reload"]).unwrap().reload_rate,
             2000
         );
+    }
+
+    #[test]
+    fn compress_is_a_runner_of_its_own() {
+        assert!(parse_args(&["bench", "--compress"]).unwrap().compress);
+        for other in [
+            "--instructions",
+            "--reload",
+            "--tls",
+            "--redis",
+            "--compose",
+        ] {
+            assert!(
+                parse_args(&["bench", "--compress", other]).is_err(),
+                "{other}"
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! NGINX as the alternative front door, run in the foreground under a prefix directory we own,
 //! with the configuration [`e2e::nginx_config`] generates from the project's `nginx.conf` (and,
-//! for the HTTPS benches, an `ssl` listener added by [`with_tls`]).
+//! for the HTTPS benches, an `ssl` listener added by [`with_tls`]; for the compression bench,
+//! `gzip on` by [`with_gzip`]).
 
 use std::fs;
 use std::net::SocketAddr;
@@ -150,31 +151,49 @@ impl Nginx {
 /// Adds an HTTPS listener on `tls` to the generated NGINX server (after its plain `listen`), with
 /// the same pair and session settings as `nginx-tls/tls.conf`.
 pub fn with_tls(config: &str, tls: SocketAddr, cert: &Path, key: &Path) -> Result<String> {
+    let directives = [
+        format!("listen {tls} ssl http2;"),
+        format!("ssl_certificate {};", cert.display()),
+        format!("ssl_certificate_key {};", key.display()),
+        "ssl_protocols TLSv1.2 TLSv1.3;".to_string(),
+        "ssl_session_cache shared:TLS:10m;".to_string(),
+        "ssl_session_tickets on;".to_string(),
+        // NGINX ends an HTTP/2 connection with GOAWAY after 1,000 requests by default,
+        // which oha counts as errors; the balancer sets no such limit.
+        "keepalive_requests 1000000;".to_string(),
+    ];
+    after_listen(config, &directives, "TLS")
+}
+
+/// Turns on NGINX's `gzip` at `level` in the generated server (after its plain `listen`), for
+/// the compression bench: the same minimum size (1 KiB) and types as the balancer's `compress`.
+pub fn with_gzip(config: &str, level: u32) -> Result<String> {
+    let types = "text/css text/plain text/xml text/javascript application/javascript \
+                 application/json application/xml image/svg+xml";
+    let directives = [
+        "gzip on;".to_string(),
+        format!("gzip_comp_level {level};"),
+        "gzip_min_length 1024;".to_string(),
+        format!("gzip_types {types};"),
+        "gzip_vary on;".to_string(),
+    ];
+    after_listen(config, &directives, "gzip")
+}
+
+/// `directives` inserted after the first `listen` line of `config`, at its indentation.
+fn after_listen(config: &str, directives: &[String], what: &str) -> Result<String> {
     let mut out = Vec::new();
     let mut added = false;
     for line in config.lines() {
         out.push(line.to_string());
-        let text = directive(line);
-        if !added && text.starts_with("listen ") {
+        if !added && directive(line).starts_with("listen ") {
             let indent = &line[..line.len() - line.trim_start().len()];
-            for directive in [
-                format!("listen {tls} ssl http2;"),
-                format!("ssl_certificate {};", cert.display()),
-                format!("ssl_certificate_key {};", key.display()),
-                "ssl_protocols TLSv1.2 TLSv1.3;".to_string(),
-                "ssl_session_cache shared:TLS:10m;".to_string(),
-                "ssl_session_tickets on;".to_string(),
-                // NGINX ends an HTTP/2 connection with GOAWAY after 1,000 requests by default,
-                // which oha counts as errors; the balancer sets no such limit.
-                "keepalive_requests 1000000;".to_string(),
-            ] {
-                out.push(format!("{indent}{directive}"));
-            }
+            out.extend(directives.iter().map(|d| format!("{indent}{d}")));
             added = true;
         }
     }
     if !added {
-        bail!("the generated nginx config has no `listen` line to add TLS after");
+        bail!("the generated nginx config has no `listen` line to add {what} after");
     }
     Ok(out.join("\n") + "\n")
 }
@@ -193,6 +212,15 @@ mod tests {
         );
         assert!(out.contains("ssl_certificate /c.pem;") && out.contains("ssl_session_tickets on;"));
         assert!(with_tls("http {}\n", tls, Path::new("c"), Path::new("k")).is_err());
+    }
+
+    #[test]
+    fn nginx_gets_gzip_at_the_level_after_its_listen() {
+        let config = "http {\n    server {\n        listen 127.0.0.1:1;\n    }\n}\n";
+        let out = with_gzip(config, 5).unwrap();
+        assert!(out.contains("        listen 127.0.0.1:1;\n        gzip on;\n"));
+        assert!(out.contains("gzip_comp_level 5;") && out.contains("application/json"));
+        assert!(with_gzip("http {}\n", 5).is_err());
     }
 }
 

@@ -3,7 +3,9 @@
 //! body as it streams, one backend chunk at a time: the encoder holds its window and the chunk
 //! at hand, never the whole body, and the client's pace (hyper polls only when it can write)
 //! paces the backend's. What the encoder holds is flushed whenever the backend pauses, and after
-//! every chunk of a server-sent event stream, so nothing waits behind a quiet upstream.
+//! every chunk of a server-sent event stream, so nothing waits behind a quiet upstream. Each
+//! response is counted once, when its body ends (or is dropped): its coding and its bytes in and
+//! out (`balancer_compressed_responses_total`, `balancer_compression_bytes_total`).
 
 use std::io;
 use std::pin::Pin;
@@ -22,6 +24,7 @@ use hyper::body::{Body, Frame};
 
 use super::ResponseBody;
 use crate::policy::compress::{Codec, Compress};
+use crate::runtime::metrics::CompressionMetrics;
 use crate::upstream::{BoxError, Release};
 
 /// Each step of the output grows by this much (the encoders' own output granularity).
@@ -31,11 +34,12 @@ const OUT_STEP: usize = 16 * 1024;
 const BROTLI_WINDOW: i32 = 21;
 
 /// `resp` encoded with `codec` when `compress` applies to it; otherwise `resp` untouched. Only a
-/// backend's body is encoded, never one of the balancer's own short answers.
+/// backend's body is encoded, never one of the balancer's own short answers; `metrics` counts it.
 pub fn wrap<B: Body, L: Release>(
     resp: Response<ResponseBody<B, L>>,
     codec: Codec,
     compress: &Compress,
+    metrics: &CompressionMetrics,
 ) -> Response<ResponseBody<B, L>> {
     let (mut parts, body) = resp.into_parts();
     // A length the backend's head did not give (HTTP/2 may leave it to the body) counts too.
@@ -69,6 +73,7 @@ pub fn wrap<B: Body, L: Release>(
         state: State::Reading,
         flush_each,
         unflushed: false,
+        tally: Some(Tally::new(codec, metrics)),
     };
     Response::from_parts(parts, ResponseBody::Compressed(Box::new(encoder)))
 }
@@ -176,6 +181,44 @@ pub struct Compressed<B: Body, L: Release> {
     flush_each: bool,
     /// Input went in since the last flush.
     unflushed: bool,
+    /// Counted into the metrics (and `None`) once the body ends or is dropped.
+    tally: Option<Tally>,
+}
+
+/// One response's counts, added to the metrics once.
+struct Tally {
+    responses: prometheus_client::metrics::counter::Counter,
+    bytes_in: prometheus_client::metrics::counter::Counter,
+    bytes_out: prometheus_client::metrics::counter::Counter,
+    read: u64,
+    written: u64,
+}
+
+impl Tally {
+    fn new(codec: Codec, metrics: &CompressionMetrics) -> Self {
+        let index = Codec::ALL.iter().position(|&c| c == codec).unwrap_or(0);
+        Tally {
+            responses: metrics.responses[index].clone(),
+            bytes_in: metrics.bytes_in.clone(),
+            bytes_out: metrics.bytes_out.clone(),
+            read: 0,
+            written: 0,
+        }
+    }
+
+    fn count(self) {
+        self.responses.inc();
+        self.bytes_in.inc_by(self.read);
+        self.bytes_out.inc_by(self.written);
+    }
+}
+
+impl<B: Body, L: Release> Drop for Compressed<B, L> {
+    fn drop(&mut self) {
+        if let Some(tally) = self.tally.take() {
+            tally.count();
+        }
+    }
 }
 
 /// What to ask of the encoder.
@@ -222,9 +265,21 @@ where
     B: Body<Data = Bytes, Error: std::error::Error + Send + Sync + 'static> + Unpin,
     L: Release + Unpin,
 {
-    /// The encoder's output for `step`, as a frame when there is any.
+    /// The encoder's output for `step`, as a frame when there is any; counted when `step`
+    /// finishes the stream.
     fn step(&mut self, step: Step<'_>) -> Result<Option<Frame<Bytes>>, BoxError> {
         let out = run(&mut *self.encoder, step).inspect_err(|_| self.state = State::Done)?;
+        if let Some(tally) = &mut self.tally {
+            if let Step::Encode(data) = step {
+                tally.read += data.len() as u64;
+            }
+            tally.written += out.len() as u64;
+        }
+        if matches!(step, Step::Finish) {
+            if let Some(tally) = self.tally.take() {
+                tally.count();
+            }
+        }
         Ok((!out.is_empty()).then(|| Frame::data(Bytes::from(out))))
     }
 

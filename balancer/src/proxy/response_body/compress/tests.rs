@@ -19,7 +19,7 @@ use super::*;
 use crate::backends::backend::{Backend, InFlight};
 use crate::backends::health::HealthPolicy;
 use crate::policy::compress::Codec;
-use crate::runtime::metrics::Metrics;
+use crate::runtime::metrics::{CompressionMetrics, Metrics};
 
 /// A lease that counts how it ended: released (0) or broken (1).
 #[derive(Clone, Default)]
@@ -66,6 +66,15 @@ fn response<B: Body>(
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_str(kind).unwrap());
     resp
+}
+
+/// [`super::wrap`] counting into metrics of its own (the tests that count use theirs).
+fn wrap<B: Body, L: Release>(
+    resp: Response<ResponseBody<B, L>>,
+    codec: Codec,
+    compress: &Compress,
+) -> Response<ResponseBody<B, L>> {
+    super::wrap(resp, codec, compress, &Metrics::new().compression)
 }
 
 async fn decode(codec: Codec, bytes: &[u8]) -> Vec<u8> {
@@ -287,4 +296,47 @@ async fn a_known_length_gets_a_window_to_fit_and_decodes() {
             assert_eq!(decode(codec, &encoded).await, whole, "{codec:?} {len}");
         }
     }
+}
+
+/// Each response is counted once, when its body ends or is dropped: by coding, and its bytes
+/// into and out of the encoder; what is left alone is not counted.
+#[tokio::test]
+async fn each_response_is_counted_once_at_its_end() {
+    assert_eq!(
+        Codec::ALL.map(Codec::token),
+        CompressionMetrics::ENCODINGS,
+        "the metric's label order is the codecs'"
+    );
+    let metrics = Metrics::new();
+    let m = &metrics.compression;
+    let whole: Vec<u8> = page().concat();
+    let compress = Compress::new(Codec::ALL.to_vec());
+    let mut out = 0;
+    for codec in [Codec::Br, Codec::Gzip, Codec::Gzip] {
+        let body = chunks(page().into_iter().map(Ok).collect());
+        let resp = response(upstream(body, Counted::default()), "text/html");
+        let encoded = super::wrap(resp, codec, &compress, m).into_body();
+        out += encoded.collect().await.unwrap().to_bytes().len() as u64;
+    }
+    let png = response(upstream(chunks(vec![]), Counted::default()), "image/png");
+    drop(super::wrap(png, Codec::Zstd, &compress, m));
+    assert_eq!(m.responses.each_ref().map(|c| c.get()), [0, 1, 2]);
+    assert_eq!(m.bytes_in.get(), 3 * whole.len() as u64);
+    assert_eq!(m.bytes_out.get(), out);
+    // A response dropped half-way (the client went away) is counted when dropped.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(1);
+    let resp = response(
+        upstream(StreamBody::new(tokio_stream(rx)), Counted::default()),
+        "text/html",
+    );
+    let mut body = super::wrap(resp, Codec::Zstd, &compress, m).into_body();
+    tx.send(Ok(Frame::data(Bytes::from(whole.clone()))))
+        .await
+        .unwrap();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(m.responses[0].get(), 0, "not counted before its end");
+    drop(body);
+    assert_eq!(m.responses[0].get(), 1);
+    assert_eq!(m.bytes_in.get(), 4 * whole.len() as u64);
+    assert_eq!(m.bytes_out.get(), out + first.len() as u64);
 }
