@@ -189,7 +189,7 @@ enum Kind {
     Count(u64),
 }
 
-const DURATIONS: [&str; 9] = [
+const DURATIONS: [&str; 10] = [
     "header-read-timeout",
     "shutdown-timeout",
     "hsts",
@@ -199,6 +199,7 @@ const DURATIONS: [&str; 9] = [
     "connect-timeout",
     "upstream-timeout",
     "slow-start",
+    "keep-alive-timeout",
 ];
 const SIZES: [&str; 1] = ["max-body"];
 const COUNTS: [(&str, u64); 7] = [
@@ -212,7 +213,7 @@ const COUNTS: [(&str, u64); 7] = [
 ];
 /// Settings that are not a duration, a size or a count: addresses, names, paths, choices, a
 /// switch, a token; and `--rate-limit`, whose count has its own range (tested below).
-const NOT_RANGED: [&str; 18] = [
+const NOT_RANGED: [&str; 19] = [
     "config",
     "listen",
     "upstreams",
@@ -231,6 +232,7 @@ const NOT_RANGED: [&str; 18] = [
     "admin-token",
     "log-format",
     "access-log",
+    "handover",
 ];
 
 fn kind_of(long: &str) -> Option<Kind> {

@@ -47,5 +47,7 @@ pub(super) fn restart_settings(c: &Config) -> Vec<(&'static str, String)> {
         ("admin-token", format!("{:?}", a.admin_token)),
         ("log-format", format!("{:?}", l.log_format)),
         ("access-log", format!("{:?}", l.access_log)),
+        ("keep-alive-timeout", format!("{:?}", f.keep_alive_timeout)),
+        ("handover", format!("{:?}", f.handover)),
     ]
 }
