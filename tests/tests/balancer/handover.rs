@@ -316,3 +316,73 @@ async fn an_old_balancer_gone_halfway_lets_the_new_one_bind() {
         200
     );
 }
+
+/// HTTPS clients (HTTP/2 and HTTP/1.1 by ALPN, a new TLS connection per request) across a
+/// handover of the TLS listener: every request answered 200, the old balancer exited 0.
+#[tokio::test]
+async fn tls_and_http2_clients_see_no_failure_across_a_handover() {
+    let redis = RedisServer::start().await;
+    let app = App::start(&redis).await;
+    let shared = Shared::new(&[&app]);
+    let ca = e2e::tls::TestCa::new();
+    let (cert, key) = ca.write("served", &ca.valid("first"));
+    let tls = SocketAddr::from(([127, 0, 0, 1], e2e::free_port()));
+    let with_tls = || {
+        shared
+            .builder()
+            .env("BALANCER_TLS_LISTEN", &tls.to_string())
+            .env("BALANCER_TLS_CERT", &cert.display().to_string())
+            .env("BALANCER_TLS_KEY", &key.display().to_string())
+    };
+    let mut old = with_tls().start().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clients: Vec<_> = [&b"h2"[..], &b"http/1.1"[..]]
+        .into_iter()
+        .flat_map(|alpn| std::iter::repeat_n(alpn, 4))
+        .map(|alpn| {
+            let (config, stop, done) = (ca.client_config(&[alpn]), stop.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let reply = e2e::tls::https_get(tls, "/count", config.clone()).await;
+                    outcomes.push(reply.map(|r| r.status).map_err(|e| e.to_string()));
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                outcomes
+            })
+        })
+        .collect();
+    // Clients under way before the handover.
+    let loaded = e2e::wait_until(T, || done.load(std::sync::atomic::Ordering::SeqCst) >= 16).await;
+    assert!(
+        loaded,
+        "the HTTPS clients got no answers before the handover"
+    );
+    let mut new = with_tls().spawn();
+    wait_took_over(&mut new, Instant::now()).await;
+    assert_drained_and_exited(&mut old).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut outcomes = Vec::new();
+    for client in clients {
+        outcomes.extend(client.await.expect("client task"));
+    }
+    let failed: Vec<_> = outcomes.iter().filter(|o| !matches!(o, Ok(200))).collect();
+    eprintln!(
+        "TLS handover: {} HTTPS requests (HTTP/2 and HTTP/1.1), {} not 200",
+        outcomes.len(),
+        failed.len()
+    );
+    assert!(outcomes.len() > 20, "too few requests: {}", outcomes.len());
+    assert!(
+        failed.is_empty(),
+        "failed: {:?}",
+        &failed[..failed.len().min(5)]
+    );
+    let reply = e2e::tls::https_get(tls, "/count", ca.client_config(&[b"h2"])).await;
+    assert_eq!(
+        reply.map(|r| r.status).ok(),
+        Some(200),
+        "the new balancer serves HTTPS"
+    );
+}
