@@ -43,6 +43,14 @@ pub async fn obtain(config: &Config) -> Result<Obtained, i32> {
     let mut received = Vec::new();
     let mut taking = None;
     if let Some(path) = &config.front.handover {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if !parent.unwrap_or(std::path::Path::new(".")).is_dir() {
+            eprintln!(
+                "balancer: --handover {}: its directory does not exist",
+                path.display()
+            );
+            return Err(2);
+        }
         let path = path.clone();
         let asked = tokio::task::spawn_blocking(move || taker::ask(&path)).await;
         match asked {
