@@ -5,6 +5,8 @@
 //! `tests/layout/check_layout.py` against `ARCHITECTURE.md`):
 //!
 //! - [`start`]: wiring only, from a loaded configuration to running listeners.
+//! - [`listeners`] and [`handover`]: where the listening sockets come from (bound, or taken over
+//!   from the balancer serving at `--handover PATH`, which then drains).
 //! - [`live`]: the configuration in force (running groups, the route table) and its reloads.
 //! - [`config`]: flags, `BALANCER_*` variables and the `--config` file, grouped by concern.
 //! - [`front`] and [`admin`]: the public listeners (plain, TLS, redirect) and the admin listener.
@@ -18,7 +20,9 @@
 //! - [`traffic`], [`access_log`], [`runtime`]: traffic rules, the access log, and the clock,
 //!   drain and metrics everything runs on.
 
-#![forbid(unsafe_code)]
+// One exception, with its SAFETY reasoning: taking the descriptors systemd passes
+// (`listeners::systemd`).
+#![deny(unsafe_code)]
 
 pub mod access_log;
 pub mod acme;
@@ -26,6 +30,8 @@ pub mod admin;
 pub mod backends;
 pub mod config;
 pub mod front;
+pub mod handover;
+pub mod listeners;
 pub mod live;
 pub mod policy;
 pub mod proxy;

@@ -14,14 +14,7 @@ use crate::live::reload::{unix_now, Reloader};
 use crate::live::Groups;
 use crate::routes::table::LiveRoutes;
 use crate::traffic::TrafficRules;
-use crate::{access_log, admin, front, proxy, runtime};
-
-async fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<TcpListener, i32> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        eprintln!("balancer: cannot listen on {flag} {addr}: {e}");
-        2
-    })
-}
+use crate::{access_log, admin, front, handover, listeners, proxy, runtime};
 
 /// Wires the balancer together and serves until SIGTERM/SIGINT; returns the exit status. `args`
 /// is the command line, read again with the config file at every reload.
@@ -31,20 +24,16 @@ pub async fn run(loaded: Loaded, args: Vec<OsString>, access_log: access_log::Ac
     metrics
         .registry
         .register_collector(Box::new(access_log.line_metrics()));
-    let tls = match Tls::start(&config, &mut metrics.registry).await {
+    let listeners::Obtained { sockets, handover } = match listeners::obtain(&config).await {
+        Ok(obtained) => obtained,
+        Err(code) => return code,
+    };
+    let tls = match Tls::start(&config, sockets.tls, &mut metrics.registry).await {
         Ok(tls) => tls,
         Err(code) => return code,
     };
     let metrics = Arc::new(metrics);
     let workers = config.front.workers();
-    let public = match bind(config.front.listen, "--listen").await {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let admin_listener = match bind(config.admin.admin_listen, "--admin-listen").await {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
     let groups: Vec<_> = loaded
         .groups
         .iter()
@@ -67,7 +56,10 @@ pub async fn run(loaded: Loaded, args: Vec<OsString>, access_log: access_log::Ac
         access_log,
         rules: Arc::new(config.traffic.rules()),
     };
-    let http = Arc::new(front::server::Http::new(config.front.header_read_timeout));
+    let http = Arc::new(front::server::Http::new(
+        config.front.header_read_timeout,
+        config.front.keep_alive_timeout,
+    ));
     let (workers_set, threads) = match start_workers(&config.front, &proxies, &http) {
         Ok(started) => started,
         Err(code) => return code,
@@ -96,11 +88,11 @@ pub async fn run(loaded: Loaded, args: Vec<OsString>, access_log: access_log::Ac
         "balancer started"
     );
     let listeners = Listeners {
-        public,
+        public: sockets.public,
         tls,
-        admin: admin_listener,
+        admin: sockets.admin,
     };
-    serve_until_stopped(&config, listeners, workers_set, http, admin).await;
+    serve_until_stopped(&config, (listeners, handover), workers_set, http, admin).await;
     let code = join_workers(threads).await;
     drop(config_file);
     code
@@ -170,9 +162,10 @@ struct Tls {
 
 impl Tls {
     /// Loads and checks the pair (a bad one: one line naming the flag, exit 2), starts the ACME
-    /// client, binds the listener, registers the TLS metrics and starts the reload loop.
+    /// client, takes the listener, registers the TLS metrics and starts the reload loop.
     async fn start(
         config: &Config,
+        listener: Option<TcpListener>,
         registry: &mut prometheus_client::registry::Registry,
     ) -> Result<Option<Tls>, i32> {
         let acme = crate::acme::Acme::start(
@@ -180,7 +173,7 @@ impl Tls {
             config.tls.tls_listen.is_some(),
             registry,
         )?;
-        let Some(addr) = config.tls.tls_listen else {
+        let Some(listener) = listener else {
             return Ok(None);
         };
         let store = load_store(&config.tls)?;
@@ -200,7 +193,6 @@ impl Tls {
             eprintln!("balancer: cannot build the TLS configuration: {e}");
             2
         })?;
-        let listener = bind(addr, "--tls-listen").await?;
         let metrics = front::tls::TlsMetrics::register(registry, store.clone(), named);
         let door = Arc::new(front::tls::TlsDoor::new(
             server_config,
@@ -318,28 +310,54 @@ fn start_workers(
     ))
 }
 
-/// Serves the public and admin listeners until SIGTERM/SIGINT, then lets this thread's
+/// The stop, as a watch that turns true on SIGTERM/SIGINT or, with `--handover`, once a newer
+/// balancer serves on these listeners (the same drain follows); and the handover's future, to
+/// run beside the listeners.
+fn stop_on_signal_or_handover(
+    handover: Option<listeners::Handover>,
+) -> (
+    tokio::sync::watch::Receiver<bool>,
+    impl std::future::Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let stop = stop_tx.clone();
+    tokio::spawn(async move {
+        let name = shared::signal::stop_signal().await;
+        tracing::info!("{name} received, draining");
+        let _ = stop.send(true);
+    });
+    let mut stopped = stop_rx.clone();
+    let handed_over = async move {
+        let Some(h) = handover else { return };
+        tokio::select! {
+            pid = handover::serve(h.path, h.taking, h.offered) => {
+                tracing::info!(pid, "handed over to a new balancer, draining");
+                let _ = stop_tx.send(true);
+            }
+            _ = stopped.wait_for(|stop| *stop) => {}
+        }
+    };
+    (stop_rx, handed_over)
+}
+
+/// Serves the public and admin listeners until SIGTERM/SIGINT (or a handover), then lets this thread's
 /// connections finish for at most `--shutdown-timeout` (the other workers drain on their own
 /// threads meanwhile).
 async fn serve_until_stopped(
     config: &Config,
-    listeners: Listeners,
+    (listeners, handover): (Listeners, Option<listeners::Handover>),
     workers: front::server::Workers,
     http: Arc<front::server::Http>,
     admin: Arc<admin::Admin>,
 ) {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_rx, handed_over) = stop_on_signal_or_handover(handover);
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
-    tokio::spawn(async move {
-        let name = shared::signal::stop_signal().await;
-        tracing::info!("{name} received, draining");
-        let _ = stop_tx.send(true);
-    });
     let public_drain = runtime::shutdown::Drain::new();
     let admin_drain = runtime::shutdown::Drain::new();
     let traffic = &admin.metrics.traffic;
@@ -379,6 +397,7 @@ async fn serve_until_stopped(
         ),
         tls_serve,
         admin::serve(listeners.admin, admin, &admin_drain, stopped()),
+        handed_over,
     );
     tokio::join!(
         front::server::finish(0, &public_drain, config.front.shutdown_timeout),

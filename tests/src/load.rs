@@ -56,6 +56,26 @@ pub struct Load {
 
 impl Load {
     pub fn start(url: &str, workers: usize, pace: Duration, max_duration: Duration) -> Load {
+        Load::start_with(url, workers, pace, max_duration, true)
+    }
+
+    /// Like [`start`](Self::start), each request on a fresh connection (no keep-alive).
+    pub fn start_without_keep_alive(
+        url: &str,
+        workers: usize,
+        pace: Duration,
+        max_duration: Duration,
+    ) -> Load {
+        Load::start_with(url, workers, pace, max_duration, false)
+    }
+
+    fn start_with(
+        url: &str,
+        workers: usize,
+        pace: Duration,
+        max_duration: Duration,
+        keep_alive: bool,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let last_served = Arc::new(Mutex::new(HashMap::new()));
@@ -73,7 +93,11 @@ impl Load {
                     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                         in_flight.fetch_add(1, Ordering::SeqCst);
                         let began = Instant::now();
-                        let result = client.get(&url).await;
+                        let result = if keep_alive {
+                            client.get(&url).await
+                        } else {
+                            crate::http::get(&url).await
+                        };
                         let finished = Instant::now();
                         in_flight.fetch_sub(1, Ordering::SeqCst);
                         let sample = match result {

@@ -111,6 +111,32 @@ async fn read_to_close(stream: &mut TcpStream, deadline: Instant) -> (Vec<u8>, b
     }
 }
 
+/// Reads one response with a `Content-Length` body from a connection that stays open (keep-alive);
+/// `Err` when the server closes first or `deadline` passes.
+pub async fn read_one_response(
+    stream: &mut TcpStream,
+    deadline: Instant,
+) -> Result<RawResponse, String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Ok(response) = RawResponse::parse(&out) {
+            let length = response
+                .header("content-length")
+                .and_then(|l| l.parse().ok());
+            if length.is_some_and(|l: usize| response.body.len() >= l) {
+                return Ok(response);
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(format!("closed after {} bytes", out.len())),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return Err(format!("no whole response in time: {} bytes", out.len())),
+        }
+    }
+}
+
 /// The status code of the first response in `bytes`, if it starts with an HTTP status line.
 pub fn status_of(bytes: &[u8]) -> Option<u16> {
     let line = bytes.split(|&b| b == b'\n').next()?;

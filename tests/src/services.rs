@@ -260,6 +260,15 @@ impl BalancerBuilder {
     }
 
     pub async fn start(self) -> Balancer {
+        let mut balancer = self.spawn();
+        wait_ready(&mut balancer.process, balancer.admin, "/status").await;
+        wait_first_checks(balancer.admin).await;
+        balancer
+    }
+
+    /// Starts the process without waiting for anything (e.g. a balancer taking over from one
+    /// already answering on the same ports: readiness is then the caller's to observe).
+    pub fn spawn(self) -> Balancer {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port.unwrap_or_else(free_port)));
         let admin = SocketAddr::from(([127, 0, 0, 1], self.admin_port.unwrap_or_else(free_port)));
         let mut cmd = command("balancer");
@@ -271,12 +280,10 @@ impl BalancerBuilder {
             cmd.env("BALANCER_UPSTREAMS", upstreams);
         }
         cmd.envs(self.env).args(self.args);
-        let mut process = match Process::spawn(format!("balancer-{}", addr.port()), cmd) {
+        let process = match Process::spawn(format!("balancer-{}", addr.port()), cmd) {
             Ok(p) => p,
             Err(e) => panic!("cannot start balancer: {e}"),
         };
-        wait_ready(&mut process, admin, "/status").await;
-        wait_first_checks(admin).await;
         Balancer {
             process,
             addr,

@@ -29,7 +29,8 @@ pub struct FrontConfig {
     #[arg(long, env = "BALANCER_WORKERS", value_name = "COUNT", value_parser = count::within(1u16, 1024))]
     pub workers: Option<u16>,
 
-    /// Time a client has to send complete request headers (and to finish its TLS handshake).
+    /// Time a client has to send complete request headers, from its first byte (and to finish its
+    /// TLS handshake). Idle keep-alive connections: --keep-alive-timeout.
     #[arg(long, env = "BALANCER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = timeout(),
           value_name = "DURATION", help_heading = "Timeouts and limits")]
     pub header_read_timeout: Duration,
@@ -43,6 +44,17 @@ pub struct FrontConfig {
     #[arg(long, env = "BALANCER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = timeout(),
           value_name = "DURATION", help_heading = "Timeouts and limits")]
     pub shutdown_timeout: Duration,
+
+    /// How long an HTTP/1.1 client connection may stay idle between requests (0: no keep-alive).
+    #[arg(long, env = "BALANCER_KEEP_ALIVE_TIMEOUT", default_value = "75s",
+          value_parser = within(Duration::ZERO, HOUR),
+          value_name = "DURATION", help_heading = "Timeouts and limits")]
+    pub keep_alive_timeout: Duration,
+
+    /// Unix socket for replacing this balancer with no failed request: a new one started with the
+    /// same PATH takes the listening sockets over from the one serving there (created mode 0600).
+    #[arg(long, env = "BALANCER_HANDOVER", value_name = "PATH")]
+    pub handover: Option<std::path::PathBuf>,
 }
 
 impl FrontConfig {

@@ -189,7 +189,7 @@ enum Kind {
     Count(u64),
 }
 
-const DURATIONS: [&str; 11] = [
+const DURATIONS: [&str; 12] = [
     "header-read-timeout",
     "shutdown-timeout",
     "hsts",
@@ -201,6 +201,7 @@ const DURATIONS: [&str; 11] = [
     "slow-start",
     "acme-renew-before",
     "stray-quarantine",
+    "keep-alive-timeout",
 ];
 const SIZES: [&str; 1] = ["max-body"];
 const COUNTS: [(&str, u64); 7] = [
@@ -214,7 +215,7 @@ const COUNTS: [(&str, u64); 7] = [
 ];
 /// Settings that are not a duration, a size or a count: addresses, names, paths, choices, a
 /// switch, a token; and `--rate-limit`, whose count has its own range (tested below).
-const NOT_RANGED: [&str; 24] = [
+const NOT_RANGED: [&str; 25] = [
     "config",
     "listen",
     "upstreams",
@@ -239,6 +240,7 @@ const NOT_RANGED: [&str; 24] = [
     "acme-state",
     "acme-ca",
     "acme-challenge",
+    "handover",
 ];
 
 fn kind_of(long: &str) -> Option<Kind> {

@@ -2,7 +2,8 @@
 //! per-connection HTTP serving.
 //!
 //! HTTP/1.1, and HTTP/2 with prior knowledge, told apart by peeking at the client's first bytes
-//! (see `sniff`); `--header-read-timeout` for clients that are slow to start or trickle headers;
+//! (see `sniff`); `--header-read-timeout` for clients that are slow to start or trickle headers,
+//! `--keep-alive-timeout` for idle keep-alive connections (`head_timeout`);
 //! 431 for oversized headers (hyper answers it);
 //! TCP_NODELAY on every accepted socket. Every connection is registered with the listener's
 //! [`Drain`] so SIGTERM can let it finish.
@@ -38,6 +39,11 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How HTTP/2 clients with prior knowledge open a connection (RFC 9113, section 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// How long a draining HTTP/1.1 connection keeps serving before it is closed when idle: a request
+/// arriving meanwhile is answered with `Connection: close`, so a client sending on it is never
+/// raced by the close (`runtime::shutdown`).
+const LAME_DUCK: Duration = Duration::from_secs(1);
+
 /// How often a client whose first bytes are only the start of [`H2_PREFACE`] is looked at again.
 const SNIFF_RETRY: Duration = Duration::from_millis(5);
 
@@ -46,10 +52,12 @@ pub struct Http {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     header_read_timeout: Duration,
+    /// `--keep-alive-timeout`; zero: every HTTP/1 connection closes after one response.
+    keep_alive_timeout: Duration,
 }
 
 impl Http {
-    pub fn new(header_read_timeout: Duration) -> Self {
+    pub fn new(header_read_timeout: Duration, keep_alive_timeout: Duration) -> Self {
         let mut http1 = http1::Builder::new();
         http1
             .timer(TokioTimer::new())
@@ -60,7 +68,7 @@ impl Http {
             // read is parsed before the buffer size is checked.
             .max_header_size(MAX_HEADER_BYTES)
             .max_buf_size(MAX_HEADER_BYTES)
-            .keep_alive(true);
+            .keep_alive(!keep_alive_timeout.is_zero());
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
@@ -70,6 +78,7 @@ impl Http {
             http1,
             http2,
             header_read_timeout,
+            keep_alive_timeout,
         }
     }
 }
@@ -210,7 +219,15 @@ pub async fn finish(worker: usize, drain: &Drain, timeout: Duration) {
         ?timeout,
         "stopped accepting; draining"
     );
-    match tokio::time::timeout(timeout, drain.drain()).await {
+    // Upgraded tunnels (WebSocket) have left hyper and the drain: they run on until they end or
+    // the timeout does.
+    let drained = async {
+        drain.drain().await;
+        while crate::proxy::upgrade::open_tunnels() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    match tokio::time::timeout(timeout, drained).await {
         Ok(()) => tracing::info!(worker, "drained"),
         Err(_) => tracing::warn!(
             worker,
@@ -468,13 +485,25 @@ where
     match protocol {
         Protocol::Http1 => {
             let clock = Arc::new(WaitClock::waiting());
-            let service = head_timeout::Timed::new(service, clock.clone());
+            let service = head_timeout::Timed::new(service, clock.clone(), watch.closing());
+            let io = TokioIo::new(head_timeout::Watched::new(io.into_inner(), clock.clone()));
             let conn = http.http1.serve_connection(io, service).with_upgrades();
-            let served = watch.serve(conn, |c| c.graceful_shutdown());
-            match clock.guard(served, http.header_read_timeout).await {
+            let served = watch.serve_lame_duck(conn, |c| c.graceful_shutdown(), LAME_DUCK);
+            // Without keep-alive hyper closes after the response: nothing is ever idle.
+            let idle = match http.keep_alive_timeout {
+                zero if zero.is_zero() => http.header_read_timeout,
+                idle => idle,
+            };
+            match clock
+                .guard_idle(served, http.header_read_timeout, idle)
+                .await
+            {
                 Some(served) => served,
                 None => {
-                    tracing::debug!("no request head within --header-read-timeout: closed");
+                    tracing::debug!(
+                        "no request head within --header-read-timeout or idle past \
+                         --keep-alive-timeout: closed"
+                    );
                     Ok(())
                 }
             }
@@ -557,7 +586,7 @@ mod tests {
                 bytes::Bytes::from_static(b"ok"),
             )))
         });
-        let http = Http::new(Duration::from_secs(5));
+        let http = Http::new(Duration::from_secs(5), Duration::from_secs(75));
         let drain = crate::runtime::shutdown::Drain::new();
         let served = serve_http(
             TokioIo::new(server),

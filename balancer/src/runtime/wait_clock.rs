@@ -27,6 +27,10 @@ use crate::runtime::clock::now_ms;
 /// `waiting_since` when nothing is awaited.
 const NOT_WAITING: u64 = u64::MAX;
 
+/// Marks `waiting_since` as an idle wait (a keep-alive connection between requests), measured
+/// against the idle timeout of [`WaitClock::guard_idle`] instead of the head timeout.
+const IDLE: u64 = 1 << 62;
+
 /// Since when (milliseconds of [`now_ms`]) something is awaited, or nothing is.
 pub struct WaitClock {
     waiting_since: AtomicU64,
@@ -56,6 +60,28 @@ impl WaitClock {
         self.waiting_since.store(now_ms(), Ordering::Relaxed);
     }
 
+    /// An idle wait starts now: nothing is owed until the peer sends again.
+    pub fn start_idle(&self) {
+        self.waiting_since.store(now_ms() | IDLE, Ordering::Relaxed);
+    }
+
+    /// The peer sent bytes: an idle wait becomes a head wait from now (other waits go on).
+    #[inline]
+    pub fn bytes_arrived(&self) {
+        if is_idle(self.waiting_since.load(Ordering::Relaxed)) {
+            self.start();
+        }
+    }
+
+    /// Bytes left for the peer: an idle wait starts again from now (a response body still
+    /// streaming is not idleness).
+    #[inline]
+    pub fn bytes_sent(&self) {
+        if is_idle(self.waiting_since.load(Ordering::Relaxed)) {
+            self.start_idle();
+        }
+    }
+
     /// The wait is over.
     pub fn stop(&self) {
         self.waiting_since.store(NOT_WAITING, Ordering::Relaxed);
@@ -67,6 +93,12 @@ impl WaitClock {
         self.waiting_since.load(Ordering::Relaxed) != NOT_WAITING
     }
 
+    /// True while an idle wait runs.
+    #[cfg(test)]
+    pub fn is_idle_wait(&self) -> bool {
+        is_idle(self.waiting_since.load(Ordering::Relaxed))
+    }
+
     /// True once a wait ran out and its [`Guarded`] connection was ended.
     pub fn has_expired(&self) -> bool {
         self.expired.load(Ordering::Relaxed)
@@ -74,20 +106,39 @@ impl WaitClock {
 
     /// `inner` (a connection's future), ended when one of this clock's waits lasts `timeout`.
     pub fn guard<F: Future>(self: &Arc<Self>, inner: F, timeout: Duration) -> Guarded<F> {
+        self.guard_idle(inner, timeout, timeout)
+    }
+
+    /// Like [`guard`](Self::guard), with idle waits ([`start_idle`](Self::start_idle)) ended
+    /// after `idle` instead.
+    pub fn guard_idle<F: Future>(
+        self: &Arc<Self>,
+        inner: F,
+        timeout: Duration,
+        idle: Duration,
+    ) -> Guarded<F> {
         Guarded {
             inner,
-            sleep: tokio::time::sleep(timeout),
+            sleep: tokio::time::sleep(timeout.min(idle)),
             clock: self.clone(),
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             armed: false,
         }
     }
 
     /// `Some(milliseconds until the next look)`, or `None` when the current wait ran out (and
     /// then marks the clock expired).
-    fn look(&self, timeout_ms: u64) -> Option<u64> {
+    fn look(&self, timeout_ms: u64, idle_ms: u64) -> Option<u64> {
         let since = self.waiting_since.load(Ordering::Relaxed);
-        let next = next_check(since, now_ms(), timeout_ms);
+        let next = if since == NOT_WAITING {
+            // The next wait, of either kind, cannot run out sooner.
+            next_check(since, 0, timeout_ms.min(idle_ms))
+        } else if is_idle(since) {
+            next_check(since & !IDLE, now_ms(), idle_ms)
+        } else {
+            next_check(since, now_ms(), timeout_ms)
+        };
         if next.is_none() {
             self.expired.store(true, Ordering::Relaxed);
         }
@@ -105,6 +156,7 @@ pin_project_lite::pin_project! {
         sleep: Sleep,
         clock: Arc<WaitClock>,
         timeout_ms: u64,
+        idle_ms: u64,
         // The sleep has been polled since it was last set, so it will wake the task when due.
         armed: bool,
     }
@@ -124,7 +176,7 @@ impl<F: Future> Future for Guarded<F> {
                     return Poll::Pending;
                 }
                 // The sleep fired: is the wait it was set for (or a later one) really over?
-                let Some(wait_ms) = this.clock.look(*this.timeout_ms) else {
+                let Some(wait_ms) = this.clock.look(*this.timeout_ms, *this.idle_ms) else {
                     return Poll::Ready(None);
                 };
                 let at = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
@@ -136,6 +188,11 @@ impl<F: Future> Future for Guarded<F> {
             }
         }
     }
+}
+
+/// An idle wait runs (`NOT_WAITING` has every bit set, and is none).
+fn is_idle(since: u64) -> bool {
+    since != NOT_WAITING && since & IDLE != 0
 }
 
 /// Pure: `None` when a wait that began at `since` has run out by `now`; otherwise how many
@@ -233,6 +290,26 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+
+        // An idle wait is measured against the idle timeout, and becomes a head wait when bytes
+        // arrive.
+        let clock = Arc::new(WaitClock::idle());
+        clock.start_idle();
+        let started = std::time::Instant::now();
+        let idle = clock.guard_idle(never(), Duration::from_secs(3600), timeout);
+        let ended = tokio::time::timeout(Duration::from_secs(5), idle).await;
+        assert_eq!(ended.expect("ended in time"), None);
+        assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
+        let clock = Arc::new(WaitClock::idle());
+        clock.start_idle();
+        clock.bytes_sent();
+        assert!(clock.is_idle_wait());
+        clock.bytes_arrived();
+        assert!(clock.is_waiting());
+        assert!(!clock.is_idle_wait());
+        let head = clock.guard_idle(never(), timeout, Duration::from_secs(3600));
+        let ended = tokio::time::timeout(Duration::from_secs(5), head).await;
+        assert_eq!(ended.expect("a head wait ends at the head timeout"), None);
 
         let idle = WaitClock::idle();
         assert!(!idle.is_waiting());

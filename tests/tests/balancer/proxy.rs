@@ -455,6 +455,16 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_flag() {
             "--max-connections",
         ),
         (&[], &[("BALANCER_ADMIN_TOKEN", "short")], "--admin-token"),
+        (
+            &["--keep-alive-timeout", "forever"],
+            &[],
+            "--keep-alive-timeout",
+        ),
+        (
+            &["--upstreams", "127.0.0.1:9"],
+            &[("BALANCER_HANDOVER", "/nonexistent/dir/handover.sock")],
+            "--handover",
+        ),
     ];
     for (args, envs, flag) in cases {
         let out = std::process::Command::new(e2e::bin_path("balancer"))

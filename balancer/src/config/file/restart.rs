@@ -55,5 +55,7 @@ pub(super) fn restart_settings(c: &Config) -> Vec<(&'static str, String)> {
         ("acme-ca", format!("{:?}", acme.acme_ca)),
         ("acme-challenge", format!("{:?}", acme.acme_challenge)),
         ("acme-renew-before", format!("{:?}", acme.acme_renew_before)),
+        ("keep-alive-timeout", format!("{:?}", f.keep_alive_timeout)),
+        ("handover", format!("{:?}", f.handover)),
     ]
 }
