@@ -1,6 +1,6 @@
 //! Per-route policies: what a `[[route]]` of the config file asks of its requests and responses
 //! beyond choosing an upstream group (issue 26: compression, access control, header rules,
-//! redirects and fixed answers). Each policy is a module of its own, pure where it can be, with
+//! redirects and fixed answers, rate limits). Each policy is a module of its own, pure where it can be, with
 //! its settings as plain data in [`RoutePolicy`]; `config` fills them in from the file and the
 //! proxy applies them on the route's requests.
 //!
@@ -14,6 +14,8 @@ pub mod basic_auth;
 pub mod header_rules;
 // Compression (`proxy::response_body::compress` applies it).
 pub mod compress;
+// Rate limits per route (`proxy::gate` applies them).
+pub mod rate_limit;
 
 /// Every policy of one route; the default is none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,4 +34,7 @@ pub struct RoutePolicy {
     // Compression (`proxy::response_body::compress` applies it).
     /// `compress = [...]` (or `--compress`): encode the responses its clients accept encoded.
     pub compress: Option<compress::Compress>,
+    // Rate limits per route (`proxy::gate`).
+    /// `rate_limit` / `rate_burst`: a 429 for a client over the route's own limit.
+    pub rate_limit: Option<rate_limit::RouteRateLimit>,
 }

@@ -82,6 +82,8 @@ pub(super) fn route_policy(src: &Source, route: &RouteTable) -> Result<RoutePoli
         response_headers: header_rules(src, route.response_headers.as_ref())?,
         // Filled in by `route` (`compress`, `compress_min_size`, `compress_level`).
         compress: None,
+        // Filled in by `rate_limit::apply` (`rate_limit`, `rate_burst`).
+        rate_limit: None,
     })
 }
 

@@ -47,5 +47,9 @@ pub(super) fn restart_settings(c: &Config) -> Vec<(&'static str, String)> {
         ("admin-token", format!("{:?}", a.admin_token)),
         ("log-format", format!("{:?}", l.log_format)),
         ("access-log", format!("{:?}", l.access_log)),
+        (
+            "rate-limit-ipv6-prefix",
+            format!("{:?}", x.rate_limit_ipv6_prefix),
+        ),
     ]
 }

@@ -49,6 +49,11 @@ pub(super) struct RouteTable {
     pub compress_min_size: Option<Spanned<Value>>,
     #[serde(alias = "compress-level")]
     pub compress_level: Option<Spanned<LevelTable>>,
+    /// `rate_limit = "100/s"` and `rate_burst = N` (see `rate_limit`).
+    #[serde(alias = "rate-limit")]
+    pub rate_limit: Option<Spanned<String>>,
+    #[serde(alias = "rate-burst")]
+    pub rate_burst: Option<Spanned<i64>>,
 }
 
 /// `compress_level = { zstd = 3, br = 4, gzip = 5 }`: each codec's level, its default when left out.

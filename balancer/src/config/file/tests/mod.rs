@@ -6,6 +6,7 @@ mod compress;
 mod errors;
 mod loading;
 mod policies;
+mod rate_limit;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
