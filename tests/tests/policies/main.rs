@@ -4,6 +4,8 @@
 //! file made by Debian's `htpasswd -B`, and the configurations `check-config` refuses with their
 //! positions. Each test writes its config file, starts a `balancer --config` and talks to it.
 
+mod rate_limit;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
