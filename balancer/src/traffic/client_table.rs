@@ -125,6 +125,17 @@ mod tests {
         );
     }
 
+    #[test]
+    fn one_off_addresses_fill_the_table_to_its_bound_and_no_further() {
+        let t = ClientTable::new(20_000);
+        for n in 0..100_000u32 {
+            put(&t, key(0x7f01_0000 + n), 1);
+        }
+        // What the e2e test `the_client_table_stays_within_its_bound_for_100_000_addresses`
+        // expects of `balancer_rate_limit_clients`.
+        assert!((19_000..=20_016).contains(&t.len()), "{}", t.len());
+    }
+
     proptest! {
         /// Whatever the access pattern, the table never holds much more than its capacity
         /// (quick_cache's capacity is approximate by one entry per shard) and a value read back
