@@ -204,7 +204,7 @@ const DURATIONS: [&str; 12] = [
     "keep-alive-timeout",
 ];
 const SIZES: [&str; 1] = ["max-body"];
-const COUNTS: [(&str, u64); 7] = [
+const COUNTS: [(&str, u64); 8] = [
     ("workers", u16::MAX as u64),
     ("max-connections", u64::MAX),
     ("max-idle-per-backend", usize::MAX as u64),
@@ -212,6 +212,7 @@ const COUNTS: [(&str, u64); 7] = [
     ("max-5xx", u32::MAX as u64),
     ("rate-burst", u32::MAX as u64),
     ("rate-limit-clients", u64::MAX),
+    ("rate-limit-ipv6-prefix", u16::MAX as u64),
 ];
 /// Settings that are not a duration, a size or a count: addresses, names, paths, choices, a
 /// switch, a token; and `--rate-limit`, whose count has its own range (tested below).

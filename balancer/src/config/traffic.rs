@@ -4,6 +4,7 @@
 use shared::setting::{plain, Within};
 use shared::{count, size};
 
+use crate::traffic::client_key::{ClientKeying, DEFAULT_IPV6_PREFIX, IPV6_PREFIX_RANGE};
 use crate::traffic::rate_limit::{parse_rate, Limiter, Rate};
 use crate::traffic::trusted_proxies::{parse_trusted_proxies, TrustedProxies};
 use crate::traffic::TrafficRules;
@@ -23,10 +24,11 @@ pub struct TrafficConfig {
 
     /// Requests a client may send at once: the bucket's size (default: the rate's count, so 3000
     /// for `3000/m`).
-    #[arg(long, env = "BALANCER_RATE_BURST", value_name = "COUNT", value_parser = count::within(1u32, 1_000_000))]
+    #[arg(long, env = "BALANCER_RATE_BURST", value_name = "COUNT", value_parser = count::within(1u32, MAX_BURST))]
     pub rate_burst: Option<u32>,
 
-    /// Client addresses the rate limiter remembers; past it the oldest entries are dropped.
+    /// Clients each rate limiter remembers (the global one, each route's); past it the least
+    /// frequent are dropped (S3-FIFO).
     #[arg(long, env = "BALANCER_RATE_LIMIT_CLIENTS", value_name = "COUNT", default_value_t = 100_000, value_parser = count::within(1u64, 100_000_000))]
     pub rate_limit_clients: u64,
 
@@ -36,7 +38,16 @@ pub struct TrafficConfig {
     #[arg(long, env = "BALANCER_TRUSTED_PROXIES", value_name = "CIDR,...", default_value = "", hide_default_value = true,
           value_parser = parse_trusted_proxies)]
     pub trusted_proxies: TrustedProxies,
+
+    /// IPv6 clients of the rate limiter are counted by this network prefix (one /64 is usually
+    /// one host or line); IPv4 is per address. 128: every IPv6 address on its own.
+    #[arg(long, env = "BALANCER_RATE_LIMIT_IPV6_PREFIX", value_name = "BITS", default_value_t = DEFAULT_IPV6_PREFIX,
+          value_parser = count::within(*IPV6_PREFIX_RANGE.start(), *IPV6_PREFIX_RANGE.end()))]
+    pub rate_limit_ipv6_prefix: u16,
 }
+
+/// The largest `--rate-burst` (and route `rate_burst`).
+pub(crate) const MAX_BURST: u32 = 1_000_000;
 
 /// The range of `--rate-limit`'s count, per second, minute or hour. With `--rate-burst` bounded
 /// as well, governor's arithmetic (the burst times the period, in 64-bit nanoseconds) stays far
@@ -46,7 +57,7 @@ fn rate_count() -> Within<u32> {
 }
 
 /// `--rate-limit`: [`parse_rate`]'s syntax, its count within [`rate_count`].
-fn parse_rate_limit(raw: &str) -> Result<Rate, String> {
+pub(crate) fn parse_rate_limit(raw: &str) -> Result<Rate, String> {
     let rate = parse_rate(raw)?;
     rate_count()
         .bound(rate.count.get())
@@ -55,13 +66,22 @@ fn parse_rate_limit(raw: &str) -> Result<Rate, String> {
 }
 
 impl TrafficConfig {
+    /// `--rate-limit-clients`: the size of each client table (the global one, each route's).
+    pub fn clients(&self) -> usize {
+        usize::try_from(self.rate_limit_clients).unwrap_or(usize::MAX)
+    }
+
+    /// `--rate-limit-ipv6-prefix`: who one client is.
+    pub fn keying(&self) -> ClientKeying {
+        ClientKeying::new(self.rate_limit_ipv6_prefix)
+    }
+
     /// The rules every worker applies.
     pub fn rules(&self) -> TrafficRules {
         TrafficRules {
-            limiter: self.rate_limit.map(|rate| {
-                let clients = usize::try_from(self.rate_limit_clients).unwrap_or(usize::MAX);
-                Limiter::new(rate, self.rate_burst, clients)
-            }),
+            limiter: self
+                .rate_limit
+                .map(|rate| Limiter::new(rate, self.rate_burst, self.clients(), self.keying())),
             trusted: self.trusted_proxies.clone(),
         }
     }

@@ -110,9 +110,12 @@ impl Groups {
                 }
             }
         }
+        // A route's rate-limit table outlives the reload when its settings did not change.
+        let mut routes = routes.to_vec();
+        self.routes.load().keep_rate_limits(&mut routes);
         // Built before anything is stopped or swapped: a table error leaves all as it was (the
         // fresh groups' loops stop as they are dropped).
-        let table = RouteTable::new(routes, &order, &self.metrics.routes)?;
+        let table = RouteTable::new(&routes, &order, &self.metrics.routes)?;
         settle(fresh.iter().map(|(_, h)| &h.group)).await;
         self.routes.store(Arc::new(table));
         let mut next: HashMap<Arc<str>, Held> = HashMap::with_capacity(groups.len());

@@ -1,6 +1,6 @@
 //! Per-route policies: what a `[[route]]` of the config file asks of its requests and responses
 //! beyond choosing an upstream group (issue 26: compression, access control, header rules,
-//! redirects and fixed answers). Each policy is a module of its own, pure where it can be, with
+//! redirects and fixed answers, rate limits). Each policy is a module of its own, pure where it can be, with
 //! its settings as plain data in [`RoutePolicy`]; `config` fills them in from the file and the
 //! proxy applies them on the route's requests.
 //!
@@ -16,6 +16,8 @@ pub mod header_rules;
 pub mod compress;
 // Forward authentication (`proxy::gate` asks the auth service through `proxy::forward_auth`).
 pub mod forward_auth;
+// Rate limits per route (`proxy::gate` applies them).
+pub mod rate_limit;
 
 /// Every policy of one route; the default is none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,4 +39,7 @@ pub struct RoutePolicy {
     // Forward authentication (`proxy::gate`).
     /// `forward_auth = { url, copy_headers, timeout }`: an auth service decides first.
     pub forward_auth: Option<forward_auth::ForwardAuth>,
+    // Rate limits per route (`proxy::gate`).
+    /// `rate_limit` / `rate_burst`: a 429 for a client over the route's own limit.
+    pub rate_limit: Option<rate_limit::RouteRateLimit>,
 }

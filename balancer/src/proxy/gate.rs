@@ -1,6 +1,7 @@
-//! A route's policies applied to its requests: the gate before any upstream (`allow`/`deny` →
-//! 403, `basic_auth` → 401, `forward_auth` → the auth service's refusal or a 503, then
-//! `respond`/`redirect`, in that order, so a fixed answer can be protected too) and the header rules (`request_headers` on the request the backends get,
+//! A route's policies applied to its requests: the gate before any upstream (`rate_limit` → 429,
+//! `allow`/`deny` → 403, `basic_auth` → 401, `forward_auth` → the auth service's refusal or a 503,
+//! then `respond`/`redirect`, in that order, so a fixed answer can be protected too and a password
+//! guesser is limited before any bcrypt work) and the header rules (`request_headers` on the request the backends get,
 //! `response_headers` on every response of the route, the balancer's own included).
 //!
 //! Owned apart from `proxy/mod.rs` so the request path of a route without policies stays one
@@ -28,6 +29,7 @@ pub(super) fn guarded(policy: &RoutePolicy) -> bool {
         || policy.basic_auth.is_some()
         || policy.answer.is_some()
         || policy.forward_auth.is_some()
+        || policy.rate_limit.is_some()
 }
 
 /// What the gate decided.
@@ -74,13 +76,15 @@ impl<U> Proxy<U> {
         req: &Request<R>,
         client: &ClientInfo,
     ) -> Option<Response<ResponseBody<B, L>>> {
+        // The client as `--trusted-proxies` decides: a trusted proxy's X-Forwarded-For.
+        let who = || self.rules.client(client.peer, req.headers());
+        if let Some(limit) = &policy.rate_limit {
+            if let Err(retry_after) = limit.check(who()) {
+                return Some(self.route_rate_limited(&limit.route, retry_after));
+            }
+        }
         if let Some(access) = &policy.access {
-            // The client as `--trusted-proxies` decides: a trusted proxy's X-Forwarded-For.
-            let who = match self.rules.trusted.is_empty() {
-                true => client.peer,
-                false => self.rules.trusted.client(client.peer, req.headers()),
-            };
-            if !access.permits(who) {
+            if !access.permits(who()) {
                 let text = "403 Forbidden: this address may not use this route\n";
                 return Some(self.local(StatusCode::FORBIDDEN, text));
             }
@@ -138,6 +142,22 @@ impl<U> Proxy<U> {
         denial_headers(&mut parts.headers);
         self.metrics.local[class_index(parts.status.as_u16())].inc();
         Err(Response::from_parts(parts, ResponseBody::Fixed(Some(body))))
+    }
+
+    /// The 429 of a client over its route's `rate_limit`: the global limiter's answer and
+    /// count, and the route's own count (a label lookup paid only by a refused request).
+    fn route_rate_limited<B: Body, L: Release>(
+        &self,
+        route: &str,
+        retry_after: u64,
+    ) -> Response<ResponseBody<B, L>> {
+        self.metrics.routes.rate_limited_on(route).inc();
+        self.metrics.traffic.rate_limited.inc();
+        let text = "429 Too Many Requests: over this route's rate_limit\n";
+        let mut resp = self.local(StatusCode::TOO_MANY_REQUESTS, text);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        resp
     }
 
     /// `respond = { status, body }`.

@@ -113,6 +113,20 @@ impl<U> RouteTable<U> {
     pub fn routes(&self) -> &[Route<U>] {
         &self.routes
     }
+
+    /// `next`'s routes (a reload's) take over this table's rate-limit state where a route of
+    /// the same name keeps the same `rate_limit` settings (`RouteRateLimit::keep_state`).
+    pub fn keep_rate_limits(&self, next: &mut [RouteSpec]) {
+        for spec in next {
+            let Some(limit) = &mut spec.policy.rate_limit else {
+                continue;
+            };
+            let old = self.routes.iter().find(|r| r.spec.name == spec.name);
+            if let Some(previous) = old.and_then(|r| r.spec.policy.rate_limit.as_ref()) {
+                limit.keep_state(previous);
+            }
+        }
+    }
 }
 
 impl<U> Route<U> {

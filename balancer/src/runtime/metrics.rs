@@ -80,7 +80,7 @@ impl TrafficMetrics {
     fn register(&self, registry: &mut Registry) {
         registry.register(
             "rate_limited",
-            "Requests answered 429 by --rate-limit, never forwarded",
+            "Requests answered 429 by --rate-limit or a route's rate_limit, never forwarded",
             self.rate_limited.clone(),
         );
         registry.register(
@@ -158,6 +158,8 @@ pub struct RouteMetrics {
     pub not_found: Counter,
     pub reloads: Family<ReloadLabels, Counter>,
     pub last_reload_success: Gauge,
+    /// Requests answered 429 by a route's own `rate_limit` (also in `rate_limited`).
+    pub rate_limited: Family<RouteLabels, Counter>,
 }
 
 impl RouteMetrics {
@@ -182,11 +184,25 @@ impl RouteMetrics {
             "When the config file in force was loaded (Unix time)",
             self.last_reload_success.clone(),
         );
+        registry.register(
+            "route_rate_limited",
+            "Requests answered 429 by a route's rate_limit (also counted in rate_limited)",
+            self.rate_limited.clone(),
+        );
     }
 
     /// The counter of route `name`, looked up once when the table is built.
     pub fn for_route(&self, name: &str) -> Counter {
         self.requests
+            .get_or_create(&RouteLabels {
+                route: name.to_owned(),
+            })
+            .clone()
+    }
+
+    /// Route `name`'s count of 429s by its `rate_limit` (looked up on the refused request only).
+    pub fn rate_limited_on(&self, name: &str) -> Counter {
+        self.rate_limited
             .get_or_create(&RouteLabels {
                 route: name.to_owned(),
             })

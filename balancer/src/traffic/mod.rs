@@ -1,6 +1,8 @@
-//! Rules on who may send how much: the per-client rate limit and which proxies' `X-Forwarded-For`
-//! names the client. Pure policy with its own state; uses nothing else of the crate.
+//! Rules on who may send how much: the per-client rate limit (who one client is, its bounded
+//! table) and which proxies' `X-Forwarded-For` names the client. Pure policy with its own state; uses nothing else of the crate.
 
+pub mod client_key;
+pub mod client_table;
 pub mod rate_limit;
 pub mod trusted_proxies;
 
@@ -26,11 +28,16 @@ impl TrafficRules {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        let who = if self.trusted.is_empty() {
+        limiter.check(self.client(peer, headers))
+    }
+
+    /// The client as `--trusted-proxies` decides: `peer`, or the address a trusted proxy's
+    /// `X-Forwarded-For` names.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if self.trusted.is_empty() {
             peer
         } else {
             self.trusted.client(peer, headers)
-        };
-        limiter.check(who)
+        }
     }
 }

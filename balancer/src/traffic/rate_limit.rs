@@ -6,24 +6,24 @@
 //! token bucket's equivalent). governor's own keyed stores (a `DashMap` or `HashMap`) grow with
 //! every address ever seen and offer only `retain_recent` to shrink, so a flood of spoofed or
 //! many distinct sources would grow the table without bound. Here governor runs on
-//! [`BoundedStore`], a [`StateStore`] of our own: a fixed number of shards, each a map plus its
-//! keys in insertion order, holding at most `--rate-limit-clients` entries in all; a new client
-//! past the bound evicts the oldest entry of its shard. An evicted client starts again with a
-//! full bucket, which only ever lets it through sooner, never refuses it wrongly.
+//! [`ClientTable`] (`client_table`), a [`StateStore`] of our own holding at most
+//! `--rate-limit-clients` entries with an eviction that keeps frequent clients, keyed by
+//! [`ClientKey`] (`client_key`: IPv4 per address, IPv6 per `--rate-limit-ipv6-prefix` network).
+//! The same limiter serves `--rate-limit` and each route's `rate_limit` (one table per route).
 
-use shared::sync::lock;
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, MonotonicClock};
 use governor::nanos::Nanos;
 use governor::state::StateStore;
 use governor::{Quota, RateLimiter};
+
+use super::client_key::{ClientKey, ClientKeying};
+use super::client_table::ClientTable;
 
 /// A parsed `--rate-limit`: `count` requests per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,62 +59,14 @@ pub fn parse_rate(raw: &str) -> Result<Rate, String> {
     Ok(Rate { count, per })
 }
 
-/// Shards of the client table: enough that two workers rarely meet on one lock.
-const SHARDS: usize = 16;
-
-/// One shard: the clients' GCRA states and their keys in insertion order.
-#[derive(Default)]
-struct Shard {
-    states: HashMap<IpAddr, u64>,
-    order: VecDeque<IpAddr>,
-}
-
-/// governor's state store with a bound on the number of clients (see the module doc).
-pub struct BoundedStore {
-    shards: Vec<Mutex<Shard>>,
-    per_shard: usize,
-    hasher: RandomState,
-}
-
-impl BoundedStore {
-    pub fn new(capacity: usize) -> Self {
-        BoundedStore {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            per_shard: capacity.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
-        }
-    }
-
-    fn shard(&self, key: &IpAddr) -> std::sync::MutexGuard<'_, Shard> {
-        let i = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
-        lock(&self.shards[i])
-    }
-
-    /// No client is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Clients currently remembered.
-    pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).states.len()).sum()
-    }
-
-    /// The most clients remembered at once.
-    #[cfg(test)]
-    fn capacity(&self) -> usize {
-        self.per_shard * SHARDS
-    }
-}
-
 /// The store as governor holds it, shared with the [`Limiter`] that reports its size (governor
 /// gives no access to a limiter's store once built).
-pub struct SharedStore(Arc<BoundedStore>);
+pub struct SharedTable(Arc<ClientTable>);
 
-impl StateStore for SharedStore {
-    type Key = IpAddr;
+impl StateStore for SharedTable {
+    type Key = ClientKey;
 
-    fn measure_and_replace<T, F, E>(&self, key: &IpAddr, f: F) -> Result<T, E>
+    fn measure_and_replace<T, F, E>(&self, key: &ClientKey, f: F) -> Result<T, E>
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
@@ -122,53 +74,35 @@ impl StateStore for SharedStore {
     }
 }
 
-impl BoundedStore {
-    fn measure_and_replace<T, F, E>(&self, key: &IpAddr, f: F) -> Result<T, E>
-    where
-        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
-    {
-        let mut shard = self.shard(key);
-        let prev = shard.states.get(key).map(|t| Nanos::from(*t));
-        let (out, next) = f(prev)?;
-        if prev.is_none() {
-            if shard.states.len() >= self.per_shard {
-                if let Some(oldest) = shard.order.pop_front() {
-                    shard.states.remove(&oldest);
-                }
-            }
-            shard.order.push_back(*key);
-        }
-        shard.states.insert(*key, next.as_u64());
-        Ok(out)
-    }
-}
-
 /// The limiter the proxy asks once per request.
 pub struct Limiter {
-    inner: RateLimiter<IpAddr, SharedStore, MonotonicClock>,
-    store: Arc<BoundedStore>,
+    inner: RateLimiter<ClientKey, SharedTable, MonotonicClock>,
+    store: Arc<ClientTable>,
+    keying: ClientKeying,
 }
 
 impl Limiter {
-    /// `burst` defaults to one `per`'s worth of the rate, at least 1.
-    pub fn new(rate: Rate, burst: Option<u32>, clients: usize) -> Self {
+    /// `burst` defaults to one `per`'s worth of the rate, at least 1; `clients` bounds the
+    /// table, `keying` says who is one client.
+    pub fn new(rate: Rate, burst: Option<u32>, clients: usize, keying: ClientKeying) -> Self {
         let burst = burst.and_then(NonZeroU32::new).unwrap_or(rate.count);
         let period = rate.per / rate.count.get();
         // A period of zero cannot happen (count <= u32::MAX, per >= 1 s); fall back to 1 ns.
         let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
             .unwrap_or_else(|| Quota::per_second(rate.count))
             .allow_burst(burst);
-        let store = Arc::new(BoundedStore::new(clients));
+        let store = Arc::new(ClientTable::new(clients));
         Limiter {
-            inner: RateLimiter::new(quota, SharedStore(store.clone()), MonotonicClock),
+            inner: RateLimiter::new(quota, SharedTable(store.clone()), MonotonicClock),
             store,
+            keying,
         }
     }
 
     /// `Ok` when `client` may go on; otherwise the whole seconds to wait (at least 1), for
     /// `Retry-After`.
     pub fn check(&self, client: IpAddr) -> Result<(), u64> {
-        match self.inner.check_key(&client) {
+        match self.inner.check_key(&self.keying.key(client)) {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.inner.clock().now());
@@ -182,8 +116,8 @@ impl Limiter {
         self.store.len()
     }
 
-    #[cfg(test)]
-    fn capacity(&self) -> usize {
+    /// The most clients remembered at once (about `--rate-limit-clients`).
+    pub fn capacity(&self) -> usize {
         self.store.capacity()
     }
 }
@@ -191,6 +125,11 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::traffic::client_table::SHARDS;
+
+    fn keying() -> ClientKeying {
+        ClientKeying::default()
+    }
 
     fn ip(n: u32) -> IpAddr {
         IpAddr::from(std::net::Ipv4Addr::from(0x7f00_0000 + n))
@@ -217,7 +156,7 @@ mod tests {
 
     #[test]
     fn a_client_over_its_burst_waits_and_another_is_unaffected() {
-        let l = Limiter::new(parse_rate("1/m").unwrap(), Some(3), 100);
+        let l = Limiter::new(parse_rate("1/m").unwrap(), Some(3), 100, keying());
         for _ in 0..3 {
             assert_eq!(l.check(ip(1)), Ok(()));
         }
@@ -227,20 +166,51 @@ mod tests {
     }
 
     #[test]
-    fn the_table_stays_within_its_bound_evicting_the_oldest() {
-        let l = Limiter::new(parse_rate("1/h").unwrap(), Some(1), 64);
+    fn the_table_stays_within_its_bound() {
+        let l = Limiter::new(parse_rate("1/h").unwrap(), Some(1), 64, keying());
         assert!(l.capacity() >= 64 && l.capacity() < 64 + SHARDS);
         for n in 0..10_000 {
             let _ = l.check(ip(n));
         }
+        assert!(l.clients() <= l.capacity() + SHARDS, "{}", l.clients());
+    }
+
+    #[test]
+    fn a_scan_of_200000_one_off_addresses_does_not_reset_a_busy_client() {
+        let l = Limiter::new(parse_rate("1/h").unwrap(), Some(3), 1_000, keying());
+        let busy = IpAddr::from(std::net::Ipv4Addr::new(10, 0, 0, 1));
+        for _ in 0..3 {
+            assert_eq!(l.check(busy), Ok(()));
+        }
+        assert!(l.check(busy).is_err());
+        for n in 0..200_000 {
+            let _ = l.check(ip(0x0100_0000 + n));
+        }
         assert!(
-            l.clients() <= l.capacity(),
-            "{} > {}",
-            l.clients(),
-            l.capacity()
+            l.check(busy).is_err(),
+            "the scan gave the busy client a new budget"
         );
-        // The newest client is still remembered (refused again), the first was forgotten.
-        assert!(l.check(ip(9_999)).is_err());
-        assert_eq!(l.check(ip(0)), Ok(()));
+        assert!(l.clients() <= l.capacity() + SHARDS);
+    }
+
+    #[test]
+    fn a_thousand_addresses_of_one_64_share_one_budget() {
+        let l = Limiter::new(parse_rate("1/h").unwrap(), Some(10), 1_000, keying());
+        let in_64 = |n: u16| IpAddr::from([0x2001, 0xdb8, 7, 7, n, 0, 0, n]);
+        let passed = (0..1_000u16).filter(|&n| l.check(in_64(n)).is_ok()).count();
+        assert_eq!(passed, 10, "the /64 got more than one burst");
+        assert_eq!(l.clients(), 1);
+        // The next /64 has its own budget; so does each address with a /128 prefix.
+        assert_eq!(
+            l.check(IpAddr::from([0x2001, 0xdb8, 7, 8, 0, 0, 0, 1])),
+            Ok(())
+        );
+        let per_address = Limiter::new(
+            parse_rate("1/h").unwrap(),
+            Some(1),
+            1_000,
+            ClientKeying::new(128),
+        );
+        assert!((0..100u16).all(|n| per_address.check(in_64(n)).is_ok()));
     }
 }

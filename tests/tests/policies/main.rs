@@ -5,6 +5,7 @@
 //! positions. Each test writes its config file, starts a `balancer --config` and talks to it.
 
 mod forward_auth;
+mod rate_limit;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -12,6 +12,7 @@ mod compress;
 mod error;
 mod forward_auth;
 mod policy;
+mod rate_limit;
 mod restart;
 mod route;
 mod schema;
@@ -225,6 +226,7 @@ fn from_file(layers: &Layers, path: &Path) -> Result<Loaded, LoadError> {
     let groups = upstream::groups(layers, &src, &server_args, &tables.upstream)?;
     let mut routes = route::routes(&src, &tables.route, &groups)?;
     compress::apply_default(&tables.route, &mut routes, cli.config.compress.policy());
+    rate_limit::apply(&src, &tables.route, &mut routes, &cli.config.traffic)?;
     let file = FileInfo {
         path: path.to_owned(),
         sha256: src.sha256.clone(),

@@ -83,6 +83,8 @@ pub(super) fn route_policy(src: &Source, route: &RouteTable) -> Result<RoutePoli
         // Filled in by `route` (`compress`, `compress_min_size`, `compress_level`).
         compress: None,
         forward_auth: super::forward_auth::route_forward_auth(src, route)?,
+        // Filled in by `rate_limit::apply` (`rate_limit`, `rate_burst`).
+        rate_limit: None,
     })
 }
 

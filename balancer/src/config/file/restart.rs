@@ -57,5 +57,9 @@ pub(super) fn restart_settings(c: &Config) -> Vec<(&'static str, String)> {
         ("acme-renew-before", format!("{:?}", acme.acme_renew_before)),
         ("keep-alive-timeout", format!("{:?}", f.keep_alive_timeout)),
         ("handover", format!("{:?}", f.handover)),
+        (
+            "rate-limit-ipv6-prefix",
+            format!("{:?}", x.rate_limit_ipv6_prefix),
+        ),
     ]
 }

@@ -51,6 +51,11 @@ pub(super) struct RouteTable {
     pub compress_level: Option<Spanned<LevelTable>>,
     /// `forward_auth = { url, copy_headers, timeout }` (see `forward_auth`).
     pub forward_auth: Option<Spanned<ForwardAuthTable>>,
+    /// `rate_limit = "100/s"` and `rate_burst = N` (see `rate_limit`).
+    #[serde(alias = "rate-limit")]
+    pub rate_limit: Option<Spanned<String>>,
+    #[serde(alias = "rate-burst")]
+    pub rate_burst: Option<Spanned<i64>>,
 }
 
 /// `compress_level = { zstd = 3, br = 4, gzip = 5 }`: each codec's level, its default when left out.

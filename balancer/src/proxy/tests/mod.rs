@@ -502,7 +502,7 @@ async fn every_backend_refusing_is_502_and_none_known_is_503() {
 async fn a_client_over_the_rate_limit_gets_429_with_retry_after() {
     let rate = parse_rate("1/m").unwrap_or_else(|e| panic!("{e}"));
     let rules = TrafficRules {
-        limiter: Some(Limiter::new(rate, Some(1), 16)),
+        limiter: Some(Limiter::new(rate, Some(1), 16, Default::default())),
         ..no_rules()
     };
     let h = harness(&[Script::Answer(200, "ok")], 1 << 20, rules).await;

@@ -1,6 +1,7 @@
 //! A route's policies through the real proxy without a socket: a fixed answer from a route
 //! without groups, 403 on the client `--trusted-proxies` decides, 401 and its challenge, the
-//! header rules on what the backend gets and on every response of the route (a 502 too).
+//! header rules on what the backend gets and on every response of the route (a 502 too), a
+//! route's own rate limit (429, counted per route) beside an unlimited route.
 
 use super::*;
 use crate::policy::access::{parse_cidr, Access};
@@ -122,4 +123,41 @@ async fn header_rules_rewrite_the_request_and_every_response() {
         assert!(!seen.headers.contains_key("cookie"));
         assert_eq!(seen.headers["x-forwarded-for"], "192.0.2.7");
     }
+}
+
+#[tokio::test]
+async fn a_route_over_its_rate_limit_answers_429_and_another_route_is_unlimited() {
+    use crate::policy::rate_limit::RouteRateLimit;
+    let rate = parse_rate("1/h").unwrap();
+    let mut api = route("api", None, "/api", &[("app", 1)], false);
+    let keying = Default::default();
+    api.policy.rate_limit = Some(RouteRateLimit::new("api".into(), rate, Some(2), 16, keying));
+    let app = route("app", None, "/", &[("app", 1)], false);
+    let h = routed(&[("app", OK)], &[api, app], 1 << 20, no_rules()).await;
+    for _ in 0..2 {
+        assert_eq!(
+            send(&h, get("/api").body(empty()).unwrap()).await.0,
+            StatusCode::OK
+        );
+    }
+    let (status, headers, body) = send(&h, get("/api/x").body(empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body.starts_with("429 Too Many Requests"), "{body}");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&wait), "Retry-After {wait}");
+    assert!(headers.contains_key("x-request-id"));
+    for _ in 0..5 {
+        assert_eq!(
+            send(&h, get("/other").body(empty()).unwrap()).await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        h.upstream.seen().len(),
+        7,
+        "the refused request was forwarded"
+    );
+    assert_eq!(h.metrics.traffic.rate_limited.get(), 1);
+    assert_eq!(h.metrics.routes.rate_limited_on("api").get(), 1);
+    assert_eq!(h.metrics.routes.rate_limited_on("app").get(), 0);
 }

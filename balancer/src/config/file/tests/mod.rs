@@ -7,6 +7,7 @@ mod errors;
 mod forward_auth;
 mod loading;
 mod policies;
+mod rate_limit;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
