@@ -125,6 +125,7 @@ impl UpstreamConfig {
                 protocol: self.upstream_protocol,
                 keep_alive: self.health_interval,
             },
+            sticky: None,
         }
     }
 }

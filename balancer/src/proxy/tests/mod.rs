@@ -236,6 +236,7 @@ fn settings(backends: &[SocketAddr]) -> GroupSettings {
             protocol: UpstreamProtocol::Http1,
             keep_alive: Duration::from_secs(60),
         },
+        sticky: None,
     }
 }
 

@@ -6,6 +6,7 @@ mod compress;
 mod errors;
 mod loading;
 mod policies;
+mod sticky;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
