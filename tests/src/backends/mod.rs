@@ -1,12 +1,13 @@
 //! Purpose-built backends: real servers on loopback ports, each written for one behaviour a test needs
 //! from the far side of the balancer (echo what arrived, record it, never answer, break the response,
-//! speak WebSocket, answer a chosen status after a chosen delay, write a stray response after each answer). Each counts the requests it sees, so a test can prove what was (and was not)
+//! speak WebSocket, answer a chosen status after a chosen delay, write a stray response after each answer, say which replica answered over HTTP and WebSocket). Each counts the requests it sees, so a test can prove what was (and was not)
 //! forwarded; health probes (`/health`) are not counted. Dropping a backend stops it.
 
 mod bulk;
 mod echo;
 mod misbehaving;
 mod recording;
+mod replica;
 mod stray;
 mod tunable;
 mod websocket;
@@ -23,6 +24,7 @@ pub use bulk::bulk_backend;
 pub use echo::{echo_backend, echo_backend_on, echoed};
 pub use misbehaving::{breaking_backend, HungBackend};
 pub use recording::{RecordingBackend, Seen};
+pub use replica::named_replica;
 pub use stray::{
     h2_frame, raw_h2_backend, stray_h2_backend, stray_http1_backend, H2Reply, STRAY_BODY,
     STRAY_DELAY,

@@ -412,7 +412,10 @@ mod tests {
         backends[1].health.record_probe(Err("down".into()));
         let first = rr.attempts_pinned(backends.clone(), 0, 1).next().unwrap();
         assert_ne!(first.addr.port(), 1001, "out of the rotation: a fresh pick");
-        let beyond = rr.attempts_pinned(backends, 0, MAX_BACKENDS).next().unwrap();
+        let beyond = rr
+            .attempts_pinned(backends, 0, MAX_BACKENDS)
+            .next()
+            .unwrap();
         assert_ne!(beyond.addr.port(), 1001);
     }
 

@@ -71,8 +71,14 @@ mod tests {
 
     #[test]
     fn a_secret_gives_the_same_key_everywhere_and_none_a_random_one() {
-        assert_eq!(key(Some("s3cret-s3cret-s3cret")), key(Some("s3cret-s3cret-s3cret")));
-        assert_ne!(key(Some("s3cret-s3cret-s3cret")), key(Some("other-other-other!")));
+        assert_eq!(
+            key(Some("s3cret-s3cret-s3cret")),
+            key(Some("s3cret-s3cret-s3cret"))
+        );
+        assert_ne!(
+            key(Some("s3cret-s3cret-s3cret")),
+            key(Some("other-other-other!"))
+        );
         assert_eq!(key(None), key(None), "one per process");
         assert_ne!(key(None), key(Some("s3cret-s3cret-s3cret")));
     }

@@ -146,11 +146,7 @@ impl Pin {
             return;
         }
         let entry = &self.table.entries[at];
-        let value = if secure {
-            &entry.secure
-        } else {
-            &entry.plain
-        };
+        let value = if secure { &entry.secure } else { &entry.plain };
         if let Some(value) = value {
             headers.append(header::SET_COOKIE, value.clone());
         }

@@ -33,7 +33,11 @@ fn issued(s: &Sticky, backends: &Arc<[Arc<Backend>]>, i: usize, secure: bool) ->
     assert_eq!(pin.target(), None);
     let mut out = HeaderMap::new();
     pin.stamp(&backends[i], &mut out, secure);
-    out.get(header::SET_COOKIE).unwrap().to_str().unwrap().to_owned()
+    out.get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn value_of(set_cookie: &str) -> &str {
@@ -75,9 +79,22 @@ fn forged_and_stale_cookies_pin_nothing() {
     let set = backends(2);
     let stale = value_of(&issued(&s, &set, 1, false)).to_owned();
     let fewer: Arc<[Arc<Backend>]> = Arc::from(vec![set[0].clone()]);
-    assert_eq!(s.pin(&fewer, &cookie_header(&format!("lb={stale}"))).target(), None);
-    for forged in ["lb=", "lb=zz", "lb=00000000000000000000000000000000", "lb=10.0.0.1:5000"] {
-        assert_eq!(s.pin(&set, &cookie_header(forged)).target(), None, "{forged}");
+    assert_eq!(
+        s.pin(&fewer, &cookie_header(&format!("lb={stale}")))
+            .target(),
+        None
+    );
+    for forged in [
+        "lb=",
+        "lb=zz",
+        "lb=00000000000000000000000000000000",
+        "lb=10.0.0.1:5000",
+    ] {
+        assert_eq!(
+            s.pin(&set, &cookie_header(forged)).target(),
+            None,
+            "{forged}"
+        );
     }
 }
 
@@ -86,7 +103,10 @@ fn tags_are_computed_once_per_backend_set() {
     let s = sticky();
     let set = backends(2);
     let first = s.table_for(&set);
-    assert!(Arc::ptr_eq(&first, &s.table_for(&set)), "same set: same table");
+    assert!(
+        Arc::ptr_eq(&first, &s.table_for(&set)),
+        "same set: same table"
+    );
     let other = backends(2);
     let rebuilt = s.table_for(&other);
     assert!(!Arc::ptr_eq(&first, &rebuilt));

@@ -12,15 +12,39 @@ fn with_sticky(value: &str) -> String {
 
 const CASES: &[(&str, (usize, usize), &str)] = &[
     ("{ cookie = \"\" }", (4, 21), "sticky `cookie` is empty"),
-    ("{ cookie = \"a b\" }", (4, 21), "which a cookie name cannot hold"),
+    (
+        "{ cookie = \"a b\" }",
+        (4, 21),
+        "which a cookie name cannot hold",
+    ),
     ("{ cookie = \"a;b\" }", (4, 21), "cannot hold"),
     ("{ cookie = \"é\" }", (4, 21), "cannot hold"),
-    ("{ cookie = 7 }", (4, 21), "sticky `cookie` is a string, not an integer"),
-    ("{ cookie = \"lb\", path = \"/\" }", (4, 34), "`sticky` has no key `path`"),
-    ("{ cookie = \"lb\", secret = \"short\" }", (4, 36), "sticky `secret` is 5 bytes long; it takes 16 to 1024"),
-    ("{ secret = \"0123456789abcdef\" }", (4, 10), "`sticky` needs `cookie = \"NAME\"`"),
+    (
+        "{ cookie = 7 }",
+        (4, 21),
+        "sticky `cookie` is a string, not an integer",
+    ),
+    (
+        "{ cookie = \"lb\", path = \"/\" }",
+        (4, 34),
+        "`sticky` has no key `path`",
+    ),
+    (
+        "{ cookie = \"lb\", secret = \"short\" }",
+        (4, 36),
+        "sticky `secret` is 5 bytes long; it takes 16 to 1024",
+    ),
+    (
+        "{ secret = \"0123456789abcdef\" }",
+        (4, 10),
+        "`sticky` needs `cookie = \"NAME\"`",
+    ),
     ("{}", (4, 10), "needs `cookie"),
-    ("\"lb\"", (4, 10), "`sticky` is a table, `{ cookie = \"NAME\" }`, not a string"),
+    (
+        "\"lb\"",
+        (4, 10),
+        "`sticky` is a table, `{ cookie = \"NAME\" }`, not a string",
+    ),
 ];
 
 #[test]
@@ -48,7 +72,10 @@ fn sticky_is_read_into_the_group_and_off_by_default() {
     assert_eq!(sticky.secret.as_deref(), Some("0123456789abcdef-shared"));
     assert!(!format!("{loaded:?}").contains("0123456789abcdef-shared"));
     let plain = format!("{APP}[[route]]\nupstream = \"app\"\n");
-    assert_eq!(load_text(&plain, &[]).unwrap().groups[0].settings.sticky, None);
+    assert_eq!(
+        load_text(&plain, &[]).unwrap().groups[0].settings.sticky,
+        None
+    );
     // A table is still no flag's value, and a date still says so.
     let (_, message) = error_of(&format!("{APP}max_fails = {{ a = 1 }}\n"));
     assert!(message.contains("not a table or a date"), "{message}");
