@@ -210,6 +210,8 @@ struct GroupStatus {
     balance: &'static str,
     protocol: &'static str,
     backends: Vec<BackendStatus>,
+    /// The sticky cookie's name when the group has `sticky` (`null` otherwise).
+    sticky_cookie: Option<String>,
 }
 
 /// One route of `/status`.
@@ -303,6 +305,7 @@ impl Admin {
                 balance: g.settings().balance.name(),
                 protocol: g.settings().connections.protocol.name(),
                 backends: group_backends(g, now),
+                sticky_cookie: g.sticky_cookie().map(str::to_owned),
             })
             .collect();
         let backends: Vec<BackendStatus> = table

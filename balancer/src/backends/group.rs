@@ -22,6 +22,7 @@ use crate::backends::health::HealthPolicy;
 use crate::backends::outlier::Ejector;
 use crate::backends::probe::{self, Probe};
 use crate::backends::selection::{Attempts, Balance, Selection};
+use crate::backends::sticky::{Pin, Sticky, StickyCookie};
 use crate::runtime::clock::now_ms;
 use crate::runtime::metrics::Metrics;
 use crate::upstream::{UpstreamPool, UpstreamSettings};
@@ -45,6 +46,8 @@ pub struct GroupSettings {
     /// How connections to the backends are made (`--connect-timeout`, `--upstream-timeout`,
     /// `--max-idle-per-backend`, `--upstream-protocol`).
     pub connections: UpstreamSettings,
+    /// `sticky = { cookie = "NAME" }` (config file only; `None`: no sticky sessions).
+    pub sticky: Option<StickyCookie>,
 }
 
 /// One upstream group; see the module doc.
@@ -59,6 +62,8 @@ pub struct UpstreamGroup<U = UpstreamPool> {
     metrics: Arc<Metrics>,
     /// Worker `i`'s connections to the backends.
     pools: Box<[U]>,
+    /// The sticky cookie's state, when the group has one.
+    sticky: Option<Sticky>,
 }
 
 /// A started group's background loops (discovery, probes); dropping it stops them.
@@ -118,6 +123,7 @@ impl<U> UpstreamGroup<U> {
             discovery,
             selection: Selection::new(settings.balance, settings.slow_start),
             ejector: Ejector::default(),
+            sticky: settings.sticky.as_ref().map(Sticky::new),
             settings,
             metrics,
             pools: pools.into_boxed_slice(),
@@ -147,6 +153,27 @@ impl<U> UpstreamGroup<U> {
     /// The backends one request may try, in order, each once.
     pub fn attempts(&self, now_ms: u64) -> Attempts {
         self.selection.attempts(self.backends.snapshot(), now_ms)
+    }
+
+    /// [`UpstreamGroup::attempts`] for a request with these headers: on a sticky group the
+    /// backend its cookie names first (while in the rotation), with the pin that sets the cookie
+    /// on the answer; on any other group exactly `attempts` (one branch).
+    pub fn attempts_for(&self, now_ms: u64, headers: &http::HeaderMap) -> (Attempts, Option<Pin>) {
+        let Some(sticky) = &self.sticky else {
+            return (self.attempts(now_ms), None);
+        };
+        let backends = self.backends.snapshot();
+        let pin = sticky.pin(&backends, headers);
+        let attempts = match pin.target() {
+            Some(i) => self.selection.attempts_pinned(backends, now_ms, i),
+            None => self.selection.attempts(backends, now_ms),
+        };
+        (attempts, Some(pin))
+    }
+
+    /// The sticky cookie's name, when the group has one (for `/status`).
+    pub fn sticky_cookie(&self) -> Option<&str> {
+        self.sticky.as_ref().map(Sticky::name)
     }
 
     /// `--max-fails` and `--fail-timeout`.
@@ -244,6 +271,7 @@ pub(crate) mod tests {
                 keep_alive: second,
                 stray_quarantine: Duration::from_secs(60),
             },
+            sticky: None,
         }
     }
 

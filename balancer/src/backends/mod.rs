@@ -13,3 +13,4 @@ pub mod lookup;
 pub mod outlier;
 pub mod probe;
 pub mod selection;
+pub mod sticky;

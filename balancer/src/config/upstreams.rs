@@ -133,6 +133,7 @@ impl UpstreamConfig {
                 keep_alive: self.health_interval,
                 stray_quarantine: self.stray_quarantine,
             },
+            sticky: None,
         }
     }
 }

@@ -164,9 +164,9 @@ impl<U> Proxy<U> {
         let now = now_ms();
         let chosen = route
             .groups_in_order()
-            .map(|group| (group, group.attempts(now)))
-            .find(|(_, attempts)| !attempts.is_empty());
-        let Some((group, attempts)) = chosen else {
+            .map(|group| (group, group.attempts_for(now, request.headers())))
+            .find(|(_, (attempts, _))| !attempts.is_empty());
+        let Some((group, (attempts, pin))) = chosen else {
             let text = "503 Service Unavailable: no backend is known yet\n";
             return (self.local(StatusCode::SERVICE_UNAVAILABLE, text), None);
         };
@@ -175,6 +175,12 @@ impl<U> Proxy<U> {
         if te_trailers && (http1 || client_upgrade.is_some()) {
             request.headers_mut().remove(header::TE);
         }
+        // `Secure` on a sticky cookie: the client came over TLS (the balancer set this header).
+        let secure = pin.is_some()
+            && request
+                .headers()
+                .get(&headers::X_FORWARDED_PROTO)
+                .is_some_and(|p| p.as_bytes() == b"https");
         for (tried, backend) in attempts.enumerate() {
             if host_missing {
                 request
@@ -185,7 +191,10 @@ impl<U> Proxy<U> {
                 self.metrics.retries.inc();
             }
             match self.attempt(group, &backend, request, &body_handle).await {
-                Attempt::Answered(resp, lease, in_flight, head_after) => {
+                Attempt::Answered(mut resp, lease, in_flight, head_after) => {
+                    if let Some(pin) = &pin {
+                        pin.stamp(&backend, resp.headers_mut(), secure);
+                    }
                     let resp = self.relay(resp, in_flight, lease, client_upgrade, group.policy());
                     return (resp, Some(Served::by(backend, Some(head_after))));
                 }

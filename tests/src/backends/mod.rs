@@ -2,8 +2,9 @@
 //! from the far side of the balancer (echo what arrived, record it, never answer, break the response,
 //! speak WebSocket, answer a chosen status after a chosen delay, decide as a forward-auth service, write a stray
 //! response after each answer, break the framing of an answer, hold a server-sent event stream open and send each
-//! event when the test says). Each counts the requests it sees, so a test can prove what was (and was not)
-//! forwarded; health probes (`/health`) are not counted. Dropping a backend stops it.
+//! event when the test says, say which replica answered over HTTP and WebSocket). Each counts the requests it sees,
+//! so a test can prove what was (and was not) forwarded; health probes (`/health`) are not counted. Dropping a
+//! backend stops it.
 
 mod auth;
 mod bulk;
@@ -12,6 +13,7 @@ mod framing;
 mod misbehaving;
 mod recording;
 mod sse;
+mod replica;
 mod stray;
 mod tunable;
 mod websocket;
@@ -31,6 +33,7 @@ pub use framing::framing_backend;
 pub use misbehaving::{breaking_backend, HungBackend};
 pub use recording::{RecordingBackend, Seen};
 pub use sse::{SseBackend, SseStream};
+pub use replica::named_replica;
 pub use stray::{
     h2_frame, raw_h2_backend, stray_h2_backend, stray_http1_backend, H2Reply, STRAY_BODY,
     STRAY_DELAY,

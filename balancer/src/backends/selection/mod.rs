@@ -87,18 +87,7 @@ impl Selection {
     }
 
     pub fn attempts(&self, backends: Arc<[Arc<Backend>]>, now_ms: u64) -> Attempts {
-        let (mut healthy, mut usable, mut pending) = (0u128, 0u128, 0u128);
-        for (i, b) in backends.iter().enumerate().take(MAX_BACKENDS) {
-            if b.is_drained() {
-                continue;
-            }
-            usable |= 1 << i;
-            if b.in_rotation_at(now_ms) {
-                healthy |= 1 << i;
-            } else if b.health.is_pending() {
-                pending |= 1 << i;
-            }
-        }
+        let (healthy, usable, pending) = classify(&backends, now_ms);
         // When every backend is out the rotation runs over all of them (marks can be stale).
         let pool = if healthy != 0 { healthy } else { usable };
         let first = if pool == 0 {
@@ -127,6 +116,28 @@ impl Selection {
         }
     }
 
+    /// A sticky request's attempts: backend `pinned` first when it is in the rotation (healthy,
+    /// not ejected, not drained), the others after it as retries; otherwise an ordinary pick.
+    pub fn attempts_pinned(
+        &self,
+        backends: Arc<[Arc<Backend>]>,
+        now_ms: u64,
+        pinned: usize,
+    ) -> Attempts {
+        let (healthy, usable, pending) = classify(&backends, now_ms);
+        if pinned >= MAX_BACKENDS || healthy & (1 << pinned) == 0 {
+            return self.attempts(backends, now_ms);
+        }
+        Attempts {
+            backends,
+            healthy,
+            usable,
+            pending,
+            first: pinned,
+            taken: 0,
+        }
+    }
+
     /// `pool` less the ramping backends that lose their slow-start draw this time (all of `pool`
     /// if every one of them lost).
     fn admit(&self, pool: u128, backends: &[Arc<Backend>], now_ms: u64) -> u128 {
@@ -150,6 +161,23 @@ impl Selection {
             admitted
         }
     }
+}
+
+/// The health snapshot of one request: (healthy, usable, pending) bit sets; see [`Attempts`].
+fn classify(backends: &[Arc<Backend>], now_ms: u64) -> (u128, u128, u128) {
+    let (mut healthy, mut usable, mut pending) = (0u128, 0u128, 0u128);
+    for (i, b) in backends.iter().enumerate().take(MAX_BACKENDS) {
+        if b.is_drained() {
+            continue;
+        }
+        usable |= 1 << i;
+        if b.in_rotation_at(now_ms) {
+            healthy |= 1 << i;
+        } else if b.health.is_pending() {
+            pending |= 1 << i;
+        }
+    }
+    (healthy, usable, pending)
 }
 
 fn count(bits: u128) -> usize {
@@ -360,6 +388,35 @@ mod tests {
                 "{mode:?}: {late} of 3000 after the window"
             );
         }
+    }
+
+    #[test]
+    fn a_pinned_request_goes_to_its_backend_while_in_rotation_and_retries_elsewhere() {
+        let backends = pool(3);
+        let rr = Selection::default();
+        for _ in 0..4 {
+            let order: Vec<u16> = rr
+                .attempts_pinned(backends.clone(), 0, 1)
+                .map(|b| b.addr.port() - 1000)
+                .collect();
+            assert_eq!(order, [1, 2, 0]);
+        }
+        backends[1].set_drained(true);
+        let order: Vec<u16> = rr
+            .attempts_pinned(backends.clone(), 0, 1)
+            .map(|b| b.addr.port() - 1000)
+            .collect();
+        assert_eq!(order.len(), 2);
+        assert!(!order.contains(&1), "drained: never tried");
+        backends[1].set_drained(false);
+        backends[1].health.record_probe(Err("down".into()));
+        let first = rr.attempts_pinned(backends.clone(), 0, 1).next().unwrap();
+        assert_ne!(first.addr.port(), 1001, "out of the rotation: a fresh pick");
+        let beyond = rr
+            .attempts_pinned(backends, 0, MAX_BACKENDS)
+            .next()
+            .unwrap();
+        assert_ne!(beyond.addr.port(), 1001);
     }
 
     proptest::proptest! {

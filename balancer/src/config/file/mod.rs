@@ -18,6 +18,7 @@ mod route;
 mod schema;
 mod server;
 mod source;
+mod sticky;
 #[cfg(test)]
 mod tests;
 mod upstream;

@@ -88,8 +88,11 @@ pub(super) enum Value {
     Bool(bool),
     /// An array of strings, each with its place.
     List(Vec<Spanned<String>>),
-    /// What no setting takes: a float, a table, a date.
+    /// What no setting takes: a float, a date.
     Other(&'static str),
+    /// An inline table (`sticky = { cookie = "lb" }`), its values in the file's order; read by
+    /// the keys that take one, refused by every flag.
+    Table(Vec<(String, Spanned<Value>)>),
 }
 
 impl<'de> Deserialize<'de> for Settings {
@@ -158,8 +161,17 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Value::Other("a table or a date"))
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key.starts_with("$__toml_private") {
+                // A date: toml hands it over as a one-key map.
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                return Ok(Value::Other("a table or a date"));
+            }
+            entries.push((key, map.next_value::<Spanned<Value>>()?));
+        }
+        entries.sort_by_key(|(_, value)| value.span().start);
+        Ok(Value::Table(entries))
     }
 }
 
@@ -172,6 +184,7 @@ impl Value {
             Value::Bool(_) => "a boolean",
             Value::List(_) => "an array",
             Value::Other(kind) => kind,
+            Value::Table(_) => "a table or a date",
         }
     }
 }

@@ -175,9 +175,10 @@ impl Layers {
                 .map(|i| i.get_ref().as_str())
                 .collect::<Vec<_>>()
                 .join(","),
-            Value::Other(kind) => {
+            other @ (Value::Other(_) | Value::Table(_)) => {
                 return Err(at(format!(
-                    "`{key}` takes a string, an integer or an array of strings, not {kind}"
+                    "`{key}` takes a string, an integer or an array of strings, not {}",
+                    other.kind()
                 )))
             }
         };

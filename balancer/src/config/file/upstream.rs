@@ -1,5 +1,6 @@
 //! `[[upstream]]` tables into [`GroupSpec`]s: the name, the `servers` (each entry by
-//! `--upstreams`' own rule), and the group's flags layered over `[server]` (see `server`).
+//! `--upstreams`' own rule), the group's flags layered over `[server]` (see `server`), and its
+//! `sticky` cookie (see `sticky`).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -45,11 +46,12 @@ fn group(
     server_args: &[std::ffi::OsString],
     table: &Spanned<Settings>,
 ) -> Result<(GroupSpec, Range<usize>), LoadError> {
-    let (mut name, mut servers, mut rest) = (None, None, Vec::new());
+    let (mut name, mut servers, mut sticky, mut rest) = (None, None, None, Vec::new());
     for entry in &table.get_ref().0 {
         match entry.0.get_ref().as_str() {
             "name" => name = Some(&entry.1),
             "servers" => servers = Some(&entry.1),
+            "sticky" => sticky = Some(&entry.1),
             _ => rest.push(entry),
         }
     }
@@ -72,6 +74,7 @@ fn group(
         .map_err(|e| src.error(&table.span(), shared::config_error::first_line(&e)))?;
     let mut settings = cli.config.group.group();
     settings.names = names;
+    settings.sticky = sticky.map(|s| super::sticky::sticky(src, s)).transpose()?;
     Ok((GroupSpec { name, settings }, place))
 }
 

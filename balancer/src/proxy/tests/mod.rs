@@ -161,6 +161,17 @@ async fn routed(
     max_body: u64,
     rules: TrafficRules,
 ) -> Harness {
+    routed_with(groups, routes, max_body, rules, None).await
+}
+
+/// [`routed`] with every group's `sticky` set to `sticky`.
+async fn routed_with(
+    groups: &[(&str, &[Script])],
+    routes: &[RouteSpec],
+    max_body: u64,
+    rules: TrafficRules,
+    sticky: Option<crate::backends::sticky::StickyCookie>,
+) -> Harness {
     let upstream = Scripted::default();
     let metrics = Arc::new(Metrics::new());
     let mut backends = Vec::new();
@@ -173,8 +184,11 @@ async fn routed(
         shared::sync::lock(&upstream.scripts)
             .extend(addrs.iter().copied().zip(scripts.iter().copied()));
         let pools = vec![upstream.clone()];
-        let group =
-            UpstreamGroup::with_pools((*name).into(), settings(&addrs), metrics.clone(), pools);
+        let settings = GroupSettings {
+            sticky: sticky.clone(),
+            ..settings(&addrs)
+        };
+        let group = UpstreamGroup::with_pools((*name).into(), settings, metrics.clone(), pools);
         // Numeric names resolve without a network; every backend then passes a probe.
         group.discovery.resolve_all().await;
         for backend in group.backends.snapshot().iter() {
@@ -237,6 +251,7 @@ fn settings(backends: &[SocketAddr]) -> GroupSettings {
             keep_alive: Duration::from_secs(60),
             stray_quarantine: Duration::from_secs(60),
         },
+        sticky: None,
     }
 }
 
@@ -524,3 +539,4 @@ async fn a_client_over_the_rate_limit_gets_429_with_retry_after() {
 
 mod policies;
 mod routing;
+mod sticky;

@@ -8,6 +8,7 @@ mod forward_auth;
 mod loading;
 mod policies;
 mod rate_limit;
+mod sticky;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
