@@ -10,5 +10,6 @@ pub mod head_timeout;
 pub mod redirect;
 pub mod server;
 pub mod sni;
+pub mod sniff;
 pub mod tls;
 pub mod tls_reload;

@@ -2,7 +2,7 @@
 //! per-connection HTTP serving.
 //!
 //! HTTP/1.1, and HTTP/2 with prior knowledge, told apart by peeking at the client's first bytes
-//! (see `sniff`); `--header-read-timeout` for clients that are slow to start or trickle headers,
+//! (`front::sniff`); `--header-read-timeout` for clients that are slow to start or trickle headers,
 //! `--keep-alive-timeout` for idle keep-alive connections (`head_timeout`);
 //! 431 for oversized headers (hyper answers it);
 //! TCP_NODELAY on every accepted socket. Every connection is registered with the listener's
@@ -23,12 +23,12 @@ use hyper::service::{service_fn, Service};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use crate::front::acme_http::{self, Http01Tokens};
 use crate::front::connection_limit::{self, ConnectionLimit, Permit};
 use crate::front::head_timeout::{self, WaitClock};
 use crate::front::redirect;
+use crate::front::sniff::{sniff, Protocol};
 use crate::front::tls::{self, Alpn, TlsDoor};
 use crate::proxy::{ClientInfo, Proxy};
 use crate::runtime::shutdown::{Drain, DrainWatch};
@@ -36,16 +36,10 @@ use crate::runtime::shutdown::{Drain, DrainWatch};
 /// Largest request head (request line + headers) accepted; beyond it clients get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// How HTTP/2 clients with prior knowledge open a connection (RFC 9113, section 3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 /// How long a draining HTTP/1.1 connection keeps serving before it is closed when idle: a request
 /// arriving meanwhile is answered with `Connection: close`, so a client sending on it is never
 /// raced by the close (`runtime::shutdown`).
 const LAME_DUCK: Duration = Duration::from_secs(1);
-
-/// How often a client whose first bytes are only the start of [`H2_PREFACE`] is looked at again.
-const SNIFF_RETRY: Duration = Duration::from_millis(5);
 
 /// The connection settings of both protocols, built once.
 pub struct Http {
@@ -80,48 +74,6 @@ impl Http {
             header_read_timeout,
             keep_alive_timeout,
         }
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Protocol {
-    Http1,
-    Http2,
-}
-
-/// Waits for the client's first bytes and tells HTTP/1 from HTTP/2 by looking at them without
-/// consuming them; `None` when the client closed or sent nothing within `timeout`.
-///
-/// hyper-util's automatic builder does this by reading the bytes and handing them back through a
-/// wrapper, which makes hyper's first read start at an offset and double every HTTP/1 read
-/// buffer to 16 KiB: 2 MiB more at 256 connections. Peeking leaves the socket as it was, so the
-/// chosen protocol reads it from the start. It also bounds the time before the first byte, which
-/// hyper's header timer (it starts with the first byte) does not.
-async fn sniff(stream: &TcpStream, timeout: Duration) -> Option<Protocol> {
-    let deadline = Instant::now() + timeout;
-    let mut first = [0u8; H2_PREFACE.len()];
-    loop {
-        let n = tokio::time::timeout_at(deadline, stream.peek(&mut first))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        if first[..n] != H2_PREFACE[..n] {
-            return Some(Protocol::Http1);
-        }
-        if n == H2_PREFACE.len() {
-            return Some(Protocol::Http2);
-        }
-        // Only the start of the preface so far. The socket stays readable with those bytes in
-        // it, so waiting for readiness would spin: look again shortly (HTTP/2 clients send the
-        // preface in one write, so this is rare).
-        // (The bytes stay there even after the client closed: only the deadline ends this.)
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep_until(deadline.min(Instant::now() + SNIFF_RETRY)).await;
     }
 }
 
@@ -518,62 +470,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn sniffed(chunks: &[&[u8]], timeout: Duration) -> Option<Protocol> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let chunks: Vec<Vec<u8>> = chunks.iter().map(|c| c.to_vec()).collect();
-        let client = tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            let mut s = TcpStream::connect(addr).await.unwrap();
-            for chunk in chunks {
-                s.write_all(&chunk).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            // Keep the connection open until the server has decided.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        });
-        let (server, _) = listener.accept().await.unwrap();
-        let protocol = sniff(&server, timeout).await;
-        client.abort();
-        protocol
-    }
-
-    #[tokio::test]
-    async fn http1_is_recognised_from_its_first_byte() {
-        let got = sniffed(&[b"GET / HTTP/1.1\r\n"], Duration::from_secs(1)).await;
-        assert_eq!(got, Some(Protocol::Http1));
-    }
-
-    #[tokio::test]
-    async fn a_post_is_http1_even_though_it_starts_like_the_preface() {
-        let got = sniffed(&[b"P", b"OST / HTTP/1.1\r\n"], Duration::from_secs(1)).await;
-        assert_eq!(got, Some(Protocol::Http1));
-    }
-
-    #[tokio::test]
-    async fn the_h2_preface_is_recognised_even_when_split() {
-        let got = sniffed(
-            &[&H2_PREFACE[..5], &H2_PREFACE[5..]],
-            Duration::from_secs(1),
-        )
-        .await;
-        assert_eq!(got, Some(Protocol::Http2));
-    }
-
-    #[tokio::test]
-    async fn a_client_that_stops_inside_the_preface_is_dropped_at_the_timeout() {
-        let started = std::time::Instant::now();
-        let got = sniffed(&[&H2_PREFACE[..5]], Duration::from_millis(150)).await;
-        assert_eq!(got, None);
-        assert!(started.elapsed() < Duration::from_millis(290));
-    }
-
-    #[tokio::test]
-    async fn a_silent_client_is_dropped_at_the_timeout() {
-        let got = sniffed(&[], Duration::from_millis(100)).await;
-        assert_eq!(got, None);
-    }
 
     /// HTTP/1 served on an in-memory pipe: what the client gets back for `head` (the first line
     /// of the answer), from a service that answers 200 to anything that reaches it. No socket: the

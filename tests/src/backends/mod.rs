@@ -12,8 +12,8 @@ mod echo;
 mod framing;
 mod misbehaving;
 mod recording;
-mod sse;
 mod replica;
+mod sse;
 mod stray;
 mod tunable;
 mod websocket;
@@ -32,8 +32,8 @@ pub use echo::{echo_backend, echo_backend_on, echoed};
 pub use framing::framing_backend;
 pub use misbehaving::{breaking_backend, HungBackend};
 pub use recording::{RecordingBackend, Seen};
-pub use sse::{SseBackend, SseStream};
 pub use replica::named_replica;
+pub use sse::{SseBackend, SseStream};
 pub use stray::{
     h2_frame, raw_h2_backend, stray_h2_backend, stray_http1_backend, H2Reply, STRAY_BODY,
     STRAY_DELAY,

@@ -15,7 +15,7 @@ mod proxy;
 mod proxy_failing_backends;
 mod replicas;
 mod request_id;
-mod stray_framing;
 mod socket_activation;
+mod stray_framing;
 mod stray_response;
 mod traffic;
