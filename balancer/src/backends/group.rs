@@ -195,16 +195,8 @@ impl<U> UpstreamGroup<U> {
         let Some(streak) = backend.outlier.record(status, self.settings.max_5xx) else {
             return;
         };
-        let now = now_ms();
         let fail_timeout = self.settings.policy.fail_timeout;
-        let until = now.saturating_add(u64::try_from(fail_timeout.as_millis()).unwrap_or(u64::MAX));
-        let all = self.backends.snapshot();
-        let outliers = all.iter().map(|b| &b.outlier);
-        if self
-            .ejector
-            .try_eject(&backend.outlier, outliers, now, until)
-        {
-            self.metrics.traffic.ejections.inc();
+        if self.try_eject(backend) {
             tracing::warn!(backend = %backend.addr, streak, ?fail_timeout, "backend ejected after consecutive 5xx responses");
         } else {
             tracing::warn!(backend = %backend.addr, streak, "consecutive 5xx, but half of the backends are already ejected: kept");
@@ -216,20 +208,29 @@ impl<U> UpstreamGroup<U> {
     /// A backend that keeps sending stray bytes (`--stray-quarantine`) is ejected for
     /// --fail-timeout, as `--max-5xx` ejects, under the same half cap.
     fn eject_for_stray(&self, backend: &Backend) {
+        let fail_timeout = self.settings.policy.fail_timeout;
+        if self.try_eject(backend) {
+            tracing::warn!(backend = %backend.addr, ?fail_timeout, "backend ejected: stray bytes again within --stray-quarantine");
+        } else {
+            tracing::debug!(backend = %backend.addr, "stray bytes again, but half of the backends are already ejected: kept (still quarantined)");
+        }
+    }
+
+    /// Ejects `backend` for `--fail-timeout` unless half of the group is out already (the one
+    /// ejection path of `--max-5xx` and the stray quarantine); counted when it happens.
+    fn try_eject(&self, backend: &Backend) -> bool {
         let now = now_ms();
         let fail_timeout = self.settings.policy.fail_timeout;
         let until = now.saturating_add(u64::try_from(fail_timeout.as_millis()).unwrap_or(u64::MAX));
         let all = self.backends.snapshot();
         let outliers = all.iter().map(|b| &b.outlier);
-        if self
+        let ejected = self
             .ejector
-            .try_eject(&backend.outlier, outliers, now, until)
-        {
+            .try_eject(&backend.outlier, outliers, now, until);
+        if ejected {
             self.metrics.traffic.ejections.inc();
-            tracing::warn!(backend = %backend.addr, ?fail_timeout, "backend ejected: stray bytes again within --stray-quarantine");
-        } else {
-            tracing::debug!(backend = %backend.addr, "stray bytes again, but half of the backends are already ejected: kept (still quarantined)");
         }
+        ejected
     }
 }
 

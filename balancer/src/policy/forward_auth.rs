@@ -14,7 +14,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Scheme, Uri};
 use http::{Method, Request, StatusCode};
 
-use super::header_rules::RESERVED;
+use super::header_rules::{reserved, HOP_BY_HOP};
 
 /// `timeout` when the route names none (APISIX's forward-auth default is 3 s too).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -128,7 +128,7 @@ impl ForwardAuth {
         let named = connection_named(original.headers);
         for (name, value) in original.headers {
             let lower = name.as_str();
-            if RESERVED.contains(&lower)
+            if reserved(lower)
                 || lower.starts_with("x-forwarded-")
                 || *name == header::EXPECT
                 || named.contains(name)
@@ -193,17 +193,7 @@ pub fn denial_headers(answer: &mut HeaderMap) {
     for name in named {
         answer.remove(name);
     }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "proxy-authenticate",
-    ] {
+    for name in HOP_BY_HOP {
         answer.remove(name);
     }
 }

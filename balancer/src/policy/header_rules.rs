@@ -6,9 +6,9 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-/// The headers no rule may set or remove (lowercase).
-pub const RESERVED: [&str; 17] = [
-    // Hop-by-hop (RFC 9110 7.6.1) and the framing of the message.
+/// Hop-by-hop headers (RFC 9110 7.6.1) and the framing of a message (lowercase): the balancer
+/// writes these itself for each hop.
+pub const HOP_BY_HOP: [&str; 10] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -19,7 +19,10 @@ pub const RESERVED: [&str; 17] = [
     "content-length",
     "proxy-authenticate",
     "proxy-authorization",
-    // What the balancer itself writes from the connection.
+];
+
+/// What the balancer itself writes from the connection (lowercase).
+const FORWARDING: [&str; 7] = [
     "host",
     "forwarded",
     "x-forwarded-for",
@@ -29,6 +32,12 @@ pub const RESERVED: [&str; 17] = [
     "x-request-id",
 ];
 
+/// Whether no rule may set or remove `lower` (a lowercase name): [`HOP_BY_HOP`] and the
+/// forwarding headers the balancer writes.
+pub fn reserved(lower: &str) -> bool {
+    HOP_BY_HOP.contains(&lower) || FORWARDING.contains(&lower)
+}
+
 /// One side's rules: removals first, then the values set (replacing any the message had).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderRules {
@@ -36,12 +45,12 @@ pub struct HeaderRules {
     set: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// A header name a rule may use: valid, not [`RESERVED`], no other `X-Forwarded-*`.
+/// A header name a rule may use: valid, not [`reserved`], no other `X-Forwarded-*`.
 pub fn rule_name(raw: &str) -> Result<HeaderName, String> {
     let name = HeaderName::from_bytes(raw.as_bytes())
         .map_err(|_| format!("`{raw}` is not a valid header name"))?;
     let lower = name.as_str();
-    if RESERVED.contains(&lower) || lower.starts_with("x-forwarded-") {
+    if reserved(lower) || lower.starts_with("x-forwarded-") {
         return Err(format!(
             "`{raw}` is a hop-by-hop, framing or forwarding header the balancer manages itself; a rule cannot set or remove it"
         ));

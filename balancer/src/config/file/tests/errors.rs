@@ -71,18 +71,13 @@ const CASES: &[(&str, (usize, usize), &str)] = &[
 
 #[test]
 fn every_bad_input_is_refused_at_its_line_and_column() {
-    let mut wrong = Vec::new();
-    for &(case, at, words) in CASES {
+    assert_refused_at(CASES.iter().map(|&(case, at, words)| {
         let text = match case.strip_prefix('+') {
             Some(rest) => format!("{APP}{rest}"),
             None => case.to_owned(),
         };
-        let (found, message) = error_of(&text);
-        if found != at || !message.contains(words) {
-            wrong.push(format!("{text:?}: {found:?} {message}"));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        (text, at, words)
+    }));
 }
 
 /// The column counts characters, not bytes.

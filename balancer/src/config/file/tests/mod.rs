@@ -58,3 +58,16 @@ fn error_of(text: &str) -> ((usize, usize), String) {
     assert_eq!(line.lines().count(), 1, "{line}");
     (at, message)
 }
+
+/// Each `(text, position, words)`: `text` is refused at `position` (line, column) with a message
+/// holding `words`; one assertion naming every case that is not.
+fn assert_refused_at<'a>(cases: impl IntoIterator<Item = (String, (usize, usize), &'a str)>) {
+    let mut wrong = Vec::new();
+    for (text, at, words) in cases {
+        let (found, message) = error_of(&text);
+        if found != at || !message.contains(words) {
+            wrong.push(format!("{text:?}: {found:?} {message}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -29,15 +29,11 @@ const CASES: &[(&str, (usize, usize), &str)] = &[
 
 #[test]
 fn every_bad_policy_is_refused_at_its_line_and_column() {
-    let mut wrong = Vec::new();
-    for &(case, at, words) in CASES {
-        let text = format!("{APP}{case}");
-        let (found, message) = error_of(&text);
-        if found != at || !message.contains(words) {
-            wrong.push(format!("{text:?}: {found:?} {message}"));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_refused_at(
+        CASES
+            .iter()
+            .map(|&(case, at, words)| (format!("{APP}{case}"), at, words)),
+    );
 }
 
 #[test]

@@ -49,15 +49,11 @@ const CASES: &[(&str, (usize, usize), &str)] = &[
 
 #[test]
 fn every_bad_sticky_is_refused_at_its_line_and_column() {
-    let mut wrong = Vec::new();
-    for &(value, at, words) in CASES {
-        let text = with_sticky(value);
-        let (found, message) = error_of(&text);
-        if found != at || !message.contains(words) {
-            wrong.push(format!("{text:?}: {found:?} {message}"));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_refused_at(
+        CASES
+            .iter()
+            .map(|&(value, at, words)| (with_sticky(value), at, words)),
+    );
 }
 
 #[test]
