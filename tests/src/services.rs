@@ -405,3 +405,21 @@ macro_rules! derefs_to_process {
 }
 
 derefs_to_process!(App, Balancer);
+
+/// A balancer expected not to start: run with `args` and `env` on top of dead listen ports and one
+/// upstream, to its exit; its exit code and stderr (bad configuration exits 2 with one line).
+pub fn balancer_start_failing(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String) {
+    let dead = || format!("127.0.0.1:{}", crate::net::dead_port());
+    let out = std::process::Command::new(crate::bin_path("balancer"))
+        .env("BALANCER_LISTEN", dead())
+        .env("BALANCER_ADMIN_LISTEN", dead())
+        .env("BALANCER_UPSTREAMS", "127.0.0.1:1")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .args(args)
+        .output()
+        .expect("running the balancer");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

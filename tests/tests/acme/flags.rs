@@ -7,20 +7,7 @@ use e2e::net::dead_port;
 
 /// Runs the balancer with `args` (on dead ports); its exit code and stderr.
 fn start_failing(args: &[&str]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(e2e::bin_path("balancer"))
-        .env("BALANCER_LISTEN", format!("127.0.0.1:{}", dead_port()))
-        .env(
-            "BALANCER_ADMIN_LISTEN",
-            format!("127.0.0.1:{}", dead_port()),
-        )
-        .env("BALANCER_UPSTREAMS", "127.0.0.1:1")
-        .args(args)
-        .output()
-        .expect("running the balancer");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    e2e::services::balancer_start_failing(args, &[])
 }
 
 #[test]

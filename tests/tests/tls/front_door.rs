@@ -174,20 +174,7 @@ async fn redirect_http_sends_308_to_the_tls_port_and_hsts_is_on_tls_only() {
 
 /// A balancer started with `env`; its exit status and stderr.
 fn start_failing(env: &[(&str, String)]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(e2e::bin_path("balancer"))
-        .env("BALANCER_LISTEN", format!("127.0.0.1:{}", dead_port()))
-        .env(
-            "BALANCER_ADMIN_LISTEN",
-            format!("127.0.0.1:{}", dead_port()),
-        )
-        .env("BALANCER_UPSTREAMS", "127.0.0.1:1")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("running the balancer");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    e2e::services::balancer_start_failing(&[], env)
 }
 
 #[tokio::test]

@@ -16,6 +16,20 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// Under `valgrind --tool=callgrind`, counting only once told to (`--instr-atstart=no`), its
+    /// profile written to `profile`; NGINX as one process.
+    pub fn callgrind(profile: &Path) -> Launch {
+        Launch {
+            wrapper: vec![
+                "valgrind".into(),
+                "--tool=callgrind".into(),
+                "--instr-atstart=no".into(),
+                format!("--callgrind-out-file={}", profile.display()),
+            ],
+            single_process: true,
+        }
+    }
+
     /// The command for `bin`, wrapped unless it is only a configuration check.
     pub fn command(&self, bin: &Path, check_only: bool) -> Command {
         match self.wrapper.split_first() {

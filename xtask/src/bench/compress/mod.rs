@@ -207,15 +207,7 @@ impl Bench<'_> {
     fn count(&self, door: Door, accept: Option<&'static str>, run: usize) -> Result<Count> {
         let slug = format!("{}-{}-{run}", door.label(), accept_label(accept));
         let profile_path = self.out.raw.join(format!("callgrind.{slug}.out"));
-        let launch = Launch {
-            wrapper: vec![
-                "valgrind".into(),
-                "--tool=callgrind".into(),
-                "--instr-atstart=no".into(),
-                format!("--callgrind-out-file={}", profile_path.display()),
-            ],
-            single_process: true,
-        };
+        let launch = Launch::callgrind(&profile_path);
         let (mut process, addr) = self.start(door, &launch, &slug, "gzip")?;
         let url = format!("http://{addr}{PATH}");
         let config = self.work.join(format!("curl-{slug}"));

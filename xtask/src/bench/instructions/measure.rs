@@ -56,15 +56,7 @@ impl Bench<'_> {
             case.label.trim_matches('/').replace(['/', ' ', '+'], "_")
         );
         let profile_path = self.out.raw.join(format!("callgrind.{slug}.out"));
-        let launch = Launch {
-            wrapper: vec![
-                "valgrind".into(),
-                "--tool=callgrind".into(),
-                "--instr-atstart=no".into(),
-                format!("--callgrind-out-file={}", profile_path.display()),
-            ],
-            single_process: true,
-        };
+        let launch = Launch::callgrind(&profile_path);
         let (mut process, addr, program) = self.start(door, &launch, &slug, case)?;
         let requests = if case.kind == Kind::FullHandshake {
             openssl::s_time(addr, "-new", path, 1)?;
