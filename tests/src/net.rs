@@ -20,3 +20,18 @@ pub fn try_free_port() -> std::io::Result<u16> {
 pub fn dead_port() -> u16 {
     free_port()
 }
+
+/// A port bound on 127.0.0.1 but not listening, held until the returned socket is dropped: connections to it
+/// are refused meanwhile, and neither another test's [`free_port`] nor an outgoing connection's ephemeral port
+/// can take it (the kernel skips bound ports), so a process started on it after the drop gets it.
+pub fn reserved_port() -> (u16, tokio::net::TcpSocket) {
+    let reserve = || -> std::io::Result<(u16, tokio::net::TcpSocket)> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        Ok((socket.local_addr()?.port(), socket))
+    };
+    match reserve() {
+        Ok(reserved) => reserved,
+        Err(e) => panic!("cannot reserve a port on 127.0.0.1: {e}"),
+    }
+}

@@ -40,8 +40,9 @@ struct Kill {
 
 async fn crash(protocol: &str) {
     // A fourth upstream the balancer knows of from the start, where nothing listens until the crashed
-    // replica is started again there (as a scheduler would place it on a new port).
-    let spare = e2e::free_port();
+    // replica is started again there (as a scheduler would place it on a new port). Held bound until then:
+    // other tests' many short connections would otherwise take it as their ephemeral port.
+    let (spare, reservation) = e2e::net::reserved_port();
     let mut stack = stack_with_a_spare_upstream(protocol, spare).await;
     let before = stack.redis.get_i64(COUNTER_KEY).await;
     let load = Load::start(
@@ -58,6 +59,7 @@ async fn crash(protocol: &str) {
     let kill = kill_and_wait_for_the_survivors(&mut stack, &load, victim).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    drop(reservation);
     stack.apps[victim] = e2e::App::builder(&stack.redis)
         .port(spare)
         .name(&name)
